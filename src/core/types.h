@@ -1,0 +1,141 @@
+/*
+ * types.h - the shapes the core rules work on.
+ *
+ * core never sees strings it has to look up: the engine resolves every
+ * account id and transfer id of a batch into a slot of the arrays below
+ * before calling core_apply_batch(). The store fills the slots from
+ * PostgreSQL and writes back what core produced.
+ */
+#ifndef LEDGER_CORE_TYPES_H
+#define LEDGER_CORE_TYPES_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "amount.h"
+#include "status.h"
+#include "validate.h"
+
+/* SPEC section 3: one batch request carries at most this many transfers. */
+#define BATCH_TRANSFERS_MAX 8190
+/* SPEC section 3: a request body above this size is refused unread. */
+#define BODY_BYTES_MAX (16u * 1024u * 1024u)
+
+_Static_assert(BATCH_TRANSFERS_MAX == 8190, "SPEC section 3 batch limit");
+_Static_assert(BODY_BYTES_MAX == 16777216u, "SPEC section 3 body limit");
+
+/* "No entry yet": effective_at of an account that has never changed. */
+#define TIME_NONE INT64_MIN
+
+/* An account as locked and loaded for one batch, then updated in place. */
+struct core_account {
+    int64_t id; /* store's internal id, > 0 */
+    char currency[CURRENCY_LEN_MAX + 1];
+    bool min_unbounded; /* min_balance null: issuer / world account */
+    i128 min_balance;
+    i128 balance;
+    i128 pending_out;
+    i128 pending_in;
+    int64_t seq;               /* entries so far; the next entry gets seq + 1 */
+    int64_t last_effective_us; /* effective_at of entry #seq, or TIME_NONE */
+    bool touched;              /* changed by this batch: the store writes it back */
+};
+
+enum transfer_state {
+    TRANSFER_POSTED = 1,
+    TRANSFER_PENDING = 2,
+    TRANSFER_VOIDED = 3,
+    TRANSFER_EXPIRED = 4,
+};
+
+/* A transfer known to the batch: loaded from the journal or created by it. */
+struct core_transfer {
+    bool exists;  /* in the journal, or created earlier in this batch */
+    bool created; /* created by this batch: the store inserts it */
+    int64_t from_account, to_account; /* internal account ids */
+    i128 amount;
+    char currency[CURRENCY_LEN_MAX + 1];
+    bool pending;
+    enum transfer_state state;
+    int64_t from_seq, to_seq;
+    i128 from_balance, to_balance; /* balances right after it */
+    int64_t created_us, effective_us;
+};
+
+enum entry_kind {
+    ENTRY_POSTED = 1,
+    ENTRY_PENDING = 2,
+    ENTRY_POST_PENDING = 3,
+    ENTRY_VOID_PENDING = 4,
+    ENTRY_EXPIRE_PENDING = 5,
+};
+
+/* One change of one account's state. */
+struct core_entry {
+    int account; /* slot in core_batch.accounts */
+    int transfer; /* slot in core_batch.transfers */
+    int64_t seq;
+    enum entry_kind kind;
+    i128 amount;         /* signed change of balance */
+    i128 pending_change; /* signed change of pending_out (debit side) or pending_in */
+    i128 balance, pending_out, pending_in; /* after the change */
+    int64_t effective_us, created_us;
+};
+
+/* One transfer of a request, as parsed by the HTTP layer and resolved by
+ * the engine. The outputs are status and replayed; the result itself is
+ * transfers[transfer]. */
+struct core_op {
+    int transfer;              /* slot in core_batch.transfers */
+    const char *from_id;       /* client's ids, compared for same_account */
+    const char *to_id;
+    int from, to;              /* slots in core_batch.accounts; -1: no such account */
+    enum amount_parse_result amount_parse;
+    i128 amount;
+    bool has_currency;
+    char currency[CURRENCY_LEN_MAX + 1];
+    bool pending;
+    bool has_expect_from_seq, has_expect_to_seq;
+    int64_t expect_from_seq, expect_to_seq;
+    bool has_effective;
+    int64_t effective_us;
+
+    enum status status;
+    bool replayed;
+};
+
+/* A client request: a single transfer or a batch, atomic or not. */
+struct core_request {
+    int first_op;
+    int n_ops;
+    bool atomic;
+};
+
+/* Saved state to roll back a failed atomic request. */
+struct core_undo {
+    bool is_account;
+    int slot;
+    union {
+        struct core_account account;
+        struct core_transfer transfer;
+    } saved;
+};
+
+/* Everything one call of core_apply_batch reads and writes. The caller
+ * owns all arrays; capacities: entries >= 2 * n_ops, undo >= 3 * n_ops. */
+struct core_batch {
+    struct core_account *accounts;
+    int n_accounts;
+    struct core_transfer *transfers;
+    int n_transfers;
+    struct core_op *ops;
+    int n_ops;
+    struct core_request *requests;
+    int n_requests;
+    struct core_entry *entries;
+    int n_entries;
+    struct core_undo *undo;
+    int64_t now_us; /* commit time: created_at and the default effective_at */
+};
+
+#endif

@@ -1,0 +1,390 @@
+/*
+ * committer.c - group commit: many requests, one database transaction.
+ *
+ * Rules kept here:
+ *  - Only the committer thread touches e->conn.
+ *  - A request's done callback runs only after COMMIT returned (or after
+ *    the batch definitely did not commit): durability comes before any
+ *    reply, in this one place.
+ *  - Accounts are locked in ext_id order (store); transfer ids are read
+ *    after the locks are held, in a new statement.
+ *  - Retryable SQLSTATEs (40001, 40P01, 23505 on a transfer id) roll back
+ *    and run the whole batch again from fresh state.
+ *  - If the connection breaks after COMMIT was sent, the outcome is looked
+ *    up on a new connection before anyone is answered.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/apply.h"
+#include "core/assert.h"
+#include "engine.h"
+#include "util/log.h"
+#include "metrics.h"
+#include "store/store.h"
+
+#define BATCH_ATTEMPTS_MAX 20
+
+/* Everything one batch needs, sized from its op count. */
+struct batch {
+    struct engine_request *requests;
+    int n_requests;
+    int n_ops;
+    struct engine_op **ops; /* flattened, request order */
+
+    const char **account_ids; /* sorted, unique */
+    int n_accounts;
+    const char **transfer_ids; /* sorted, unique */
+    int n_transfers;
+
+    struct core_account *accounts;
+    bool *found;
+    struct core_transfer *transfers;
+    struct core_op *core_ops;
+    struct core_request *core_requests;
+    struct core_entry *entries;
+    struct core_undo *undo;
+
+    struct store_new_transfer *new_transfers;
+    int64_t *entry_account_id;
+    const char **entry_transfer_ext;
+    const char **transfer_metadata; /* by transfer slot: metadata of its creating op */
+};
+
+static int64_t now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* Sorts and dedups ids in place; returns the new count. */
+static int sort_unique(const char **ids, int n)
+{
+    qsort(ids, (size_t)n, sizeof *ids, cmp_str);
+    int k = 0;
+    for (int i = 0; i < n; i++)
+        if (k == 0 || strcmp(ids[k - 1], ids[i]) != 0)
+            ids[k++] = ids[i];
+    return k;
+}
+
+static int slot_of(const char **ids, int n, const char *id)
+{
+    const char **p = bsearch(&id, ids, (size_t)n, sizeof *ids, cmp_str);
+    LEDGER_ASSERT(p != NULL);
+    return (int)(p - ids);
+}
+
+static void *xcalloc(size_t n, size_t size)
+{
+    void *p = calloc(n ? n : 1, size);
+    LEDGER_ASSERT(p != NULL);
+    return p;
+}
+
+static void batch_init(struct batch *b, struct engine_request *list)
+{
+    memset(b, 0, sizeof *b);
+    b->requests = list;
+    for (struct engine_request *r = list; r; r = r->next) {
+        b->n_requests++;
+        b->n_ops += r->n_ops;
+    }
+    size_t n = (size_t)b->n_ops;
+    b->ops = xcalloc(n, sizeof *b->ops);
+    b->account_ids = xcalloc(2 * n, sizeof *b->account_ids);
+    b->transfer_ids = xcalloc(n, sizeof *b->transfer_ids);
+    int k = 0;
+    for (struct engine_request *r = list; r; r = r->next)
+        for (int i = 0; i < r->n_ops; i++) {
+            struct engine_op *op = &r->ops[i];
+            b->account_ids[2 * k] = op->from;
+            b->account_ids[2 * k + 1] = op->to;
+            b->transfer_ids[k] = op->id;
+            b->ops[k++] = op;
+        }
+    b->n_accounts = sort_unique(b->account_ids, 2 * b->n_ops);
+    b->n_transfers = sort_unique(b->transfer_ids, b->n_ops);
+    b->accounts = xcalloc((size_t)b->n_accounts, sizeof *b->accounts);
+    b->found = xcalloc((size_t)b->n_accounts, sizeof *b->found);
+    b->transfers = xcalloc((size_t)b->n_transfers, sizeof *b->transfers);
+    b->transfer_metadata = xcalloc((size_t)b->n_transfers, sizeof *b->transfer_metadata);
+    b->core_ops = xcalloc(n, sizeof *b->core_ops);
+    b->core_requests = xcalloc((size_t)b->n_requests, sizeof *b->core_requests);
+    b->entries = xcalloc(2 * n, sizeof *b->entries);
+    b->undo = xcalloc(3 * n, sizeof *b->undo);
+    b->new_transfers = xcalloc(n, sizeof *b->new_transfers);
+    b->entry_account_id = xcalloc(2 * n, sizeof *b->entry_account_id);
+    b->entry_transfer_ext = xcalloc(2 * n, sizeof *b->entry_transfer_ext);
+}
+
+static void batch_free(struct batch *b)
+{
+    free(b->ops);
+    free(b->account_ids);
+    free(b->transfer_ids);
+    free(b->accounts);
+    free(b->found);
+    free(b->transfers);
+    free(b->transfer_metadata);
+    free(b->core_ops);
+    free(b->core_requests);
+    free(b->entries);
+    free(b->undo);
+    free(b->new_transfers);
+    free(b->entry_account_id);
+    free(b->entry_transfer_ext);
+}
+
+/* Fills core's view from the freshly loaded state and runs the rules;
+ * returns the number of entries produced. */
+static int batch_apply(struct batch *b)
+{
+    int k = 0, q = 0;
+    for (struct engine_request *r = b->requests; r; r = r->next) {
+        b->core_requests[q].first_op = k;
+        b->core_requests[q].n_ops = r->n_ops;
+        b->core_requests[q].atomic = r->atomic;
+        q++;
+        for (int i = 0; i < r->n_ops; i++, k++) {
+            const struct engine_op *op = b->ops[k];
+            struct core_op *c = &b->core_ops[k];
+            memset(c, 0, sizeof *c);
+            c->transfer = slot_of(b->transfer_ids, b->n_transfers, op->id);
+            c->from_id = op->from;
+            c->to_id = op->to;
+            int from = slot_of(b->account_ids, b->n_accounts, op->from);
+            int to = slot_of(b->account_ids, b->n_accounts, op->to);
+            c->from = b->found[from] ? from : -1;
+            c->to = b->found[to] ? to : -1;
+            c->amount_parse = op->amount_parse;
+            c->amount = op->amount;
+            c->has_currency = op->has_currency;
+            memcpy(c->currency, op->currency, sizeof c->currency);
+            c->pending = op->pending;
+            c->has_expect_from_seq = op->has_expect_from_seq;
+            c->has_expect_to_seq = op->has_expect_to_seq;
+            c->expect_from_seq = op->expect_from_seq;
+            c->expect_to_seq = op->expect_to_seq;
+            c->has_effective = op->has_effective;
+            c->effective_us = op->effective_us;
+        }
+    }
+    struct core_batch cb = {
+        .accounts = b->accounts,
+        .n_accounts = b->n_accounts,
+        .transfers = b->transfers,
+        .n_transfers = b->n_transfers,
+        .ops = b->core_ops,
+        .n_ops = b->n_ops,
+        .requests = b->core_requests,
+        .n_requests = b->n_requests,
+        .entries = b->entries,
+        .undo = b->undo,
+        .now_us = now_us(),
+    };
+    core_apply_batch(&cb);
+
+    /* The metadata of a created transfer is that of the op that created it. */
+    for (k = 0; k < b->n_ops; k++) {
+        const struct core_op *c = &b->core_ops[k];
+        if (c->status == STATUS_OK && !c->replayed)
+            b->transfer_metadata[c->transfer] = b->ops[k]->metadata_json;
+    }
+    return cb.n_entries;
+}
+
+/* One attempt: lock, load, apply, write, commit. *n_new counts the
+ * transfers it created (for the unknown-outcome lookup). */
+static enum store_result batch_attempt(struct engine *e, struct batch *b, int *n_new,
+                                       struct store_error *err)
+{
+    *n_new = 0;
+    enum store_result r = store_batch_lock_accounts(e->conn, b->account_ids, b->n_accounts,
+                                                    b->accounts, b->found, err);
+    if (r == STORE_OK)
+        r = store_batch_load_transfers(e->conn, b->transfer_ids, b->n_transfers, b->transfers,
+                                       err);
+    if (r != STORE_OK)
+        return r;
+
+    int n_entries = batch_apply(b);
+    int n = 0;
+    for (int i = 0; i < b->n_transfers; i++)
+        if (b->transfers[i].created) {
+            b->new_transfers[n].ext_id = b->transfer_ids[i];
+            b->new_transfers[n].t = &b->transfers[i];
+            b->new_transfers[n].metadata_json = b->transfer_metadata[i];
+            n++;
+        }
+    for (int i = 0; i < n_entries; i++) {
+        b->entry_account_id[i] = b->accounts[b->entries[i].account].id;
+        b->entry_transfer_ext[i] = b->transfer_ids[b->entries[i].transfer];
+    }
+    *n_new = n;
+    if (n_entries > 0)
+        r = store_batch_write(e->conn, b->new_transfers, n, b->entries, b->entry_account_id,
+                              b->entry_transfer_ext, n_entries, b->accounts, b->n_accounts, err);
+    if (r != STORE_OK)
+        return r;
+    return store_batch_commit(e->conn, err);
+}
+
+/* After the connection broke during COMMIT: did the batch land? Asks on a
+ * new connection for a while; 1 yes, 0 no, -1 could not tell. */
+static int batch_outcome(struct engine *e, const struct batch *b)
+{
+    for (int attempt = 0; attempt < 10; attempt++) {
+        if (store_ensure(&e->conn, e->conninfo)) {
+            int r = store_transfer_committed(e->conn, b->new_transfers[0].ext_id);
+            if (r >= 0)
+                return r;
+        }
+        usleep(500 * 1000);
+    }
+    return -1;
+}
+
+/* Runs the batch to a definite end and sets every request's status. */
+static void batch_run(struct engine *e, struct batch *b)
+{
+    enum status outcome = STATUS_UNAVAILABLE;
+    for (int attempt = 0; attempt < BATCH_ATTEMPTS_MAX; attempt++) {
+        if (!store_ensure(&e->conn, e->conninfo)) {
+            metrics_db_error();
+            log_warn("could not connect to the database for a batch of %d transfers", b->n_ops);
+            break;
+        }
+        struct store_error err = {{0}, {0}};
+        int n_new = 0;
+        enum store_result r = batch_attempt(e, b, &n_new, &err);
+        if (r == STORE_OK) {
+            outcome = STATUS_OK;
+            break;
+        }
+        metrics_db_error();
+        if (r == STORE_UNKNOWN) {
+            int landed = n_new > 0 ? batch_outcome(e, b) : 0;
+            log_warn("connection lost during COMMIT of %d transfers; committed: %s", b->n_ops,
+                     landed == 1 ? "yes" : landed == 0 ? "no" : "unknown");
+            if (landed == 1) {
+                outcome = STATUS_OK;
+                break;
+            }
+            if (landed == 0)
+                continue;
+            break;
+        }
+        store_batch_rollback(e->conn);
+        if (r == STORE_RETRY) {
+            metrics_retry();
+            log_debug("retrying batch of %d transfers after SQLSTATE %s", b->n_ops, err.sqlstate);
+            continue;
+        }
+        log_error("could not commit batch of %d transfers: %s%s%s", b->n_ops, err.message,
+                  err.sqlstate[0] ? " SQLSTATE " : "", err.sqlstate);
+        break;
+    }
+
+    if (outcome == STATUS_OK)
+        metrics_batch(b->n_ops);
+    int k = 0;
+    for (struct engine_request *r = b->requests; r; r = r->next) {
+        r->status = outcome;
+        for (int i = 0; i < r->n_ops; i++, k++) {
+            struct engine_op *op = &r->ops[i];
+            if (outcome != STATUS_OK)
+                continue;
+            const struct core_op *c = &b->core_ops[k];
+            op->status = c->status;
+            op->replayed = c->replayed;
+            op->result = b->transfers[c->transfer];
+        }
+    }
+}
+
+static void *committer_main(void *arg)
+{
+    struct engine *e = arg;
+    for (;;) {
+        pthread_mutex_lock(&e->lock);
+        while (e->head == NULL && !e->stopping)
+            pthread_cond_wait(&e->wake, &e->lock);
+        if (e->head == NULL) {
+            pthread_mutex_unlock(&e->lock);
+            break;
+        }
+        /* Take whole requests up to batch_ops_max transfers (at least one). */
+        struct engine_request *list = e->head, *last = e->head;
+        int ops = last->n_ops;
+        while (last->next && ops + last->next->n_ops <= e->batch_ops_max) {
+            last = last->next;
+            ops += last->n_ops;
+        }
+        e->head = last->next;
+        if (e->head == NULL)
+            e->tail = NULL;
+        last->next = NULL;
+        e->queued_ops -= ops;
+        pthread_mutex_unlock(&e->lock);
+
+        struct batch b;
+        batch_init(&b, list);
+        batch_run(e, &b);
+        batch_free(&b);
+        for (struct engine_request *r = list, *next; r; r = next) {
+            next = r->next;
+            r->done(r);
+        }
+    }
+    return NULL;
+}
+
+int engine_start(struct engine *e, const char *conninfo, int queued_ops_max, int batch_ops_max)
+{
+    memset(e, 0, sizeof *e);
+    pthread_mutex_init(&e->lock, NULL);
+    pthread_cond_init(&e->wake, NULL);
+    e->conninfo = conninfo;
+    e->queued_ops_max = queued_ops_max;
+    e->batch_ops_max = batch_ops_max;
+    return pthread_create(&e->committer, NULL, committer_main, e) == 0 ? 0 : -1;
+}
+
+bool engine_submit(struct engine *e, struct engine_request *r)
+{
+    pthread_mutex_lock(&e->lock);
+    bool ok = !e->stopping && e->queued_ops + r->n_ops <= e->queued_ops_max;
+    if (ok) {
+        r->next = NULL;
+        if (e->tail)
+            e->tail->next = r;
+        else
+            e->head = r;
+        e->tail = r;
+        e->queued_ops += r->n_ops;
+        pthread_cond_signal(&e->wake);
+    }
+    pthread_mutex_unlock(&e->lock);
+    return ok;
+}
+
+void engine_stop(struct engine *e)
+{
+    pthread_mutex_lock(&e->lock);
+    e->stopping = true;
+    pthread_cond_signal(&e->wake);
+    pthread_mutex_unlock(&e->lock);
+    pthread_join(e->committer, NULL);
+    PQfinish(e->conn);
+    e->conn = NULL;
+}

@@ -1,0 +1,71 @@
+/*
+ * engine.h - the write path: a bounded queue and one committer thread.
+ *
+ * Request threads submit parsed transfer requests; the committer takes
+ * everything queued (up to a limit), runs core on it inside one database
+ * transaction, commits, and only then calls each request's done callback.
+ * A 2xx answer therefore always follows a durable COMMIT.
+ */
+#ifndef LEDGER_ENGINE_ENGINE_H
+#define LEDGER_ENGINE_ENGINE_H
+
+#include <libpq-fe.h>
+#include <pthread.h>
+#include <stdbool.h>
+
+#include "core/types.h"
+
+/* One transfer of a request as the HTTP layer parsed it. */
+struct engine_op {
+    char id[ID_LEN_MAX + 1];
+    char from[ID_LEN_MAX + 1];
+    char to[ID_LEN_MAX + 1];
+    enum amount_parse_result amount_parse;
+    i128 amount;
+    bool has_currency;
+    char currency[CURRENCY_LEN_MAX + 1];
+    bool pending;
+    bool has_expect_from_seq, has_expect_to_seq;
+    int64_t expect_from_seq, expect_to_seq;
+    bool has_effective;
+    int64_t effective_us;
+    char *metadata_json; /* owned by the request's creator; NULL for none */
+
+    /* Results, valid once done is called with STATUS_OK. */
+    enum status status;
+    bool replayed;
+    struct core_transfer result;
+};
+
+struct engine_request {
+    struct engine_op *ops;
+    int n_ops;
+    bool atomic;
+    /* Called once from the committer thread: status is STATUS_OK (see each
+     * op) or STATUS_UNAVAILABLE (nothing applied, or outcome unknown). */
+    void (*done)(struct engine_request *r);
+    void *done_arg;
+    enum status status;
+    struct engine_request *next;
+};
+
+struct engine {
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    struct engine_request *head, *tail;
+    int queued_ops;
+    int queued_ops_max; /* back-pressure: submit refuses beyond this */
+    int batch_ops_max;  /* transfers judged in one database transaction */
+    bool stopping;
+    pthread_t committer;
+    const char *conninfo;
+    PGconn *conn; /* the committer's own; no other thread touches it */
+};
+
+int engine_start(struct engine *e, const char *conninfo, int queued_ops_max, int batch_ops_max);
+/* Queues r; false (r untouched) when the queue is full or stopping. */
+bool engine_submit(struct engine *e, struct engine_request *r);
+/* Stops taking requests, finishes what is queued, joins the committer. */
+void engine_stop(struct engine *e);
+
+#endif

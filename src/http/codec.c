@@ -1,0 +1,293 @@
+/*
+ * codec.c - request bodies to C structs, C structs to response bodies.
+ *
+ * Syntax only: a field's presence, type, charset and size. Whether a
+ * transfer may happen is decided by core, never here.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "codec.h"
+
+static bool fail(struct codec_error *err, const char *fmt, const char *field)
+{
+    err->status = STATUS_INVALID_REQUEST;
+    snprintf(err->message, sizeof err->message, fmt, field);
+    return false;
+}
+
+/* Rejects any key of obj not in allowed (NULL-terminated). */
+static bool only_known_keys(json_t *obj, const char *const *allowed, struct codec_error *err)
+{
+    const char *key;
+    json_t *val;
+    json_object_foreach(obj, key, val)
+    {
+        bool known = false;
+        for (const char *const *a = allowed; *a; a++)
+            if (strcmp(key, *a) == 0)
+                known = true;
+        if (!known)
+            return fail(err, "unknown field \"%.64s\"", key);
+    }
+    return true;
+}
+
+static bool get_id(json_t *obj, const char *field, char *out, struct codec_error *err)
+{
+    json_t *v = json_object_get(obj, field);
+    if (v == NULL)
+        return fail(err, "missing required field \"%s\"", field);
+    if (!json_is_string(v) || !valid_id(json_string_value(v), json_string_length(v)))
+        return fail(err, "\"%s\" must be 1 to 64 characters of A-Z a-z 0-9 . _ : @ -", field);
+    memcpy(out, json_string_value(v), json_string_length(v) + 1);
+    return true;
+}
+
+static bool get_currency(json_t *v, const char *field, char *out, struct codec_error *err)
+{
+    if (!json_is_string(v) || !valid_currency(json_string_value(v), json_string_length(v)))
+        return fail(err, "\"%s\" must be 1 to 16 characters of A-Z 0-9 _", field);
+    memcpy(out, json_string_value(v), json_string_length(v) + 1);
+    return true;
+}
+
+/* A JSON integer, or a string of an optional '-' and decimal digits. */
+static enum amount_parse_result parse_amount(json_t *v, i128 *out)
+{
+    if (json_is_integer(v)) {
+        *out = (i128)json_integer_value(v);
+        return AMOUNT_PARSE_OK;
+    }
+    if (json_is_string(v))
+        return amount_parse(json_string_value(v), json_string_length(v), out);
+    return AMOUNT_PARSE_SYNTAX;
+}
+
+static bool get_metadata(json_t *obj, char **out, struct codec_error *err)
+{
+    *out = NULL;
+    json_t *v = json_object_get(obj, "metadata");
+    if (v == NULL || json_is_null(v))
+        return true;
+    if (!json_is_object(v))
+        return fail(err, "\"%s\" must be a JSON object", "metadata");
+    char *text = json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS);
+    if (text == NULL)
+        return fail(err, "\"%s\" could not be serialised", "metadata");
+    if (strlen(text) > METADATA_MAX) {
+        free(text);
+        return fail(err, "\"%s\" is larger than 4096 bytes serialised", "metadata");
+    }
+    *out = text;
+    return true;
+}
+
+static bool get_seq(json_t *obj, const char *field, bool *has, int64_t *out,
+                    struct codec_error *err)
+{
+    json_t *v = json_object_get(obj, field);
+    *has = v != NULL;
+    if (v == NULL)
+        return true;
+    if (!json_is_integer(v) || json_integer_value(v) < 0)
+        return fail(err, "\"expect.%s\" must be a non-negative integer", field);
+    *out = json_integer_value(v);
+    return true;
+}
+
+bool codec_parse_transfer(json_t *obj, struct engine_op *op, struct codec_error *err)
+{
+    static const char *const allowed[] = {"id",       "from",         "to",     "amount",
+                                          "currency", "pending",      "timeout_s", "metadata",
+                                          "effective_at", "expect",   "unit_cost", NULL};
+    memset(op, 0, sizeof *op);
+    if (!json_is_object(obj))
+        return fail(err, "a transfer must be a JSON object%s", "");
+    if (!only_known_keys(obj, allowed, err) || !get_id(obj, "id", op->id, err) ||
+        !get_id(obj, "from", op->from, err) || !get_id(obj, "to", op->to, err))
+        return false;
+
+    json_t *amount = json_object_get(obj, "amount");
+    if (amount == NULL)
+        return fail(err, "missing required field \"%s\"", "amount");
+    op->amount_parse = parse_amount(amount, &op->amount);
+
+    json_t *v = json_object_get(obj, "currency");
+    if (v && !get_currency(v, "currency", op->currency, err))
+        return false;
+    op->has_currency = v != NULL;
+
+    v = json_object_get(obj, "pending");
+    if (v && !json_is_boolean(v))
+        return fail(err, "\"%s\" must be true or false", "pending");
+    if (json_is_true(v)) {
+        err->status = STATUS_INVALID_REQUEST;
+        snprintf(err->message, sizeof err->message,
+                 "pending transfers are not available in this version of ledgerd");
+        return false;
+    }
+    if (json_object_get(obj, "timeout_s"))
+        return fail(err, "\"%s\" applies to pending transfers only", "timeout_s");
+    if (json_object_get(obj, "unit_cost"))
+        return fail(err, "\"%s\" requires a credited account that tracks cost", "unit_cost");
+
+    v = json_object_get(obj, "effective_at");
+    if (v) {
+        if (!json_is_string(v) ||
+            !time_parse_rfc3339(json_string_value(v), json_string_length(v), &op->effective_us))
+            return fail(err, "\"%s\" must be an RFC 3339 date-time", "effective_at");
+        op->has_effective = true;
+    }
+
+    v = json_object_get(obj, "expect");
+    if (v) {
+        static const char *const expect_keys[] = {"from_seq", "to_seq", NULL};
+        if (!json_is_object(v))
+            return fail(err, "\"%s\" must be a JSON object", "expect");
+        if (!only_known_keys(v, expect_keys, err) ||
+            !get_seq(v, "from_seq", &op->has_expect_from_seq, &op->expect_from_seq, err) ||
+            !get_seq(v, "to_seq", &op->has_expect_to_seq, &op->expect_to_seq, err))
+            return false;
+    }
+    return get_metadata(obj, &op->metadata_json, err);
+}
+
+bool codec_parse_account(json_t *obj, struct store_account *a, struct codec_error *err)
+{
+    static const char *const allowed[] = {"id",       "currency",        "min_balance",
+                                          "metadata", "cost_currencies", NULL};
+    memset(a, 0, sizeof *a);
+    if (!json_is_object(obj))
+        return fail(err, "an account must be a JSON object%s", "");
+    if (!only_known_keys(obj, allowed, err) || !get_id(obj, "id", a->ext_id, err))
+        return false;
+    json_t *v = json_object_get(obj, "currency");
+    if (v == NULL)
+        return fail(err, "missing required field \"%s\"", "currency");
+    if (!get_currency(v, "currency", a->currency, err))
+        return false;
+
+    v = json_object_get(obj, "min_balance");
+    if (json_is_null(v)) {
+        a->min_unbounded = true;
+    } else if (v != NULL && parse_amount(v, &a->min_balance) != AMOUNT_PARSE_OK) {
+        return fail(err, "\"%s\" must be an integer, a string of digits, or null", "min_balance");
+    }
+
+    v = json_object_get(obj, "cost_currencies");
+    if (v != NULL && !(json_is_array(v) && json_array_size(v) == 0))
+        return fail(err, "\"%s\": mean acquisition cost is not available in this version",
+                    "cost_currencies");
+    return get_metadata(obj, &a->metadata_json, err);
+}
+
+json_t *codec_amount(i128 v)
+{
+    char buf[AMOUNT_TEXT_MAX];
+    amount_format(v, buf);
+    return json_string(buf);
+}
+
+json_t *codec_time(int64_t us)
+{
+    char buf[TIME_TEXT_MAX];
+    time_format_rfc3339(us, buf);
+    return json_string(buf);
+}
+
+json_t *codec_stored_json(const char *text)
+{
+    return text ? json_loads(text, 0, NULL) : NULL;
+}
+
+json_t *codec_account(const struct store_account *a)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "id", json_string(a->ext_id));
+    json_object_set_new(o, "currency", json_string(a->currency));
+    json_object_set_new(o, "min_balance", a->min_unbounded ? json_null() : codec_amount(a->min_balance));
+    json_t *costs = json_array();
+    for (int i = 0; i < a->n_cost_currencies; i++)
+        json_array_append_new(costs, json_string(a->cost_currencies[i]));
+    json_object_set_new(o, "cost_currencies", costs);
+    json_t *meta = codec_stored_json(a->metadata_json);
+    json_object_set_new(o, "metadata", meta ? meta : json_null());
+    json_object_set_new(o, "balance", codec_amount(a->balance));
+    json_object_set_new(o, "pending_out", codec_amount(a->pending_out));
+    json_object_set_new(o, "pending_in", codec_amount(a->pending_in));
+    /* available is shown, not judged: an i128 difference may not fit, and
+     * then the exact figure is still balance - pending_out. */
+    i128 available = a->balance;
+    if (amount_sub(&available, a->pending_out) == 0)
+        json_object_set_new(o, "available", codec_amount(available));
+    json_object_set_new(o, "seq", json_integer(a->seq));
+    json_t *avg = codec_stored_json(a->avg_cost_json);
+    if (avg)
+        json_object_set_new(o, "avg_cost", avg);
+    json_object_set_new(o, "created_at", codec_time(a->created_us));
+    return o;
+}
+
+static const char *transfer_state_name(enum transfer_state s)
+{
+    switch (s) {
+    case TRANSFER_POSTED:
+        return "posted";
+    case TRANSFER_PENDING:
+        return "pending";
+    case TRANSFER_VOIDED:
+        return "voided";
+    case TRANSFER_EXPIRED:
+        return "expired";
+    }
+    return "posted";
+}
+
+json_t *codec_transfer_result(const char *id, const char *from, const char *to,
+                              const struct core_transfer *t)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "id", json_string(id));
+    json_object_set_new(o, "status", json_string(transfer_state_name(t->state)));
+    json_object_set_new(o, "from", json_string(from));
+    json_object_set_new(o, "to", json_string(to));
+    json_object_set_new(o, "amount", codec_amount(t->amount));
+    json_object_set_new(o, "currency", json_string(t->currency));
+    json_object_set_new(o, "pending", json_boolean(t->pending));
+    json_object_set_new(o, "from_seq", json_integer(t->from_seq));
+    json_object_set_new(o, "to_seq", json_integer(t->to_seq));
+    json_object_set_new(o, "from_balance", codec_amount(t->from_balance));
+    json_object_set_new(o, "to_balance", codec_amount(t->to_balance));
+    json_object_set_new(o, "created_at", codec_time(t->created_us));
+    json_object_set_new(o, "effective_at", codec_time(t->effective_us));
+    return o;
+}
+
+json_t *codec_entry(const struct store_entry *e)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "seq", json_integer(e->seq));
+    json_object_set_new(o, "transfer_id", json_string(e->transfer_id));
+    json_object_set_new(o, "kind", json_string(e->kind));
+    json_object_set_new(o, "amount", codec_amount(e->amount));
+    json_object_set_new(o, "pending_change", codec_amount(e->pending_change));
+    json_object_set_new(o, "balance", codec_amount(e->balance));
+    json_object_set_new(o, "pending_out", codec_amount(e->pending_out));
+    json_object_set_new(o, "pending_in", codec_amount(e->pending_in));
+    json_t *avg = codec_stored_json(e->avg_cost_json);
+    if (avg)
+        json_object_set_new(o, "avg_cost", avg);
+    json_object_set_new(o, "effective_at", codec_time(e->effective_us));
+    json_object_set_new(o, "created_at", codec_time(e->created_us));
+    return o;
+}
+
+json_t *codec_error_body(enum status s, const char *message)
+{
+    json_t *o = json_object();
+    json_object_set_new(o, "error", json_string(status_code(s)));
+    json_object_set_new(o, "message", json_string(message));
+    return o;
+}

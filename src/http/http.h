@@ -1,0 +1,34 @@
+/*
+ * http.h - the HTTP/JSON front: routing, limits, auth, JSON in and out.
+ *
+ * No ledger rule lives here: transfers go to the engine, reads to the
+ * store, and every status comes from core/status.def.
+ */
+#ifndef LEDGER_HTTP_HTTP_H
+#define LEDGER_HTTP_HTTP_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "engine/engine.h"
+#include "store/store.h"
+
+struct http_config {
+    const char *listen_host; /* numeric IPv4 or IPv6 address, or "localhost" */
+    uint16_t port;
+    char **tokens; /* NULL: no auth */
+    int n_tokens;
+    int threads;
+};
+
+struct http_server;
+
+/* Starts serving; NULL with a logged reason on failure. */
+struct http_server *http_start(const struct http_config *cfg, struct engine *engine,
+                               struct store_pool *pool);
+/* Stops accepting new connections (in-flight requests continue). */
+void http_quiesce(struct http_server *s);
+/* Waits up to timeout_ms for open connections to finish, then stops. */
+void http_stop(struct http_server *s, int timeout_ms);
+
+#endif

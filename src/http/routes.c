@@ -1,0 +1,531 @@
+/*
+ * routes.c - path -> handler, and the handlers themselves.
+ *
+ * Handlers translate: JSON to engine/store calls and back. Transfers are
+ * queued on the engine (the request is suspended until COMMIT); reads and
+ * account creation use a pooled connection.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/apply.h"
+#include "internal.h"
+#include "util/log.h"
+
+#define ENTRIES_LIMIT_DEFAULT 100
+#define ENTRIES_LIMIT_MAX     10000
+
+/* Splits "/v1/a/b/c" after the prefix into at most max segments. */
+static int split_path(const char *url, char segs[][ID_LEN_MAX + 2], int max)
+{
+    int n = 0;
+    const char *p = url;
+    while (*p == '/')
+        p++;
+    while (*p) {
+        if (n == max)
+            return -1;
+        size_t len = strcspn(p, "/");
+        if (len > ID_LEN_MAX + 1)
+            len = ID_LEN_MAX + 1; /* too long for an id: still invalid below */
+        memcpy(segs[n], p, len);
+        segs[n][len] = '\0';
+        n++;
+        p += strcspn(p, "/");
+        if (*p == '/') {
+            p++;
+            if (*p == '\0')
+                return -1; /* trailing slash */
+        }
+    }
+    return n;
+}
+
+static json_t *parse_body(struct http_request *r, struct codec_error *err)
+{
+    json_error_t jerr;
+    if (r->body_len == 0) {
+        err->status = STATUS_INVALID_REQUEST;
+        snprintf(err->message, sizeof err->message, "request body is empty");
+        return NULL;
+    }
+    json_t *root = json_loadb(r->body, r->body_len, JSON_REJECT_DUPLICATES, &jerr);
+    if (root == NULL) {
+        err->status = json_error_code(&jerr) == json_error_numeric_overflow
+                          ? STATUS_INVALID_AMOUNT
+                          : STATUS_INVALID_REQUEST;
+        snprintf(err->message, sizeof err->message, "malformed JSON at byte %d: %s%s",
+                 jerr.position, jerr.text,
+                 err->status == STATUS_INVALID_AMOUNT
+                     ? " (integers beyond 64 bits must be sent as strings)"
+                     : "");
+    }
+    return root;
+}
+
+/* Rejects query parameters other than the allowed ones. */
+struct args_check {
+    const char *const *allowed;
+    const char *bad;
+};
+
+static enum MHD_Result check_arg(void *cls, enum MHD_ValueKind kind, const char *key,
+                                 const char *value)
+{
+    (void)kind;
+    (void)value;
+    struct args_check *c = cls;
+    for (const char *const *a = c->allowed; *a; a++)
+        if (strcmp(*a, key) == 0)
+            return MHD_YES;
+    c->bad = key;
+    return MHD_NO;
+}
+
+static bool only_known_args(struct http_request *r, const char *const *allowed, char *bad,
+                            size_t badlen)
+{
+    struct args_check c = {allowed, NULL};
+    MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, check_arg, &c);
+    if (c.bad)
+        snprintf(bad, badlen, "unknown query parameter \"%.64s\"", c.bad);
+    return c.bad == NULL;
+}
+
+static bool parse_nonneg(const char *s, int64_t *out)
+{
+    if (s == NULL || *s == '\0' || strlen(s) > 18)
+        return false;
+    for (const char *p = s; *p; p++)
+        if (*p < '0' || *p > '9')
+            return false;
+    *out = strtoll(s, NULL, 10);
+    return true;
+}
+
+static PGconn *pool_get_or_reply(struct http_request *r, enum MHD_Result *ret)
+{
+    PGconn *c = store_pool_get(r->srv->pool);
+    if (c == NULL)
+        *ret = http_reply_error(r, STATUS_UNAVAILABLE, "the database cannot be reached");
+    return c;
+}
+
+static enum MHD_Result db_error_reply(struct http_request *r, PGconn *c)
+{
+    metrics_db_error();
+    log_warn("read query failed: %s", PQerrorMessage(c));
+    store_pool_put(r->srv->pool, c);
+    return http_reply_error(r, STATUS_UNAVAILABLE, "the database cannot be reached");
+}
+
+static enum MHD_Result accounts_create(struct http_request *r)
+{
+    struct codec_error err;
+    json_t *root = parse_body(r, &err);
+    if (root == NULL)
+        return http_reply_error(r, STATUS_INVALID_REQUEST, err.message);
+    struct store_account in, out;
+    memset(&out, 0, sizeof out);
+    bool ok = codec_parse_account(root, &in, &err);
+    json_decref(root);
+    if (!ok)
+        return http_reply_error(r, err.status, err.message);
+    enum MHD_Result ret;
+    PGconn *c = pool_get_or_reply(r, &ret);
+    if (c == NULL) {
+        store_account_free(&in);
+        return ret;
+    }
+    enum store_create_outcome o = store_create_account(c, &in, &out);
+    store_account_free(&in);
+    if (o == STORE_CREATE_FAILED)
+        return db_error_reply(r, c);
+    store_pool_put(r->srv->pool, c);
+    if (o == STORE_EXISTS_DIFFERENT) {
+        store_account_free(&out);
+        return http_reply_error(r, STATUS_ACCOUNT_EXISTS,
+                                "an account with this id exists with a different body");
+    }
+    json_t *body = codec_account(&out);
+    store_account_free(&out);
+    return http_reply_json(r, o == STORE_CREATED ? 201 : 200, body);
+}
+
+static enum MHD_Result account_get(struct http_request *r, const char *id)
+{
+    enum MHD_Result ret;
+    PGconn *c = pool_get_or_reply(r, &ret);
+    if (c == NULL)
+        return ret;
+    struct store_account a;
+    int found = store_get_account(c, id, &a);
+    if (found < 0)
+        return db_error_reply(r, c);
+    store_pool_put(r->srv->pool, c);
+    if (found == 0)
+        return http_reply_error(r, STATUS_ACCOUNT_NOT_FOUND, "no account with this id");
+    json_t *body = codec_account(&a);
+    store_account_free(&a);
+    return http_reply_json(r, 200, body);
+}
+
+static enum MHD_Result account_balance(struct http_request *r, const char *id)
+{
+    static const char *const allowed[] = {"at", NULL};
+    char msg[128];
+    if (!only_known_args(r, allowed, msg, sizeof msg))
+        return http_reply_error(r, STATUS_INVALID_REQUEST, msg);
+    const char *at = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, "at");
+    int64_t at_us = INT64_MAX;
+    if (at && !time_parse_rfc3339(at, strlen(at), &at_us))
+        return http_reply_error(r, STATUS_INVALID_REQUEST, "\"at\" must be an RFC 3339 date-time");
+    enum MHD_Result ret;
+    PGconn *c = pool_get_or_reply(r, &ret);
+    if (c == NULL)
+        return ret;
+    json_t *body = NULL;
+    if (at == NULL) {
+        struct store_account a;
+        int found = store_get_account(c, id, &a);
+        if (found < 0)
+            return db_error_reply(r, c);
+        if (found) {
+            body = json_object();
+            json_object_set_new(body, "id", json_string(a.ext_id));
+            json_object_set_new(body, "balance", codec_amount(a.balance));
+            json_object_set_new(body, "seq", json_integer(a.seq));
+            json_t *avg = codec_stored_json(a.avg_cost_json);
+            if (avg)
+                json_object_set_new(body, "avg_cost", avg);
+            store_account_free(&a);
+        }
+    } else {
+        struct store_balance_at b;
+        int found = store_balance_at(c, id, at_us, &b);
+        if (found < 0)
+            return db_error_reply(r, c);
+        if (found) {
+            body = json_object();
+            json_object_set_new(body, "id", json_string(id));
+            json_object_set_new(body, "at", codec_time(at_us));
+            json_object_set_new(body, "balance", codec_amount(b.balance));
+            json_object_set_new(body, "seq", json_integer(b.seq));
+            json_t *avg = codec_stored_json(b.avg_cost_json);
+            if (avg)
+                json_object_set_new(body, "avg_cost", avg);
+            free(b.avg_cost_json);
+        }
+    }
+    store_pool_put(r->srv->pool, c);
+    if (body == NULL)
+        return http_reply_error(r, STATUS_ACCOUNT_NOT_FOUND, "no account with this id");
+    return http_reply_json(r, 200, body);
+}
+
+static enum MHD_Result account_entries(struct http_request *r, const char *id)
+{
+    static const char *const allowed[] = {"after_seq", "limit", NULL};
+    char msg[128];
+    if (!only_known_args(r, allowed, msg, sizeof msg))
+        return http_reply_error(r, STATUS_INVALID_REQUEST, msg);
+    const char *after = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, "after_seq");
+    const char *lim = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, "limit");
+    int64_t after_seq = 0, limit = ENTRIES_LIMIT_DEFAULT;
+    if (after && !parse_nonneg(after, &after_seq))
+        return http_reply_error(r, STATUS_INVALID_REQUEST,
+                                "\"after_seq\" must be a non-negative integer");
+    if (lim && (!parse_nonneg(lim, &limit) || limit < 1))
+        return http_reply_error(r, STATUS_INVALID_REQUEST, "\"limit\" must be a positive integer");
+    if (limit > ENTRIES_LIMIT_MAX)
+        limit = ENTRIES_LIMIT_MAX;
+    enum MHD_Result ret;
+    PGconn *c = pool_get_or_reply(r, &ret);
+    if (c == NULL)
+        return ret;
+    struct store_entry *entries;
+    int n;
+    int found = store_list_entries(c, id, after_seq, (int)limit, &entries, &n);
+    if (found < 0)
+        return db_error_reply(r, c);
+    store_pool_put(r->srv->pool, c);
+    if (found == 0)
+        return http_reply_error(r, STATUS_ACCOUNT_NOT_FOUND, "no account with this id");
+    bool more = n > limit;
+    int shown = more ? (int)limit : n;
+    json_t *arr = json_array();
+    for (int i = 0; i < shown; i++)
+        json_array_append_new(arr, codec_entry(&entries[i]));
+    json_t *body = json_object();
+    json_object_set_new(body, "entries", arr);
+    json_object_set_new(body, "next_after_seq", more ? json_integer(entries[shown - 1].seq)
+                                                     : json_null());
+    store_entries_free(entries, n);
+    return http_reply_json(r, 200, body);
+}
+
+static enum MHD_Result transfer_get(struct http_request *r, const char *id)
+{
+    enum MHD_Result ret;
+    PGconn *c = pool_get_or_reply(r, &ret);
+    if (c == NULL)
+        return ret;
+    struct store_transfer t;
+    int found = store_get_transfer(c, id, &t);
+    if (found < 0)
+        return db_error_reply(r, c);
+    store_pool_put(r->srv->pool, c);
+    if (found == 0)
+        return http_reply_error(r, STATUS_TRANSFER_NOT_FOUND, "no transfer with this id");
+    json_t *body = codec_transfer_result(t.ext_id, t.from, t.to, &t.t);
+    json_t *meta = codec_stored_json(t.metadata_json);
+    json_object_set_new(body, "metadata", meta ? meta : json_null());
+    free(t.metadata_json);
+    return http_reply_json(r, 200, body);
+}
+
+/* Post and void settle pending transfers, which this version cannot
+ * create: every id is therefore not a pending transfer. */
+static enum MHD_Result transfer_settle(struct http_request *r, const char *id)
+{
+    (void)id;
+    return http_reply_error(r, STATUS_PENDING_NOT_FOUND, "no pending transfer with this id");
+}
+
+static void engine_done(struct engine_request *er)
+{
+    struct http_request *r = er->done_arg;
+    r->phase = PHASE_COMMITTED;
+    MHD_resume_connection(r->conn);
+}
+
+static enum MHD_Result queue_transfers(struct http_request *r)
+{
+    r->engine_req.done = engine_done;
+    r->engine_req.done_arg = r;
+    r->phase = PHASE_QUEUED;
+    MHD_suspend_connection(r->conn);
+    if (!engine_submit(r->srv->engine, &r->engine_req)) {
+        r->phase = PHASE_READING;
+        MHD_resume_connection(r->conn);
+        return http_reply_error(r, STATUS_UNAVAILABLE, "the write queue is full; retry later");
+    }
+    return MHD_YES;
+}
+
+static enum MHD_Result transfers_create(struct http_request *r)
+{
+    struct codec_error err;
+    json_t *root = parse_body(r, &err);
+    if (root == NULL)
+        return http_reply_error(r, err.status, err.message);
+    r->engine_req.ops = calloc(1, sizeof *r->engine_req.ops);
+    if (r->engine_req.ops == NULL) {
+        json_decref(root);
+        return MHD_NO;
+    }
+    r->engine_req.n_ops = 1;
+    r->engine_req.atomic = true;
+    bool ok = codec_parse_transfer(root, &r->engine_req.ops[0], &err);
+    json_decref(root);
+    if (!ok)
+        return http_reply_error(r, err.status, err.message);
+    enum status s = core_check_amount(r->engine_req.ops[0].amount_parse, r->engine_req.ops[0].amount);
+    if (s != STATUS_OK)
+        return http_reply_error(r, s, status_message(s));
+    return queue_transfers(r);
+}
+
+static enum MHD_Result transfers_batch(struct http_request *r)
+{
+    struct codec_error err;
+    json_t *root = parse_body(r, &err);
+    if (root == NULL)
+        return http_reply_error(r, err.status, err.message);
+    enum MHD_Result ret;
+    json_t *list = json_object_get(root, "transfers");
+    json_t *atomic = json_object_get(root, "atomic");
+    const char *key;
+    json_t *val;
+    json_object_foreach(root, key, val)
+    {
+        if (strcmp(key, "transfers") != 0 && strcmp(key, "atomic") != 0) {
+            snprintf(err.message, sizeof err.message, "unknown field \"%.64s\"", key);
+            ret = http_reply_error(r, STATUS_INVALID_REQUEST, err.message);
+            goto out;
+        }
+    }
+    if (!json_is_array(list) || (atomic && !json_is_boolean(atomic))) {
+        ret = http_reply_error(r, STATUS_INVALID_REQUEST,
+                               "body must be {\"transfers\": [...], \"atomic\": true|false}");
+        goto out;
+    }
+    size_t n = json_array_size(list);
+    if (n > BATCH_TRANSFERS_MAX) {
+        ret = http_reply_error(r, STATUS_BATCH_TOO_LARGE, "a batch holds at most 8190 transfers");
+        goto out;
+    }
+    if (n == 0) {
+        ret = http_reply_error(r, STATUS_INVALID_REQUEST, "\"transfers\" is empty");
+        goto out;
+    }
+    r->is_batch = true;
+    r->engine_req.ops = calloc(n, sizeof *r->engine_req.ops);
+    if (r->engine_req.ops == NULL) {
+        ret = MHD_NO;
+        goto out;
+    }
+    r->engine_req.atomic = json_is_true(atomic);
+    for (size_t i = 0; i < n; i++) {
+        r->engine_req.n_ops = (int)i;
+        if (!codec_parse_transfer(json_array_get(list, i), &r->engine_req.ops[i], &err)) {
+            char msg[300];
+            snprintf(msg, sizeof msg, "transfers[%zu]: %s", i, err.message);
+            ret = http_reply_error(r, err.status, msg);
+            goto out;
+        }
+    }
+    r->engine_req.n_ops = (int)n;
+    ret = queue_transfers(r);
+out:
+    json_decref(root);
+    return ret;
+}
+
+enum MHD_Result routes_reply_committed(struct http_request *r)
+{
+    struct engine_request *er = &r->engine_req;
+    if (er->status != STATUS_OK)
+        return http_reply_error(r, STATUS_UNAVAILABLE,
+                                "the database cannot be reached; nothing was applied unless a "
+                                "retry with the same id says replayed");
+    if (!r->is_batch) {
+        struct engine_op *op = &er->ops[0];
+        if (op->status != STATUS_OK)
+            return http_reply_error(r, op->status, status_message(op->status));
+        json_t *body = codec_transfer_result(op->id, op->from, op->to, &op->result);
+        json_object_set_new(body, "replayed", json_boolean(op->replayed));
+        return http_reply_json(r, op->replayed ? 200 : 201, body);
+    }
+    json_t *results = json_array();
+    for (int i = 0; i < er->n_ops; i++) {
+        struct engine_op *op = &er->ops[i];
+        json_t *item;
+        if (op->status == STATUS_OK) {
+            item = codec_transfer_result(op->id, op->from, op->to, &op->result);
+            json_object_set_new(item, "replayed", json_boolean(op->replayed));
+        } else {
+            item = json_object();
+            json_object_set_new(item, "id", json_string(op->id));
+            json_object_set_new(item, "status", json_string("rejected"));
+            json_object_set_new(item, "error", json_string(status_code(op->status)));
+            json_object_set_new(item, "message", json_string(status_message(op->status)));
+        }
+        json_array_append_new(results, item);
+    }
+    json_t *body = json_object();
+    json_object_set_new(body, "results", results);
+    return http_reply_json(r, 200, body);
+}
+
+void routes_request_free(struct http_request *r)
+{
+    for (int i = 0; i < r->engine_req.n_ops; i++)
+        free(r->engine_req.ops[i].metadata_json);
+    free(r->engine_req.ops);
+    r->engine_req.ops = NULL;
+}
+
+static enum MHD_Result healthz(struct http_request *r)
+{
+    PGconn *c = store_pool_get(r->srv->pool);
+    bool ok = c != NULL && store_ping(c);
+    if (c)
+        store_pool_put(r->srv->pool, c);
+    json_t *body = json_object();
+    json_object_set_new(body, "status", json_string(ok ? "ok" : "unavailable"));
+    json_object_set_new(body, "database", json_boolean(ok));
+    return http_reply_json(r, ok ? 200 : 503, body);
+}
+
+static enum MHD_Result metrics(struct http_request *r)
+{
+    size_t len;
+    char *text = metrics_render(&len);
+    if (text == NULL)
+        return MHD_NO;
+    return http_reply_text(r, 200, "text/plain; version=0.0.4", text, len);
+}
+
+enum MHD_Result routes_dispatch(struct http_request *r, const char *method, const char *url)
+{
+    char seg[4][ID_LEN_MAX + 2];
+    int n = split_path(url, seg, 4);
+    bool get = strcmp(method, "GET") == 0, post = strcmp(method, "POST") == 0;
+
+    if (n == 1 && strcmp(seg[0], "healthz") == 0) {
+        r->route = ROUTE_HEALTHZ;
+        return get ? healthz(r) : http_reply_error(r, STATUS_METHOD_NOT_ALLOWED, "use GET");
+    }
+    if (n == 1 && strcmp(seg[0], "metrics") == 0) {
+        r->route = ROUTE_METRICS;
+        return get ? metrics(r) : http_reply_error(r, STATUS_METHOD_NOT_ALLOWED, "use GET");
+    }
+    if (n < 2 || strcmp(seg[0], "v1") != 0)
+        return http_reply_error(r, STATUS_NOT_FOUND, "no such endpoint");
+
+    const char *id = n >= 3 ? seg[2] : NULL;
+    if (strcmp(seg[1], "accounts") == 0) {
+        if (n == 2) {
+            r->route = ROUTE_ACCOUNTS_CREATE;
+            return post ? accounts_create(r)
+                        : http_reply_error(r, STATUS_METHOD_NOT_ALLOWED, "use POST");
+        }
+        if (n == 3)
+            r->route = ROUTE_ACCOUNT_GET;
+        else if (n == 4 && strcmp(seg[3], "balance") == 0)
+            r->route = ROUTE_ACCOUNT_BALANCE;
+        else if (n == 4 && strcmp(seg[3], "entries") == 0)
+            r->route = ROUTE_ACCOUNT_ENTRIES;
+        else
+            return http_reply_error(r, STATUS_NOT_FOUND, "no such endpoint");
+        if (!get)
+            return http_reply_error(r, STATUS_METHOD_NOT_ALLOWED, "use GET");
+        if (!valid_id(id, strlen(id)))
+            return http_reply_error(r, STATUS_INVALID_REQUEST, "invalid account id");
+        if (r->route == ROUTE_ACCOUNT_GET)
+            return account_get(r, id);
+        if (r->route == ROUTE_ACCOUNT_BALANCE)
+            return account_balance(r, id);
+        return account_entries(r, id);
+    }
+    if (strcmp(seg[1], "transfers") == 0) {
+        if (n == 2) {
+            r->route = ROUTE_TRANSFER_CREATE;
+            return post ? transfers_create(r)
+                        : http_reply_error(r, STATUS_METHOD_NOT_ALLOWED, "use POST");
+        }
+        if (n == 3 && strcmp(id, "batch") == 0 && post) {
+            r->route = ROUTE_TRANSFER_BATCH;
+            return transfers_batch(r);
+        }
+        if (n == 3) {
+            r->route = ROUTE_TRANSFER_GET;
+            if (!get)
+                return http_reply_error(r, STATUS_METHOD_NOT_ALLOWED, "use GET");
+            if (!valid_id(id, strlen(id)))
+                return http_reply_error(r, STATUS_INVALID_REQUEST, "invalid transfer id");
+            return transfer_get(r, id);
+        }
+        if (n == 4 && (strcmp(seg[3], "post") == 0 || strcmp(seg[3], "void") == 0)) {
+            r->route = seg[3][0] == 'p' ? ROUTE_TRANSFER_POST : ROUTE_TRANSFER_VOID;
+            if (!post)
+                return http_reply_error(r, STATUS_METHOD_NOT_ALLOWED, "use POST");
+            if (!valid_id(id, strlen(id)))
+                return http_reply_error(r, STATUS_INVALID_REQUEST, "invalid transfer id");
+            return transfer_settle(r, id);
+        }
+    }
+    return http_reply_error(r, STATUS_NOT_FOUND, "no such endpoint");
+}

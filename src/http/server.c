@@ -1,0 +1,219 @@
+/*
+ * server.c - libmicrohttpd glue: connections, body limits, auth, replies.
+ *
+ * Transfer requests do not hold a thread while they wait for the
+ * database: the handler queues them on the engine and suspends the
+ * connection; the committer resumes it after COMMIT, and the next callback
+ * sends the answer. Everything else is answered synchronously.
+ */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "internal.h"
+#include "util/log.h"
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+enum MHD_Result http_reply_text(struct http_request *r, int http_status, const char *content_type,
+                                char *text, size_t len)
+{
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE);
+    if (resp == NULL) {
+        free(text);
+        return MHD_NO;
+    }
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+    if (http_status == 503)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, "1");
+    enum MHD_Result ret = MHD_queue_response(r->conn, (unsigned)http_status, resp);
+    MHD_destroy_response(resp);
+    metrics_request(r->route, http_status, now_s() - r->started);
+    r->answered = true;
+    return ret;
+}
+
+enum MHD_Result http_reply_json(struct http_request *r, int http_status, json_t *body)
+{
+    char *text = json_dumps(body, JSON_COMPACT);
+    json_decref(body);
+    if (text == NULL)
+        return MHD_NO;
+    return http_reply_text(r, http_status, "application/json", text, strlen(text));
+}
+
+enum MHD_Result http_reply_error(struct http_request *r, enum status s, const char *message)
+{
+    return http_reply_json(r, status_http(s), codec_error_body(s, message));
+}
+
+/* Constant-time in the token's content: every byte of every configured
+ * token is compared whatever matches. */
+static bool token_ok(const struct http_config *cfg, const char *header)
+{
+    static const char prefix[] = "Bearer ";
+    if (header == NULL || strncmp(header, prefix, sizeof prefix - 1) != 0)
+        return false;
+    const char *given = header + sizeof prefix - 1;
+    size_t given_len = strlen(given);
+    unsigned match = 0;
+    for (int t = 0; t < cfg->n_tokens; t++) {
+        const char *tok = cfg->tokens[t];
+        size_t len = strlen(tok);
+        unsigned diff = (unsigned)(len ^ given_len);
+        for (size_t i = 0; i < len; i++)
+            diff |= (unsigned char)tok[i] ^ (unsigned char)(i < given_len ? given[i] : 0);
+        match |= diff == 0;
+    }
+    return match != 0;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version, const char *upload,
+                                  size_t *upload_size, void **con_cls)
+{
+    struct http_server *srv = cls;
+    struct http_request *r = *con_cls;
+    if (r == NULL) {
+        r = calloc(1, sizeof *r);
+        if (r == NULL)
+            return MHD_NO;
+        r->srv = srv;
+        r->conn = conn;
+        r->started = now_s();
+        r->route = ROUTE_OTHER;
+        *con_cls = r;
+        const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                                     MHD_HTTP_HEADER_CONTENT_LENGTH);
+        if (cl && strtoull(cl, NULL, 10) > BODY_BYTES_MAX) {
+            /* Refused before a byte of the body is read. */
+            r->body_too_large = true;
+            return http_reply_error(r, STATUS_BODY_TOO_LARGE,
+                                    "request body is larger than 16 MiB");
+        }
+        return MHD_YES;
+    }
+    if (r->answered) {
+        *upload_size = 0;
+        return MHD_YES;
+    }
+    if (r->phase == PHASE_COMMITTED)
+        return routes_reply_committed(r);
+    if (*upload_size > 0) {
+        size_t n = *upload_size;
+        *upload_size = 0;
+        if (r->body_len + n > BODY_BYTES_MAX) {
+            r->body_too_large = true;
+            free(r->body);
+            r->body = NULL;
+            return http_reply_error(r, STATUS_BODY_TOO_LARGE,
+                                    "request body is larger than 16 MiB");
+        }
+        if (r->body_len + n + 1 > r->body_cap) {
+            size_t cap = r->body_cap ? r->body_cap : 1024;
+            while (cap < r->body_len + n + 1)
+                cap *= 2;
+            char *b = realloc(r->body, cap);
+            if (b == NULL)
+                return MHD_NO;
+            r->body = b;
+            r->body_cap = cap;
+        }
+        memcpy(r->body + r->body_len, upload, n);
+        r->body_len += n;
+        r->body[r->body_len] = '\0';
+        return MHD_YES;
+    }
+    (void)version;
+
+    if (strncmp(url, "/v1/", 4) == 0 && srv->cfg.n_tokens > 0 &&
+        !token_ok(&srv->cfg, MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                                         MHD_HTTP_HEADER_AUTHORIZATION)))
+        return http_reply_error(r, STATUS_UNAUTHORIZED, "missing or unknown bearer token");
+    return routes_dispatch(r, method, url);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    (void)cls;
+    (void)conn;
+    (void)toe;
+    struct http_request *r = *con_cls;
+    if (r == NULL)
+        return;
+    routes_request_free(r);
+    free(r->body);
+    free(r);
+    *con_cls = NULL;
+}
+
+struct http_server *http_start(const struct http_config *cfg, struct engine *engine,
+                               struct store_pool *pool)
+{
+    struct http_server *s = calloc(1, sizeof *s);
+    if (s == NULL)
+        return NULL;
+    s->cfg = *cfg;
+    s->engine = engine;
+    s->pool = pool;
+
+    struct sockaddr_storage addr;
+    memset(&addr, 0, sizeof addr);
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME;
+    const char *host = strcmp(cfg->listen_host, "localhost") == 0 ? "127.0.0.1" : cfg->listen_host;
+    struct sockaddr_in *in4 = (struct sockaddr_in *)&addr;
+    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&addr;
+    if (inet_pton(AF_INET, host, &in4->sin_addr) == 1) {
+        in4->sin_family = AF_INET;
+        in4->sin_port = htons(cfg->port);
+    } else if (inet_pton(AF_INET6, host, &in6->sin6_addr) == 1) {
+        in6->sin6_family = AF_INET6;
+        in6->sin6_port = htons(cfg->port);
+        flags |= MHD_USE_IPv6;
+    } else {
+        log_error("invalid listen address \"%s\": use a numeric IPv4 or IPv6 address", host);
+        free(s);
+        return NULL;
+    }
+    s->daemon = MHD_start_daemon(
+        flags, cfg->port, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, &addr,
+        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)cfg->threads, MHD_OPTION_NOTIFY_COMPLETED,
+        on_completed, s, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned)4096, MHD_OPTION_LISTEN_BACKLOG_SIZE,
+        (unsigned)1024, MHD_OPTION_END);
+    if (s->daemon == NULL) {
+        log_error("could not listen on %s:%u", host, cfg->port);
+        free(s);
+        return NULL;
+    }
+    return s;
+}
+
+void http_quiesce(struct http_server *s)
+{
+    MHD_quiesce_daemon(s->daemon);
+}
+
+void http_stop(struct http_server *s, int timeout_ms)
+{
+    for (int waited = 0; waited < timeout_ms; waited += 10) {
+        const union MHD_DaemonInfo *info =
+            MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
+        if (info == NULL || info->num_connections == 0)
+            break;
+        usleep(10 * 1000);
+    }
+    MHD_stop_daemon(s->daemon);
+    free(s);
+}

@@ -1,0 +1,248 @@
+/*
+ * main.c - ledgerd: flags, lifecycle and signals.
+ *
+ *   ledgerd [--db URL] [--listen HOST:PORT] [--data DIR] [--log-level L]
+ *           [--token-file FILE]
+ *   ledgerd verify [--db URL | --data DIR]
+ *
+ * Start order: database (embedded or --db) -> migrations -> engine ->
+ * HTTP. Stop order on SIGTERM/SIGINT is the reverse: stop accepting,
+ * let the committer finish what is queued, answer, stop PostgreSQL.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "http/http.h"
+#include "pg_embedded.h"
+#include "util/log.h"
+#include "verify.h"
+
+#define QUEUE_OPS_MAX    100000
+#define BATCH_OPS_MAX    10000
+#define HTTP_THREADS     4
+#define READ_POOL_SIZE   8
+
+_Static_assert(BATCH_OPS_MAX >= BATCH_TRANSFERS_MAX, "a whole batch request fits one commit");
+
+struct options {
+    const char *db;
+    const char *listen;
+    const char *data;
+    const char *token_file;
+};
+
+static void usage(FILE *f)
+{
+    fputs("usage: ledgerd [--db URL] [--listen HOST:PORT] [--data DIR]\n"
+          "               [--log-level error|warn|info|debug] [--token-file FILE]\n"
+          "       ledgerd verify [--db URL | --data DIR]\n",
+          f);
+}
+
+static int parse_options(int argc, char **argv, struct options *o)
+{
+    static const struct option longopts[] = {
+        {"db", required_argument, NULL, 'd'},         {"listen", required_argument, NULL, 'l'},
+        {"data", required_argument, NULL, 'D'},       {"log-level", required_argument, NULL, 'v'},
+        {"token-file", required_argument, NULL, 't'}, {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0}};
+    o->listen = "127.0.0.1:8080";
+    o->data = "./ledger-data";
+    int c;
+    while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'd':
+            o->db = optarg;
+            break;
+        case 'l':
+            o->listen = optarg;
+            break;
+        case 'D':
+            o->data = optarg;
+            break;
+        case 't':
+            o->token_file = optarg;
+            break;
+        case 'v': {
+            int level = log_level_parse(optarg);
+            if (level < 0) {
+                fprintf(stderr, "ledgerd: --log-level must be error, warn, info or debug\n");
+                return -1;
+            }
+            g_log_level = (enum log_level)level;
+            break;
+        }
+        case 'h':
+            usage(stdout);
+            exit(0);
+        default:
+            usage(stderr);
+            return -1;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "ledgerd: unexpected argument \"%s\"\n", argv[optind]);
+        usage(stderr);
+        return -1;
+    }
+    return 0;
+}
+
+/* "HOST:PORT", "[v6]:PORT" or ":PORT". */
+static int parse_listen(const char *s, char *host, size_t hostlen, uint16_t *port)
+{
+    const char *colon = strrchr(s, ':');
+    if (colon == NULL)
+        return -1;
+    char *end;
+    long p = strtol(colon + 1, &end, 10);
+    if (*end != '\0' || p < 0 || p > 65535 || colon[1] == '\0')
+        return -1;
+    size_t n = (size_t)(colon - s);
+    if (n >= 2 && s[0] == '[' && s[n - 1] == ']') {
+        s++;
+        n -= 2;
+    }
+    if (n == 0) {
+        snprintf(host, hostlen, "127.0.0.1");
+    } else {
+        if (n >= hostlen)
+            return -1;
+        memcpy(host, s, n);
+        host[n] = '\0';
+    }
+    *port = (uint16_t)p;
+    return 0;
+}
+
+/* One token per line; blank lines and '#' comments ignored. */
+static int load_tokens(const char *path, char ***tokens, int *n)
+{
+    FILE *f = fopen(path, "r");
+    if (f == NULL) {
+        log_error("could not open token file \"%s\": %s", path, strerror(errno));
+        return -1;
+    }
+    char line[4096];
+    *tokens = NULL;
+    *n = 0;
+    while (fgets(line, sizeof line, f)) {
+        char *s = line;
+        while (*s == ' ' || *s == '\t')
+            s++;
+        size_t len = strcspn(s, "\r\n");
+        while (len > 0 && (s[len - 1] == ' ' || s[len - 1] == '\t'))
+            len--;
+        s[len] = '\0';
+        if (len == 0 || s[0] == '#')
+            continue;
+        char **grown = realloc(*tokens, (size_t)(*n + 1) * sizeof **tokens);
+        if (grown == NULL)
+            break;
+        *tokens = grown;
+        (*tokens)[(*n)++] = strdup(s);
+    }
+    fclose(f);
+    if (*n == 0) {
+        log_error("token file \"%s\" holds no token", path);
+        return -1;
+    }
+    log_info("bearer tokens required on /v1 (%d configured)", *n);
+    return 0;
+}
+
+static int serve(const struct options *o)
+{
+    char host[256];
+    uint16_t port;
+    if (parse_listen(o->listen, host, sizeof host, &port) != 0) {
+        log_error("--listen must be HOST:PORT, got \"%s\"", o->listen);
+        return 2;
+    }
+    struct http_config cfg = {.listen_host = host, .port = port, .threads = HTTP_THREADS};
+    if (o->token_file && load_tokens(o->token_file, &cfg.tokens, &cfg.n_tokens) != 0)
+        return 2;
+
+    /* Signals are taken by sigwait below, never by the worker threads. */
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    struct pg_embedded pg;
+    memset(&pg, 0, sizeof pg);
+    const char *conninfo = o->db;
+    if (conninfo == NULL) {
+        if (pg_embedded_start(&pg, o->data) != 0)
+            return 1;
+        conninfo = pg.conninfo;
+    }
+
+    int rc = 1;
+    char err[512];
+    PGconn *conn = store_connect(conninfo, err, sizeof err);
+    if (conn == NULL) {
+        log_error("could not connect to the database: %s", err);
+        goto stop_pg;
+    }
+    int version = 0;
+    if (store_migrate(conn, &version, err, sizeof err) != 0) {
+        log_error("could not migrate the ledger schema: %s", err);
+        PQfinish(conn);
+        goto stop_pg;
+    }
+    PQfinish(conn);
+    log_info("ledger schema at version %d", version);
+
+    struct store_pool pool;
+    struct engine engine;
+    if (store_pool_init(&pool, conninfo, READ_POOL_SIZE) != 0 ||
+        engine_start(&engine, conninfo, QUEUE_OPS_MAX, BATCH_OPS_MAX) != 0) {
+        log_error("could not start the write path");
+        goto stop_pg;
+    }
+    struct http_server *http = http_start(&cfg, &engine, &pool);
+    if (http == NULL) {
+        engine_stop(&engine);
+        store_pool_destroy(&pool);
+        goto stop_pg;
+    }
+    log_info("listening on http://%s:%u", host, port);
+
+    int sig = 0;
+    sigwait(&sigs, &sig);
+    log_info("received %s; shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    http_quiesce(http);
+    engine_stop(&engine); /* answers everything already queued */
+    http_stop(http, 2000);
+    store_pool_destroy(&pool);
+    rc = 0;
+stop_pg:
+    pg_embedded_stop(&pg);
+    for (int i = 0; i < cfg.n_tokens; i++)
+        free(cfg.tokens[i]);
+    free(cfg.tokens);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    bool verify = argc > 1 && strcmp(argv[1], "verify") == 0;
+    if (verify) {
+        argv++;
+        argc--;
+    }
+    struct options o = {0};
+    if (parse_options(argc, argv, &o) != 0)
+        return 2;
+    if (verify)
+        return verify_main(o.db, o.data);
+    return serve(&o);
+}

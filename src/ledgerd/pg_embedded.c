@@ -1,0 +1,276 @@
+/*
+ * pg_embedded.c - initdb and postgres as children of ledgerd.
+ *
+ * The cluster listens on no TCP address, only on a Unix socket inside its
+ * data folder, whose mode is 0700: trust authentication is therefore safe
+ * (DESIGN-NOTES "Running PostgreSQL as a child"). PostgreSQL refuses to run
+ * as root, so when ledgerd is root the children drop to an unprivileged
+ * user (the data folder's owner, else "postgres", else a "ledgerd" system
+ * user created for it).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <glob.h>
+#include <grp.h>
+#include <libpq-fe.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "pg_embedded.h"
+#include "util/log.h"
+
+#define PG_SUPERUSER "ledgerd"
+
+static bool is_executable(const char *dir, const char *prog)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/%s", dir, prog);
+    return access(path, X_OK) == 0;
+}
+
+static int version_of(const char *path)
+{
+    const char *v = strstr(path, "/postgresql/");
+    return v ? atoi(v + strlen("/postgresql/")) : 0;
+}
+
+/* pg_config --bindir, else the newest /usr/lib/postgresql/N/bin, else PATH. */
+static int find_bindir(char *out, size_t len)
+{
+    FILE *p = popen("pg_config --bindir 2>/dev/null", "r");
+    if (p) {
+        char line[4096] = "";
+        bool got = fgets(line, sizeof line, p) != NULL;
+        pclose(p);
+        line[strcspn(line, "\n")] = '\0';
+        if (got && is_executable(line, "postgres") && is_executable(line, "initdb")) {
+            snprintf(out, len, "%s", line);
+            return 0;
+        }
+    }
+    glob_t g;
+    int best = -1, best_version = 0;
+    if (glob("/usr/lib/postgresql/*/bin", 0, NULL, &g) == 0) {
+        for (size_t i = 0; i < g.gl_pathc; i++) {
+            int v = version_of(g.gl_pathv[i]);
+            if (v > best_version && is_executable(g.gl_pathv[i], "postgres")) {
+                best_version = v;
+                best = (int)i;
+            }
+        }
+        if (best >= 0)
+            snprintf(out, len, "%s", g.gl_pathv[best]);
+        globfree(&g);
+        if (best >= 0)
+            return 0;
+    }
+    const char *path = getenv("PATH");
+    char buf[8192];
+    snprintf(buf, sizeof buf, "%s", path ? path : "");
+    for (char *save, *dir = strtok_r(buf, ":", &save); dir; dir = strtok_r(NULL, ":", &save)) {
+        if (is_executable(dir, "postgres") && is_executable(dir, "initdb")) {
+            snprintf(out, len, "%s", dir);
+            return 0;
+        }
+    }
+    log_error("could not find the PostgreSQL server programs (postgres, initdb): install "
+              "postgresql, or put its bin folder on PATH");
+    return -1;
+}
+
+/* The unprivileged user to run PostgreSQL as, when we are root. */
+static int pick_user(const char *data_dir, uid_t *uid, gid_t *gid)
+{
+    struct stat st;
+    if (stat(data_dir, &st) == 0 && st.st_uid != 0) {
+        *uid = st.st_uid;
+        *gid = st.st_gid;
+        return 0;
+    }
+    struct passwd *pw = getpwnam("postgres");
+    if (pw == NULL) {
+        pw = getpwnam("ledgerd");
+        if (pw == NULL) {
+            log_info("creating system user \"ledgerd\" to run PostgreSQL");
+            if (system("useradd --system --no-create-home --shell /usr/sbin/nologin ledgerd") != 0)
+                return -1;
+            pw = getpwnam("ledgerd");
+        }
+    }
+    if (pw == NULL)
+        return -1;
+    *uid = pw->pw_uid;
+    *gid = pw->pw_gid;
+    return 0;
+}
+
+/* The unprivileged user must be able to reach the data folder: give it
+ * search (not read) permission on each parent that denies it, e.g. /root. */
+static void grant_search_path(const char *data_dir, uid_t uid)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s", data_dir);
+    for (char *slash = strchr(path + 1, '/'); slash; slash = strchr(slash + 1, '/')) {
+        *slash = '\0';
+        struct stat st;
+        if (stat(path, &st) == 0 && st.st_uid != uid && !(st.st_mode & S_IXOTH)) {
+            char cmd[4300];
+            snprintf(cmd, sizeof cmd, "setfacl -m u:%u:x '%s'", (unsigned)uid, path);
+            log_info("granting the PostgreSQL user search permission on %s", path);
+            if (system(cmd) != 0)
+                log_warn("could not run setfacl on %s; PostgreSQL may not reach its folder",
+                         path);
+        }
+        *slash = '/';
+    }
+}
+
+/* fork + drop privileges + exec; stdout/stderr to log_path if given. */
+static pid_t spawn(char *const argv[], bool drop, uid_t uid, gid_t gid, const char *log_path)
+{
+    pid_t pid = fork();
+    if (pid != 0)
+        return pid;
+    /* Own process group: a terminal's Ctrl-C reaches ledgerd only, which
+     * then stops PostgreSQL in order. */
+    setpgid(0, 0);
+    if (drop && (setgroups(0, NULL) != 0 || setgid(gid) != 0 || setuid(uid) != 0)) {
+        fprintf(stderr, "ledgerd: could not drop privileges: %s\n", strerror(errno));
+        _exit(127);
+    }
+    if (log_path) {
+        int fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND, 0600);
+        if (fd >= 0) {
+            dup2(fd, 1);
+            dup2(fd, 2);
+            close(fd);
+        }
+    }
+    int devnull = open("/dev/null", O_RDONLY);
+    if (devnull >= 0)
+        dup2(devnull, 0);
+    execv(argv[0], argv);
+    fprintf(stderr, "ledgerd: could not run %s: %s\n", argv[0], strerror(errno));
+    _exit(127);
+}
+
+static bool can_connect(const char *conninfo)
+{
+    return PQping(conninfo) == PQPING_OK;
+}
+
+int pg_embedded_start(struct pg_embedded *pg, const char *data_dir)
+{
+    memset(pg, 0, sizeof *pg);
+    if (mkdir(data_dir, 0700) != 0 && errno != EEXIST) {
+        log_error("could not create data folder \"%s\": %s", data_dir, strerror(errno));
+        return -1;
+    }
+    if (realpath(data_dir, pg->data_dir) == NULL) {
+        log_error("could not resolve data folder \"%s\": %s", data_dir, strerror(errno));
+        return -1;
+    }
+    snprintf(pg->conninfo, sizeof pg->conninfo, "host=%s port=5432 dbname=postgres user=%s",
+             pg->data_dir, PG_SUPERUSER);
+    if (can_connect(pg->conninfo)) {
+        log_info("using the PostgreSQL cluster already running in %s", pg->data_dir);
+        return 0;
+    }
+    if (find_bindir(pg->bindir, sizeof pg->bindir) != 0)
+        return -1;
+
+    bool root = geteuid() == 0;
+    uid_t uid = 0;
+    gid_t gid = 0;
+    if (root) {
+        if (pick_user(pg->data_dir, &uid, &gid) != 0) {
+            log_error("could not find or create an unprivileged user to run PostgreSQL");
+            return -1;
+        }
+        if (chown(pg->data_dir, uid, gid) != 0) {
+            log_error("could not give %s to the PostgreSQL user: %s", pg->data_dir,
+                      strerror(errno));
+            return -1;
+        }
+        grant_search_path(pg->data_dir, uid);
+    }
+    chmod(pg->data_dir, 0700);
+
+    char version_file[4200], prog[4200], log_path[4200];
+    snprintf(version_file, sizeof version_file, "%s/PG_VERSION", pg->data_dir);
+    snprintf(log_path, sizeof log_path, "%s/postgres.log", pg->data_dir);
+    if (access(version_file, F_OK) != 0) {
+        log_info("creating PostgreSQL cluster in %s", pg->data_dir);
+        snprintf(prog, sizeof prog, "%s/initdb", pg->bindir);
+        char *argv[] = {prog, "-D", pg->data_dir, "-A", "trust", "-U", PG_SUPERUSER, "-E",
+                        "UTF8", "--locale=C", NULL};
+        pid_t pid = spawn(argv, root, uid, gid, "/dev/null");
+        int status = 0;
+        if (pid < 0 || waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) ||
+            WEXITSTATUS(status) != 0) {
+            log_error("initdb failed in %s (exit status %d)", pg->data_dir,
+                      WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+            return -1;
+        }
+    }
+
+    snprintf(prog, sizeof prog, "%s/postgres", pg->bindir);
+    char *argv[] = {prog, "-D", pg->data_dir, "-k", pg->data_dir, "-c", "listen_addresses=",
+                    "-c", "max_connections=200", NULL};
+    pg->pid = spawn(argv, root, uid, gid, log_path);
+    if (pg->pid < 0) {
+        log_error("could not start postgres: %s", strerror(errno));
+        pg->pid = 0;
+        return -1;
+    }
+    for (int waited_ms = 0; waited_ms < 60000; waited_ms += 50) {
+        if (can_connect(pg->conninfo)) {
+            log_info("PostgreSQL is running in %s (pid %d)", pg->data_dir, (int)pg->pid);
+            return 0;
+        }
+        if (!pg_embedded_alive(pg)) {
+            log_error("postgres exited during start; see %s", log_path);
+            pg->pid = 0;
+            return -1;
+        }
+        usleep(50 * 1000);
+    }
+    log_error("postgres did not accept connections within 60 s; see %s", log_path);
+    pg_embedded_stop(pg);
+    return -1;
+}
+
+bool pg_embedded_alive(struct pg_embedded *pg)
+{
+    if (pg->pid == 0)
+        return true;
+    int status;
+    return waitpid(pg->pid, &status, WNOHANG) == 0;
+}
+
+void pg_embedded_stop(struct pg_embedded *pg)
+{
+    if (pg->pid == 0)
+        return;
+    kill(pg->pid, SIGINT); /* fast shutdown: abort sessions, checkpoint, exit */
+    for (int waited_ms = 0; waited_ms < 30000; waited_ms += 20) {
+        int status;
+        if (waitpid(pg->pid, &status, WNOHANG) != 0) {
+            pg->pid = 0;
+            log_info("PostgreSQL stopped");
+            return;
+        }
+        usleep(20 * 1000);
+    }
+    log_warn("postgres did not stop within 30 s; sending SIGQUIT");
+    kill(pg->pid, SIGQUIT);
+    waitpid(pg->pid, NULL, 0);
+    pg->pid = 0;
+}

@@ -1,0 +1,221 @@
+/*
+ * pg_conn.c - connections, the request threads' pool, and result helpers.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/assert.h"
+#include "pg_internal.h"
+
+PGconn *store_connect(const char *conninfo, char *err, size_t errlen)
+{
+    /* A dead server must fail requests fast, not hang them. */
+    const char *keys[] = {"dbname", "connect_timeout", "application_name", NULL};
+    const char *vals[] = {conninfo, "3", "ledgerd", NULL};
+    PGconn *conn = PQconnectdbParams(keys, vals, 1);
+    if (conn == NULL || PQstatus(conn) != CONNECTION_OK) {
+        if (err)
+            snprintf(err, errlen, "%s", conn ? PQerrorMessage(conn) : "out of memory");
+        PQfinish(conn);
+        return NULL;
+    }
+    PQclear(PQexec(conn, "SET statement_timeout = '30s'"));
+    return conn;
+}
+
+bool store_ensure(PGconn **conn, const char *conninfo)
+{
+    if (*conn != NULL && PQstatus(*conn) == CONNECTION_OK)
+        return true;
+    PQfinish(*conn);
+    *conn = store_connect(conninfo, NULL, 0);
+    return *conn != NULL;
+}
+
+bool store_ping(PGconn *conn)
+{
+    PGresult *res = PQexec(conn, "SELECT 1");
+    bool ok = PQresultStatus(res) == PGRES_TUPLES_OK;
+    PQclear(res);
+    return ok;
+}
+
+int store_pool_init(struct store_pool *p, const char *conninfo, int size)
+{
+    pthread_mutex_init(&p->lock, NULL);
+    pthread_cond_init(&p->free_cond, NULL);
+    p->conninfo = conninfo;
+    p->size = size;
+    p->conns = calloc((size_t)size, sizeof *p->conns);
+    p->busy = calloc((size_t)size, sizeof *p->busy);
+    return p->conns && p->busy ? 0 : -1;
+}
+
+void store_pool_destroy(struct store_pool *p)
+{
+    for (int i = 0; i < p->size; i++)
+        PQfinish(p->conns[i]);
+    free(p->conns);
+    free(p->busy);
+    pthread_mutex_destroy(&p->lock);
+    pthread_cond_destroy(&p->free_cond);
+}
+
+PGconn *store_pool_get(struct store_pool *p)
+{
+    pthread_mutex_lock(&p->lock);
+    int slot = -1;
+    for (;;) {
+        for (int i = 0; i < p->size; i++) {
+            if (!p->busy[i]) {
+                slot = i;
+                break;
+            }
+        }
+        if (slot >= 0)
+            break;
+        pthread_cond_wait(&p->free_cond, &p->lock);
+    }
+    p->busy[slot] = true;
+    pthread_mutex_unlock(&p->lock);
+
+    /* Connect outside the lock: it may take up to connect_timeout. */
+    PGconn *conn = p->conns[slot];
+    if (conn != NULL && PQstatus(conn) == CONNECTION_OK && PQtransactionStatus(conn) != PQTRANS_IDLE)
+        PQclear(PQexec(conn, "ROLLBACK"));
+    bool ok = store_ensure(&conn, p->conninfo);
+    pthread_mutex_lock(&p->lock);
+    p->conns[slot] = conn;
+    if (!ok) {
+        p->busy[slot] = false;
+        pthread_cond_signal(&p->free_cond);
+    }
+    pthread_mutex_unlock(&p->lock);
+    return ok ? conn : NULL;
+}
+
+void store_pool_put(struct store_pool *p, PGconn *conn)
+{
+    pthread_mutex_lock(&p->lock);
+    for (int i = 0; i < p->size; i++) {
+        if (p->conns[i] == conn) {
+            p->busy[i] = false;
+            break;
+        }
+    }
+    pthread_cond_signal(&p->free_cond);
+    pthread_mutex_unlock(&p->lock);
+}
+
+void sbuf_init(struct sbuf *b)
+{
+    b->data = NULL;
+    b->len = b->cap = 0;
+    sbuf_reset(b);
+}
+
+void sbuf_free(struct sbuf *b)
+{
+    free(b->data);
+    b->data = NULL;
+    b->len = b->cap = 0;
+}
+
+static void sbuf_reserve(struct sbuf *b, size_t extra)
+{
+    if (b->len + extra + 1 <= b->cap)
+        return;
+    size_t cap = b->cap ? b->cap : 256;
+    while (cap < b->len + extra + 1)
+        cap *= 2;
+    char *d = realloc(b->data, cap);
+    LEDGER_ASSERT(d != NULL);
+    b->data = d;
+    b->cap = cap;
+}
+
+void sbuf_reset(struct sbuf *b)
+{
+    sbuf_reserve(b, 0);
+    b->len = 0;
+    b->data[0] = '\0';
+}
+
+void sbuf_putc(struct sbuf *b, char c)
+{
+    sbuf_reserve(b, 1);
+    b->data[b->len++] = c;
+    b->data[b->len] = '\0';
+}
+
+void sbuf_puts(struct sbuf *b, const char *s)
+{
+    size_t n = strlen(s);
+    sbuf_reserve(b, n);
+    memcpy(b->data + b->len, s, n + 1);
+    b->len += n;
+}
+
+void sbuf_put_i64(struct sbuf *b, int64_t v)
+{
+    char tmp[24];
+    snprintf(tmp, sizeof tmp, "%lld", (long long)v);
+    sbuf_puts(b, tmp);
+}
+
+void sbuf_put_amount(struct sbuf *b, i128 v)
+{
+    char tmp[AMOUNT_TEXT_MAX];
+    amount_format(v, tmp);
+    sbuf_puts(b, tmp);
+}
+
+void sbuf_put_quoted(struct sbuf *b, const char *s)
+{
+    sbuf_putc(b, '"');
+    for (; *s; s++) {
+        if (*s == '"' || *s == '\\')
+            sbuf_putc(b, '\\');
+        sbuf_putc(b, *s);
+    }
+    sbuf_putc(b, '"');
+}
+
+i128 pg_get_amount(const PGresult *res, int row, int col)
+{
+    const char *s = PQgetvalue(res, row, col);
+    i128 v = 0;
+    LEDGER_ASSERT(amount_parse(s, strlen(s), &v) == AMOUNT_PARSE_OK);
+    return v;
+}
+
+int64_t pg_get_i64(const PGresult *res, int row, int col)
+{
+    return strtoll(PQgetvalue(res, row, col), NULL, 10);
+}
+
+enum store_result pg_classify(PGconn *conn, const PGresult *res, struct store_error *err)
+{
+    const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    const char *msg = res ? PQresultErrorMessage(res) : PQerrorMessage(conn);
+    if (err) {
+        snprintf(err->sqlstate, sizeof err->sqlstate, "%s", state ? state : "");
+        snprintf(err->message, sizeof err->message, "%s", msg && *msg ? msg : PQerrorMessage(conn));
+        size_t n = strlen(err->message);
+        while (n > 0 && err->message[n - 1] == '\n')
+            err->message[--n] = '\0';
+    }
+    if (PQstatus(conn) != CONNECTION_OK || state == NULL)
+        return STORE_FAILED;
+    if (strcmp(state, "40001") == 0 || strcmp(state, "40P01") == 0)
+        return STORE_RETRY;
+    if (strcmp(state, "23505") == 0) {
+        /* Only a transfer id inserted concurrently by another process is
+         * expected; a duplicate (account, seq) means the locks failed. */
+        const char *constraint = PQresultErrorField(res, PG_DIAG_CONSTRAINT_NAME);
+        if (constraint && strcmp(constraint, "transfers_ext_id_key") == 0)
+            return STORE_RETRY;
+    }
+    return STORE_FAILED;
+}

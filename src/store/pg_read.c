@@ -1,0 +1,278 @@
+/*
+ * pg_read.c - queries for the read endpoints, and account creation.
+ *
+ * Called from request threads with a connection of the store_pool. Every
+ * query is parameterised and answered through an index: accounts by
+ * ext_id, entries by (account_id, seq) and (account_id, effective_at, seq).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/apply.h"
+#include "pg_internal.h"
+
+static char *dup_or_null(const PGresult *res, int row, int col)
+{
+    return PQgetisnull(res, row, col) ? NULL : strdup(PQgetvalue(res, row, col));
+}
+
+void store_account_free(struct store_account *a)
+{
+    free(a->metadata_json);
+    free(a->avg_cost_json);
+    a->metadata_json = a->avg_cost_json = NULL;
+}
+
+#define ACCOUNT_COLUMNS                                                                            \
+    "ext_id, currency, min_balance, cost_currencies, metadata, balance, pending_out,"              \
+    " pending_in, seq, avg_cost, " SQL_TS_TO_US("created_at")
+
+/* Parses a text[] of currency codes ("{USD,BRL}"); codes need no quoting. */
+static void parse_currency_array(const char *s, struct store_account *a)
+{
+    a->n_cost_currencies = 0;
+    if (*s == '{')
+        s++;
+    while (*s && *s != '}' && a->n_cost_currencies < COST_CURRENCIES_MAX) {
+        size_t n = strcspn(s, ",}");
+        char *dst = a->cost_currencies[a->n_cost_currencies++];
+        snprintf(dst, CURRENCY_LEN_MAX + 1, "%.*s", (int)n, s);
+        s += n;
+        if (*s == ',')
+            s++;
+    }
+}
+
+static void account_from_row(const PGresult *res, int row, struct store_account *a)
+{
+    memset(a, 0, sizeof *a);
+    snprintf(a->ext_id, sizeof a->ext_id, "%s", PQgetvalue(res, row, 0));
+    snprintf(a->currency, sizeof a->currency, "%s", PQgetvalue(res, row, 1));
+    a->min_unbounded = PQgetisnull(res, row, 2);
+    a->min_balance = a->min_unbounded ? 0 : pg_get_amount(res, row, 2);
+    parse_currency_array(PQgetvalue(res, row, 3), a);
+    a->metadata_json = dup_or_null(res, row, 4);
+    a->balance = pg_get_amount(res, row, 5);
+    a->pending_out = pg_get_amount(res, row, 6);
+    a->pending_in = pg_get_amount(res, row, 7);
+    a->seq = pg_get_i64(res, row, 8);
+    a->avg_cost_json = dup_or_null(res, row, 9);
+    a->created_us = pg_get_i64(res, row, 10);
+}
+
+static void currency_array(struct sbuf *b, const struct store_account *a)
+{
+    sbuf_reset(b);
+    sbuf_putc(b, '{');
+    for (int i = 0; i < a->n_cost_currencies; i++) {
+        if (i)
+            sbuf_putc(b, ',');
+        sbuf_put_quoted(b, a->cost_currencies[i]);
+    }
+    sbuf_putc(b, '}');
+}
+
+static void account_spec_of(const struct store_account *a, const char **codes,
+                            struct core_account_spec *spec)
+{
+    for (int i = 0; i < a->n_cost_currencies; i++)
+        codes[i] = a->cost_currencies[i];
+    spec->currency = a->currency;
+    spec->min_unbounded = a->min_unbounded;
+    spec->min_balance = a->min_balance;
+    spec->cost_currencies = codes;
+    spec->n_cost_currencies = a->n_cost_currencies;
+}
+
+enum store_create_outcome store_create_account(PGconn *conn, const struct store_account *in,
+                                               struct store_account *out)
+{
+    char min_text[AMOUNT_TEXT_MAX];
+    amount_format(in->min_balance, min_text);
+    struct sbuf costs;
+    sbuf_init(&costs);
+    currency_array(&costs, in);
+    const char *params[] = {in->ext_id, in->currency, in->min_unbounded ? NULL : min_text,
+                            costs.data, in->metadata_json};
+    PGresult *res = PQexecParams(conn,
+                                 "INSERT INTO ledger.accounts (ext_id, currency, min_balance,"
+                                 " cost_currencies, metadata) VALUES ($1, $2, $3, $4, $5::jsonb)"
+                                 " ON CONFLICT (ext_id) DO NOTHING RETURNING " ACCOUNT_COLUMNS,
+                                 5, NULL, params, NULL, NULL, 0);
+    enum store_create_outcome outcome = STORE_CREATE_FAILED;
+    if (PQresultStatus(res) != PGRES_TUPLES_OK)
+        goto done;
+    if (PQntuples(res) == 1) {
+        account_from_row(res, 0, out);
+        outcome = STORE_CREATED;
+        goto done;
+    }
+    PQclear(res);
+    const char *params2[] = {in->ext_id, in->metadata_json};
+    res = PQexecParams(conn,
+                       "SELECT " ACCOUNT_COLUMNS ", metadata IS NOT DISTINCT FROM $2::jsonb"
+                       " FROM ledger.accounts WHERE ext_id = $1",
+                       2, NULL, params2, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1)
+        goto done;
+    account_from_row(res, 0, out);
+    bool metadata_equal = PQgetvalue(res, 0, 11)[0] == 't';
+    const char *codes_a[COST_CURRENCIES_MAX], *codes_b[COST_CURRENCIES_MAX];
+    struct core_account_spec a, b;
+    account_spec_of(in, codes_a, &a);
+    account_spec_of(out, codes_b, &b);
+    outcome = core_account_spec_equal(&a, &b, metadata_equal) ? STORE_EXISTS_SAME
+                                                              : STORE_EXISTS_DIFFERENT;
+done:
+    PQclear(res);
+    sbuf_free(&costs);
+    return outcome;
+}
+
+int store_get_account(PGconn *conn, const char *ext_id, struct store_account *out)
+{
+    const char *params[] = {ext_id};
+    PGresult *res =
+        PQexecParams(conn, "SELECT " ACCOUNT_COLUMNS " FROM ledger.accounts WHERE ext_id = $1",
+                     1, NULL, params, NULL, NULL, 0);
+    int r = -1;
+    if (PQresultStatus(res) == PGRES_TUPLES_OK) {
+        r = PQntuples(res) == 1;
+        if (r)
+            account_from_row(res, 0, out);
+    }
+    PQclear(res);
+    return r;
+}
+
+int store_balance_at(PGconn *conn, const char *ext_id, int64_t at_us, struct store_balance_at *out)
+{
+    char at[24];
+    snprintf(at, sizeof at, "%lld", (long long)at_us);
+    const char *params[] = {ext_id, at};
+    /* One probe of entries_as_of; the LEFT JOIN keeps "no entry yet"
+     * apart from "no such account". */
+    PGresult *res = PQexecParams(
+        conn,
+        "SELECT e.balance, e.seq, e.avg_cost FROM ledger.accounts a"
+        " LEFT JOIN LATERAL (SELECT balance, seq, avg_cost FROM ledger.entries"
+        "  WHERE account_id = a.id AND effective_at <= " SQL_US_TO_TS("$2::bigint")
+        "  ORDER BY effective_at DESC, seq DESC LIMIT 1) e ON true"
+        " WHERE a.ext_id = $1",
+        2, NULL, params, NULL, NULL, 0);
+    int r = -1;
+    if (PQresultStatus(res) == PGRES_TUPLES_OK) {
+        r = PQntuples(res) == 1;
+        if (r) {
+            bool none = PQgetisnull(res, 0, 1);
+            out->balance = none ? 0 : pg_get_amount(res, 0, 0);
+            out->seq = none ? 0 : pg_get_i64(res, 0, 1);
+            out->avg_cost_json = none ? NULL : dup_or_null(res, 0, 2);
+        }
+    }
+    PQclear(res);
+    return r;
+}
+
+void store_entries_free(struct store_entry *e, int n)
+{
+    for (int i = 0; i < n; i++)
+        free(e[i].avg_cost_json);
+    free(e);
+}
+
+int store_list_entries(PGconn *conn, const char *ext_id, int64_t after_seq, int limit,
+                       struct store_entry **out, int *n_out)
+{
+    char after[24], lim[24];
+    snprintf(after, sizeof after, "%lld", (long long)after_seq);
+    snprintf(lim, sizeof lim, "%d", limit + 1);
+    const char *params[] = {ext_id, after, lim};
+    PGresult *res = PQexecParams(
+        conn,
+        "SELECT a.id, e.seq, t.ext_id, e.kind, e.amount, e.pending_change, e.balance,"
+        " e.pending_out, e.pending_in, e.avg_cost, " SQL_TS_TO_US("e.effective_at") ", "
+        SQL_TS_TO_US("e.created_at") " FROM ledger.accounts a"
+        " LEFT JOIN LATERAL (SELECT * FROM ledger.entries WHERE account_id = a.id"
+        "  AND seq > $2::bigint ORDER BY seq LIMIT $3::int) e ON true"
+        " LEFT JOIN ledger.transfers t ON t.id = e.transfer_id"
+        " WHERE a.ext_id = $1 ORDER BY e.seq",
+        3, NULL, params, NULL, NULL, 0);
+    int r = -1;
+    *out = NULL;
+    *n_out = 0;
+    if (PQresultStatus(res) != PGRES_TUPLES_OK)
+        goto done;
+    int rows = PQntuples(res);
+    r = rows > 0;
+    if (rows == 0 || PQgetisnull(res, 0, 1))
+        goto done;
+    *out = calloc((size_t)rows, sizeof **out);
+    if (*out == NULL) {
+        r = -1;
+        goto done;
+    }
+    for (int i = 0; i < rows; i++) {
+        struct store_entry *e = &(*out)[i];
+        e->seq = pg_get_i64(res, i, 1);
+        snprintf(e->transfer_id, sizeof e->transfer_id, "%s", PQgetvalue(res, i, 2));
+        snprintf(e->kind, sizeof e->kind, "%s", PQgetvalue(res, i, 3));
+        e->amount = pg_get_amount(res, i, 4);
+        e->pending_change = pg_get_amount(res, i, 5);
+        e->balance = pg_get_amount(res, i, 6);
+        e->pending_out = pg_get_amount(res, i, 7);
+        e->pending_in = pg_get_amount(res, i, 8);
+        e->avg_cost_json = dup_or_null(res, i, 9);
+        e->effective_us = pg_get_i64(res, i, 10);
+        e->created_us = pg_get_i64(res, i, 11);
+    }
+    *n_out = rows;
+done:
+    PQclear(res);
+    return r;
+}
+
+int store_get_transfer(PGconn *conn, const char *ext_id, struct store_transfer *out)
+{
+    const char *params[] = {ext_id};
+    PGresult *res = PQexecParams(
+        conn,
+        "SELECT t.ext_id, fa.ext_id, ta.ext_id, t.amount, t.currency, t.pending, t.from_seq,"
+        " t.to_seq, fe.balance, te.balance, " SQL_TS_TO_US("t.created_at") ", "
+        SQL_TS_TO_US("t.effective_at") ", t.metadata, t.from_account_id, t.to_account_id"
+        " FROM ledger.transfers t"
+        " JOIN ledger.accounts fa ON fa.id = t.from_account_id"
+        " JOIN ledger.accounts ta ON ta.id = t.to_account_id"
+        " JOIN ledger.entries fe ON fe.account_id = t.from_account_id AND fe.seq = t.from_seq"
+        " JOIN ledger.entries te ON te.account_id = t.to_account_id AND te.seq = t.to_seq"
+        " WHERE t.ext_id = $1",
+        1, NULL, params, NULL, NULL, 0);
+    int r = -1;
+    if (PQresultStatus(res) == PGRES_TUPLES_OK) {
+        r = PQntuples(res) == 1;
+        if (r) {
+            memset(out, 0, sizeof *out);
+            snprintf(out->ext_id, sizeof out->ext_id, "%s", PQgetvalue(res, 0, 0));
+            snprintf(out->from, sizeof out->from, "%s", PQgetvalue(res, 0, 1));
+            snprintf(out->to, sizeof out->to, "%s", PQgetvalue(res, 0, 2));
+            struct core_transfer *t = &out->t;
+            t->exists = true;
+            t->amount = pg_get_amount(res, 0, 3);
+            snprintf(t->currency, sizeof t->currency, "%s", PQgetvalue(res, 0, 4));
+            t->pending = PQgetvalue(res, 0, 5)[0] == 't';
+            t->state = t->pending ? TRANSFER_PENDING : TRANSFER_POSTED;
+            t->from_seq = pg_get_i64(res, 0, 6);
+            t->to_seq = pg_get_i64(res, 0, 7);
+            t->from_balance = pg_get_amount(res, 0, 8);
+            t->to_balance = pg_get_amount(res, 0, 9);
+            t->created_us = pg_get_i64(res, 0, 10);
+            t->effective_us = pg_get_i64(res, 0, 11);
+            out->metadata_json = dup_or_null(res, 0, 12);
+            t->from_account = pg_get_i64(res, 0, 13);
+            t->to_account = pg_get_i64(res, 0, 14);
+        }
+    }
+    PQclear(res);
+    return r;
+}

@@ -1,0 +1,180 @@
+/*
+ * store.h - everything ledgerd asks of PostgreSQL, through libpq.
+ *
+ * The store knows SQL and the schema; it knows nothing of HTTP or JSON and
+ * applies no ledger rule. It reads and writes the shapes of core/types.h.
+ *
+ * Write path (engine's committer only, one connection per committer):
+ *   store_batch_lock_accounts -> store_batch_load_transfers -> core ->
+ *   store_batch_write -> store_batch_commit
+ * all inside one transaction opened by store_batch_lock_accounts.
+ * Accounts are locked in one fixed order (ext_id, bytewise) by every
+ * process, so batches never deadlock each other.
+ */
+#ifndef LEDGER_STORE_STORE_H
+#define LEDGER_STORE_STORE_H
+
+#include <libpq-fe.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/types.h"
+
+/* How a store call ended; decided by SQLSTATE, never by message text. */
+enum store_result {
+    STORE_OK = 0,
+    STORE_RETRY = 1,   /* 40001, 40P01, or 23505 on a transfer id: run the batch again */
+    STORE_FAILED = 2,  /* nothing was committed: connection lost or a hard error */
+    STORE_UNKNOWN = 3, /* the connection broke after COMMIT was sent */
+};
+
+/* ---- connections ---- */
+
+/* Opens a connection; NULL with err filled on failure. */
+PGconn *store_connect(const char *conninfo, char *err, size_t errlen);
+/* True when conn is usable, reconnecting it in place if it broke. */
+bool store_ensure(PGconn **conn, const char *conninfo);
+
+/* A fixed set of connections for the request threads (reads, account
+ * creation, health checks). */
+struct store_pool {
+    pthread_mutex_t lock;
+    pthread_cond_t free_cond;
+    const char *conninfo;
+    PGconn **conns;
+    bool *busy;
+    int size;
+};
+
+int store_pool_init(struct store_pool *p, const char *conninfo, int size);
+void store_pool_destroy(struct store_pool *p);
+/* Returns a connected connection, or NULL when the database is unreachable
+ * (the slot stays free). */
+PGconn *store_pool_get(struct store_pool *p);
+void store_pool_put(struct store_pool *p, PGconn *conn);
+
+/* ---- schema ---- */
+
+/* Creates or upgrades the ledger schema; safe when processes start at once. */
+int store_migrate(PGconn *conn, int *version_out, char *err, size_t errlen);
+
+/* ---- write path ---- */
+
+/* The last error of the write path, for logs. */
+struct store_error {
+    char sqlstate[6];
+    char message[256];
+};
+
+/* BEGIN, then lock and load the accounts named by ids (sorted by strcmp,
+ * unique). found[i] tells whether ids[i] exists; accounts[i] is filled
+ * when it does. */
+enum store_result store_batch_lock_accounts(PGconn *conn, const char *const *ids, int n,
+                                            struct core_account *accounts, bool *found,
+                                            struct store_error *err);
+
+/* In a new statement (fresh snapshot, after the locks): the transfers among
+ * ids (sorted by strcmp, unique) that already exist. */
+enum store_result store_batch_load_transfers(PGconn *conn, const char *const *ids, int n,
+                                             struct core_transfer *transfers,
+                                             struct store_error *err);
+
+/* What the store needs besides core's output to write a created transfer. */
+struct store_new_transfer {
+    const char *ext_id;
+    const struct core_transfer *t;
+    const char *metadata_json; /* NULL for none */
+};
+
+/* Inserts the created transfers and the entries (entry_transfer_ext[i] names
+ * the transfer of entries[i]; entry_account_id[i] its account) and writes
+ * back the touched accounts. */
+enum store_result store_batch_write(PGconn *conn, const struct store_new_transfer *xfers,
+                                    int n_xfers, const struct core_entry *entries,
+                                    const int64_t *entry_account_id,
+                                    const char *const *entry_transfer_ext, int n_entries,
+                                    const struct core_account *accounts, int n_accounts,
+                                    struct store_error *err);
+
+enum store_result store_batch_commit(PGconn *conn, struct store_error *err);
+void store_batch_rollback(PGconn *conn);
+
+/* After STORE_UNKNOWN: on a fresh connection, did the transfer ext_id
+ * commit? Returns 1 yes, 0 no, -1 could not tell. */
+int store_transfer_committed(PGconn *conn, const char *ext_id);
+
+/* ---- reads and account creation ---- */
+
+#define COST_CURRENCIES_MAX 16
+
+struct store_account {
+    char ext_id[ID_LEN_MAX + 1];
+    char currency[CURRENCY_LEN_MAX + 1];
+    bool min_unbounded;
+    i128 min_balance;
+    int n_cost_currencies;
+    char cost_currencies[COST_CURRENCIES_MAX][CURRENCY_LEN_MAX + 1];
+    char *metadata_json; /* malloc'd, NULL for none */
+    i128 balance, pending_out, pending_in;
+    int64_t seq;
+    char *avg_cost_json; /* malloc'd, NULL for none */
+    int64_t created_us;
+};
+
+void store_account_free(struct store_account *a);
+
+enum store_create_outcome {
+    STORE_CREATED,
+    STORE_EXISTS_SAME,
+    STORE_EXISTS_DIFFERENT,
+    STORE_CREATE_FAILED,
+};
+
+/* Inserts the account, or loads the existing one into *out. metadata
+ * equality is judged by PostgreSQL's jsonb equality; the rest by core. */
+enum store_create_outcome store_create_account(PGconn *conn, const struct store_account *in,
+                                               struct store_account *out);
+
+/* 1 found, 0 not found, -1 database error. */
+int store_get_account(PGconn *conn, const char *ext_id, struct store_account *out);
+
+struct store_balance_at {
+    i128 balance;
+    int64_t seq;
+    char *avg_cost_json; /* malloc'd, NULL for none */
+};
+
+/* State after the last entry with effective_at <= at_us. 1, 0 no account, -1 error. */
+int store_balance_at(PGconn *conn, const char *ext_id, int64_t at_us, struct store_balance_at *out);
+
+struct store_entry {
+    int64_t seq;
+    char transfer_id[ID_LEN_MAX + 1];
+    char kind[16];
+    i128 amount, pending_change, balance, pending_out, pending_in;
+    char *avg_cost_json;
+    int64_t effective_us, created_us;
+};
+
+/* Entries with seq > after_seq, at most limit + 1 of them (so the caller
+ * can tell whether more follow). *out is malloc'd. 1, 0 no account, -1. */
+int store_list_entries(PGconn *conn, const char *ext_id, int64_t after_seq, int limit,
+                       struct store_entry **out, int *n_out);
+void store_entries_free(struct store_entry *e, int n);
+
+struct store_transfer {
+    char ext_id[ID_LEN_MAX + 1];
+    char from[ID_LEN_MAX + 1], to[ID_LEN_MAX + 1];
+    struct core_transfer t;
+    char *metadata_json;
+};
+
+/* 1 found, 0 not found, -1 error. */
+int store_get_transfer(PGconn *conn, const char *ext_id, struct store_transfer *out);
+
+/* true when a trivial query succeeds. */
+bool store_ping(PGconn *conn);
+
+#endif
