@@ -1,0 +1,198 @@
+"""SPEC section 4 under real concurrency: many clients, two ledgerd
+processes on one database, group commit."""
+import random
+import re
+import threading
+import unittest
+
+import harness
+
+
+def run_threads(n, target):
+    errors = []
+
+    def wrap(i):
+        try:
+            target(i)
+        except BaseException as e:  # surfaced in the main thread
+            errors.append(e)
+
+    threads = [threading.Thread(target=wrap, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
+
+
+def metric(client, name):
+    status, text = client.get("/metrics")
+    assert status == 200
+    m = re.search(r"^%s (\d+)$" % re.escape(name), text, re.M)
+    assert m, "metric %s missing" % name
+    return int(m.group(1))
+
+
+class Concurrency(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.pg = harness.cluster()
+        cls.pg.reset()
+        cls.a = harness.Ledgerd(db=cls.pg.conninfo)
+        cls.b = harness.Ledgerd(db=cls.pg.conninfo)
+        c = cls.a.client()
+        c.account("world", min_balance=None)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.a.stop()
+        cls.b.stop()
+
+    def double_spend(self, prefix, servers):
+        c = self.a.client()
+        wallet, sink = prefix + "-wallet", prefix + "-sink"
+        c.account(wallet)
+        c.account(sink)
+        status, _ = c.transfer(prefix + "-fund", "world", wallet, 100)
+        self.assertEqual(status, 201)
+
+        clients, total = 64, 2000
+        accepted, refused, other = [], [], []
+        lock = threading.Lock()
+
+        def worker(i):
+            cl = servers[i % len(servers)].client()
+            for k in range(i, total, clients):
+                status, resp = cl.transfer("%s-spend-%d" % (prefix, k), wallet, sink, 1)
+                with lock:
+                    if status == 201:
+                        accepted.append(resp)
+                    elif status == 422 and resp["error"] == "insufficient_funds":
+                        refused.append(k)
+                    else:
+                        other.append((status, resp))
+            cl.close()
+
+        run_threads(clients, worker)
+        self.assertEqual(other, [])
+        self.assertEqual(len(accepted), 100)
+        self.assertEqual(len(refused), total - 100)
+        self.assertEqual(c.balance(wallet), 0)
+        self.assertEqual(c.balance(sink), 100)
+        entries = c.entries(wallet)
+        self.assertEqual([e["seq"] for e in entries], list(range(1, 102)))
+        running = 0
+        for e in entries:
+            running += int(e["amount"])
+            self.assertEqual(int(e["balance"]), running)
+            self.assertGreaterEqual(int(e["balance"]), 0)
+        # Every accepted answer names a distinct entry, as committed.
+        self.assertEqual(sorted(r["from_seq"] for r in accepted), list(range(2, 102)))
+        by_seq = {e["seq"]: e for e in entries}
+        for r in accepted:
+            self.assertEqual(by_seq[r["from_seq"]]["transfer_id"], r["id"])
+            self.assertEqual(int(by_seq[r["from_seq"]]["balance"]), int(r["from_balance"]))
+
+    def test_double_spend_one_process(self):
+        self.double_spend("ds1", [self.a])
+
+    def test_double_spend_two_processes(self):
+        self.double_spend("ds2", [self.a, self.b])
+
+    def test_conservation_across_two_processes(self):
+        seed = random.randrange(1 << 30)
+        print("conservation seed=%d" % seed)
+        c = self.a.client()
+        accounts = ["cons-%02d" % i for i in range(50)]
+        for i, acc in enumerate(accounts):
+            c.account(acc, min_balance=None if i == 0 else ("-50" if i % 7 == 0 else "0"))
+            if i:
+                status, _ = c.transfer("cons-fund-%d" % i, accounts[0], acc, 1000)
+                self.assertEqual(status, 201)
+        clients, per_client = 32, 60
+        outcomes = {}
+        lock = threading.Lock()
+
+        def worker(i):
+            rnd = random.Random(seed + i)
+            cl = [self.a, self.b][i % 2].client()
+            for k in range(per_client):
+                frm, to = rnd.sample(accounts, 2)
+                tid = "cons-%d-%d" % (i, k)
+                if k % 10 == 9:
+                    items = [{"id": "%s-%d" % (tid, j), "from": frm, "to": to,
+                              "amount": rnd.randint(1, 300)} for j in range(5)]
+                    status, resp = cl.post("/v1/transfers/batch",
+                                           {"transfers": items, "atomic": bool(k % 20 == 19)})
+                    self.assertEqual(status, 200, resp)
+                    for r in resp["results"]:
+                        with lock:
+                            outcomes[r["id"]] = r["status"]
+                else:
+                    status, resp = cl.transfer(tid, frm, to, rnd.randint(1, 300))
+                    self.assertIn(status, (201, 422), resp)
+                    with lock:
+                        outcomes[tid] = resp.get("status", resp.get("error"))
+            cl.close()
+
+        run_threads(clients, worker)
+        self.assertTrue(any(v == "posted" for v in outcomes.values()))
+        self.assertTrue(any(v == "insufficient_funds" or v == "rejected"
+                            for v in outcomes.values()))
+        rc, out = harness.verify(self.pg.conninfo)
+        self.assertEqual(rc, 0, out)
+        self.assertIn("verify: OK", out)
+        total = 0
+        for acc in accounts:
+            status, resp = c.get("/v1/accounts/" + acc)
+            bal = int(resp["balance"])
+            total += bal
+            if acc != accounts[0]:
+                self.assertGreaterEqual(bal, -50 if accounts.index(acc) % 7 == 0 else 0)
+        self.assertEqual(total, 0)
+        _, s, _ = self.pg.psql("SELECT sum(balance) FROM ledger.accounts WHERE currency = 'USD'")
+        self.assertEqual(int(s), 0)
+        # Every posted answer is in the journal, every rejected one is not.
+        _, rows, _ = self.pg.psql("SELECT ext_id FROM ledger.transfers WHERE ext_id LIKE 'cons-%-%'")
+        stored = set(rows.split())
+        for tid, st in outcomes.items():
+            self.assertEqual(tid in stored, st == "posted", tid)
+
+    def test_group_commit_on_hot_account(self):
+        c = self.a.client()
+        c.account("hot-merchant")
+        payers = ["hot-payer-%d" % i for i in range(64)]
+        for p in payers:
+            c.account(p)
+            self.assertEqual(c.transfer("hot-fund-" + p, "world", p, 10 ** 6)[0], 201)
+        commits_before = metric(c, "ledgerd_commits_total")
+        _, xact_before, _ = self.pg.psql(
+            "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()")
+        per_client = 40
+
+        def worker(i):
+            cl = self.a.client()
+            for k in range(per_client):
+                status, resp = cl.transfer("hot-%d-%d" % (i, k), payers[i], "hot-merchant", 1)
+                self.assertEqual(status, 201, resp)
+            cl.close()
+
+        run_threads(64, worker)
+        transfers = 64 * per_client
+        commits = metric(c, "ledgerd_commits_total") - commits_before
+        _, xact_after, _ = self.pg.psql(
+            "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()")
+        print("hot account: %d transfers in %d ledgerd commits (%d database commits)"
+              % (transfers, commits, int(xact_after) - int(xact_before)))
+        self.assertEqual(c.balance("hot-merchant"), transfers)
+        self.assertGreater(commits, 0)
+        # Group commit: far fewer transactions than transfers.
+        self.assertLess(commits * 4, transfers)
+        # The database agrees (its count includes reads and stats queries,
+        # which run in their own transactions, so allow for them).
+        self.assertLess(int(xact_after) - int(xact_before), transfers)
+
+
+if __name__ == "__main__":
+    unittest.main()

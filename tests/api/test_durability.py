@@ -1,0 +1,205 @@
+"""Crashes, outages, the insert-only journal, migrations and verify."""
+import os
+import signal
+import subprocess
+import threading
+import time
+import unittest
+
+import harness
+
+
+class InsertOnlyJournal(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.pg = harness.cluster()
+        cls.pg.reset()
+        cls.d = harness.Ledgerd(db=cls.pg.conninfo)
+        c = cls.d.client()
+        c.account("world", min_balance=None)
+        c.account("a")
+        assert c.transfer("t1", "world", "a", 5)[0] == 201
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.d.stop()
+
+    def refused(self, sql, reason="insert-only"):
+        rc, _, err = self.pg.psql(sql, check=False)
+        self.assertNotEqual(rc, 0, sql)
+        self.assertIn(reason, err)
+
+    def test_update_delete_truncate_refused_for_superuser(self):
+        # The test cluster's user is a superuser: even it is refused.
+        _, su, _ = self.pg.psql("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")
+        self.assertEqual(su, "t")
+        self.refused("UPDATE ledger.entries SET amount = 0")
+        self.refused("DELETE FROM ledger.entries")
+        self.refused("TRUNCATE ledger.entries")
+        self.refused("UPDATE ledger.transfers SET amount = 1")
+        self.refused("DELETE FROM ledger.transfers")
+        # Plain TRUNCATE of transfers is stopped by the foreign key first;
+        # with CASCADE it reaches the triggers.
+        self.refused("TRUNCATE ledger.transfers", "foreign key")
+        self.refused("TRUNCATE ledger.transfers CASCADE")
+        _, n, _ = self.pg.psql("SELECT count(*) FROM ledger.entries")
+        self.assertEqual(n, "2")
+
+    def test_verify_names_violations(self):
+        rc, out = harness.verify(self.pg.conninfo)
+        self.assertEqual(rc, 0, out)
+        # Tamper as a superuser can (triggers off), then verify must object.
+        self.pg.psql("BEGIN; ALTER TABLE ledger.entries DISABLE TRIGGER entries_insert_only;"
+                     " UPDATE ledger.entries SET balance = balance + 1 WHERE seq = 1;"
+                     " UPDATE ledger.accounts SET balance = balance + 7 WHERE ext_id = 'a';"
+                     " ALTER TABLE ledger.entries ENABLE TRIGGER entries_insert_only; COMMIT")
+        rc, out = harness.verify(self.pg.conninfo)
+        self.assertEqual(rc, 1, out)
+        self.assertIn("figures differ from previous entry", out)
+        self.assertIn("currency does not balance", out)
+        self.pg.psql("ALTER TABLE ledger.entries DISABLE TRIGGER entries_insert_only")
+        rc, out = harness.verify(self.pg.conninfo)
+        self.assertEqual(rc, 1, out)
+        self.assertIn("insert-only trigger missing or disabled: entries_insert_only", out)
+        self.pg.psql("ALTER TABLE ledger.entries ENABLE TRIGGER entries_insert_only")
+
+
+class Migrations(unittest.TestCase):
+    def test_two_processes_migrate_at_once(self):
+        pg = harness.cluster()
+        pg.reset()
+        procs = []
+        threads = [threading.Thread(target=lambda: procs.append(harness.Ledgerd(db=pg.conninfo)))
+                   for _ in range(3)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        try:
+            self.assertEqual(len(procs), 3)
+            _, rows, _ = pg.psql("SELECT count(*), count(DISTINCT version) FROM"
+                                 " ledger.schema_migrations")
+            n, distinct = rows.split("|")
+            self.assertEqual(n, distinct)
+            for p in procs:
+                self.assertEqual(p.client().get("/healthz")[0], 200)
+        finally:
+            for p in procs:
+                p.stop()
+
+
+def load(servers, prefix, stop, answered, lock, n_threads=16):
+    """Transfers of 1 from funded payers until stop is set; records 2xx."""
+
+    def worker(i):
+        cl = servers[i % len(servers)].client()
+        cl.timeout = 10
+        k = 0
+        while not stop.is_set():
+            tid = "%s-%d-%d" % (prefix, i, k)
+            k += 1
+            try:
+                status, resp = cl.transfer(tid, "payer-%d" % i, "merchant", 1)
+            except (OSError, ValueError):
+                cl.close()
+                time.sleep(0.05)
+                continue
+            if status in (200, 201):
+                with lock:
+                    answered[tid] = resp
+            elif status != 503:
+                raise AssertionError((status, resp))
+        cl.close()
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(n_threads)]
+    for t in threads:
+        t.start()
+    return threads
+
+
+class Crashes(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.pg = harness.cluster()
+        cls.pg.reset()
+        d = harness.Ledgerd(db=cls.pg.conninfo)
+        c = d.client()
+        c.account("world", min_balance=None)
+        c.account("merchant")
+        for i in range(16):
+            c.account("payer-%d" % i)
+            assert c.transfer("fund-%d" % i, "world", "payer-%d" % i, 10 ** 9)[0] == 201
+        d.stop()
+
+    def check_answered(self, client, answered):
+        """Every 2xx answer is in the journal with the figures it gave."""
+        self.assertGreater(len(answered), 0)
+        for tid, resp in answered.items():
+            status, got = client.get("/v1/transfers/" + tid)
+            self.assertEqual(status, 200, tid)
+            for k in ("from_seq", "to_seq", "from_balance", "to_balance", "amount"):
+                self.assertEqual(got[k], resp[k], (tid, k))
+
+    def test_kill9_ledgerd_under_load(self):
+        a = harness.Ledgerd(db=self.pg.conninfo)
+        stop, lock, answered = threading.Event(), threading.Lock(), {}
+        threads = load([a], "k9", stop, answered, lock)
+        time.sleep(1.5)
+        a.kill9()
+        time.sleep(0.5)
+        stop.set()
+        for t in threads:
+            t.join()
+        b = harness.Ledgerd(db=self.pg.conninfo)
+        try:
+            c = b.client()
+            self.check_answered(c, answered)
+            rc, out = harness.verify(self.pg.conninfo)
+            self.assertEqual(rc, 0, out)
+            # Retrying an answered id is a replay, never a second transfer.
+            tid = sorted(answered)[0]
+            i = int(tid.split("-")[1])
+            status, resp = c.transfer(tid, "payer-%d" % i, "merchant", 1)
+            self.assertEqual(status, 200)
+            self.assertTrue(resp["replayed"])
+        finally:
+            b.stop()
+            os.unlink(a.log.name)
+
+    def test_postgres_crash_and_outage(self):
+        a = harness.Ledgerd(db=self.pg.conninfo)
+        b = harness.Ledgerd(db=self.pg.conninfo)
+        stop, lock, answered = threading.Event(), threading.Lock(), {}
+        threads = load([a, b], "pgcrash", stop, answered, lock)
+        try:
+            time.sleep(1.0)
+            self.pg.stop("immediate")  # a crash: no checkpoint, WAL replay on start
+            time.sleep(0.5)
+            c = a.client()
+            started = time.time()
+            status, resp = c.transfer("during-outage", "payer-0", "merchant", 1)
+            self.assertEqual(status, 503, resp)
+            self.assertEqual(resp["error"], "unavailable")
+            self.assertIn("Retry-After", c.last_headers)
+            self.assertLess(time.time() - started, 10)
+            self.assertEqual(c.get("/healthz")[0], 503)
+            self.assertEqual(c.get("/v1/accounts/merchant")[0], 503)
+            self.pg.start()
+            deadline = time.time() + 20
+            while time.time() < deadline and c.get("/healthz")[0] != 200:
+                time.sleep(0.2)
+            self.assertEqual(c.get("/healthz")[0], 200)
+            time.sleep(1.0)
+            stop.set()
+            for t in threads:
+                t.join()
+            # The refused transfer was not applied; it can be sent again.
+            self.assertEqual(c.get("/v1/transfers/during-outage")[0], 404)
+            self.assertEqual(c.transfer("during-outage", "payer-0", "merchant", 1)[0], 201)
+            self.check_answered(c, answered)
+            rc, out = harness.verify(self.pg.conninfo)
+            self.assertEqual(rc, 0, out)
+        finally:
+            stop.set()
+            a.stop()
+            b.stop()

@@ -1,0 +1,72 @@
+"""SPEC section 1: the embedded default, its lifecycle, and verify --data."""
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import unittest
+
+import harness
+
+
+def postgres_running(data_dir):
+    pid_file = os.path.join(data_dir, "postmaster.pid")
+    if not os.path.exists(pid_file):
+        return False
+    with open(pid_file) as f:
+        pid = int(f.readline())
+    try:
+        os.kill(pid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+
+
+class Embedded(unittest.TestCase):
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(prefix="ledgerd-embedded-")
+
+    def tearDown(self):
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def test_first_start_restart_and_verify(self):
+        data = os.path.join(self.dir, "ledger-data")
+        # No --db and no --data: ./ledger-data under the working folder.
+        d = harness.Ledgerd(cwd=self.dir, log_level="info")
+        c = d.client()
+        self.assertTrue(os.path.exists(os.path.join(data, "PG_VERSION")))
+        self.assertEqual(os.stat(data).st_mode & 0o777, 0o700)
+        self.assertTrue(os.path.exists(os.path.join(data, ".s.PGSQL.5432")))
+        c.account("world", min_balance=None)
+        c.account("w")
+        self.assertEqual(c.transfer("e1", "world", "w", 42)[0], 201)
+        self.assertEqual(d.terminate(signal.SIGTERM), 0, d.read_log())
+        self.assertFalse(postgres_running(data))
+
+        # A second start reuses the data.
+        d2 = harness.Ledgerd(cwd=self.dir)
+        self.assertEqual(d2.client().balance("w"), 42)
+        self.assertEqual(d2.terminate(signal.SIGINT), 0, d2.read_log())
+        self.assertFalse(postgres_running(data))
+
+        # verify --data starts the cluster for the check and stops it again.
+        p = subprocess.run([harness.LEDGERD, "verify", "--data", data], capture_output=True,
+                           text=True, timeout=120)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        self.assertIn("verify: OK", p.stdout)
+        self.assertFalse(postgres_running(data))
+        os.unlink(d.log.name)
+        os.unlink(d2.log.name)
+
+    def test_cluster_has_no_tcp_socket(self):
+        data = os.path.join(self.dir, "data")
+        d = harness.Ledgerd(data=data)
+        try:
+            self.assertEqual(d.client().get("/healthz")[0], 200)
+            # The cluster has no TCP socket: only its Unix socket in the folder.
+            with open(os.path.join(data, "postmaster.pid")) as f:
+                lines = f.read().splitlines()
+            self.assertEqual(lines[4], data)  # socket directory
+            self.assertEqual(lines[5].strip(), "")  # listen_addresses: none
+        finally:
+            d.stop()
