@@ -1,4 +1,5 @@
 """Crashes, outages, the insert-only journal, migrations and verify."""
+import json
 import os
 import signal
 import subprocess
@@ -203,3 +204,59 @@ class Crashes(unittest.TestCase):
             stop.set()
             a.stop()
             b.stop()
+
+
+class QueryPlans(unittest.TestCase):
+    """balance?at= and entries pages read a few index rows, not an
+    account's whole history."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.pg = harness.cluster()
+        cls.pg.reset()
+        cls.d = harness.Ledgerd(db=cls.pg.conninfo)
+        c = cls.d.client()
+        c.account("world", min_balance=None)
+        c.account("long")
+        items = [{"id": "plan-%d" % i, "from": "world", "to": "long", "amount": 1}
+                 for i in range(3000)]
+        status, resp = c.post("/v1/transfers/batch", {"transfers": items, "atomic": True})
+        assert status == 200 and all(r["status"] == "posted" for r in resp["results"])
+        cls.pg.psql("ANALYZE ledger.entries")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.d.stop()
+
+    def plan(self, sql):
+        _, out, _ = self.pg.psql("EXPLAIN (ANALYZE, FORMAT JSON) " + sql)
+        return json.loads(out)[0]["Plan"]
+
+    def scans_of(self, node, out):
+        if node.get("Relation Name") == "entries":
+            out.append(node)
+        for child in node.get("Plans", []):
+            self.scans_of(child, out)
+        return out
+
+    def test_balance_at_is_one_index_probe(self):
+        t = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        plan = self.plan(
+            "SELECT e.balance FROM ledger.accounts a LEFT JOIN LATERAL (SELECT balance, seq"
+            " FROM ledger.entries WHERE account_id = a.id AND effective_at <= '%s'"
+            " ORDER BY effective_at DESC, seq DESC LIMIT 1) e ON true WHERE a.ext_id = 'long'" % t)
+        scans = self.scans_of(plan, [])
+        self.assertEqual(len(scans), 1)
+        self.assertEqual(scans[0]["Index Name"], "entries_as_of")
+        self.assertLessEqual(scans[0]["Actual Rows"], 1)
+        status, resp = self.d.client().get("/v1/accounts/long/balance?at=" + t)
+        self.assertEqual((status, resp["balance"], resp["seq"]), (200, "3000", 3000))
+
+    def test_entries_page_reads_only_the_page(self):
+        plan = self.plan("SELECT * FROM ledger.entries WHERE account_id ="
+                         " (SELECT id FROM ledger.accounts WHERE ext_id = 'long')"
+                         " AND seq > 1500 ORDER BY seq LIMIT 101")
+        scans = self.scans_of(plan, [])
+        self.assertEqual(len(scans), 1)
+        self.assertEqual(scans[0]["Index Name"], "entries_pkey")
+        self.assertLessEqual(scans[0]["Actual Rows"], 101)
