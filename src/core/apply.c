@@ -10,6 +10,11 @@
  *    undo log; its successful transfers then report batch_failed.
  *  - seq grows by exactly one per entry; effective_at never decreases per
  *    account.
+ *  - A reservation (pending) counts against available for every later
+ *    debit; post, void and expire release it exactly once, because they
+ *    act only on a transfer whose state is still pending.
+ *  - Mean acquisition cost changes only on a credit (cost.c), and is 0 at
+ *    a balance of 0.
  * No I/O, no clock, no allocation: everything lives in the caller's arrays.
  */
 #include <string.h>
@@ -21,12 +26,56 @@
 struct transfer_plan {
     i128 from_balance, from_pending_out;
     i128 to_balance, to_pending_in;
+    struct core_cost from_cost, to_cost;
     int64_t effective_us;
 };
 
 static int64_t max64(int64_t a, int64_t b)
 {
     return a > b ? a : b;
+}
+
+/* Index of currency in c, or -1. */
+static int cost_find(const struct core_cost *c, const char *currency)
+{
+    for (int i = 0; i < c->n; i++)
+        if (strcmp(c->currency[i], currency) == 0)
+            return i;
+    return -1;
+}
+
+/* SPEC section 5: unit_cost must name exactly the credited account's cost
+ * currencies; a unit_cost for an account that tracks none is malformed. */
+static enum status unit_cost_check(const struct core_account *to, bool has_unit_cost,
+                                   const struct core_cost *unit_cost)
+{
+    if (has_unit_cost && to->avg_cost.n == 0)
+        return STATUS_INVALID_REQUEST;
+    for (int i = 0; has_unit_cost && i < unit_cost->n; i++)
+        if (cost_find(&to->avg_cost, unit_cost->currency[i]) < 0)
+            return STATUS_INVALID_REQUEST;
+    for (int i = 0; i < to->avg_cost.n; i++)
+        if (!has_unit_cost || cost_find(unit_cost, to->avg_cost.currency[i]) < 0)
+            return STATUS_MISSING_UNIT_COST;
+    return STATUS_OK;
+}
+
+/* The means after a balance change: a credit of q > 0 at unit_cost mixes
+ * in; a debit leaves them; a balance of 0 means a mean of 0. */
+static void cost_after(const struct core_account *a, i128 new_balance, i128 credit,
+                       const struct core_cost *unit_cost, struct core_cost *out)
+{
+    *out = a->avg_cost;
+    for (int i = 0; i < out->n; i++) {
+        if (new_balance == 0) {
+            out->value[i] = 0;
+        } else if (credit > 0) {
+            int k = cost_find(unit_cost, out->currency[i]);
+            LEDGER_ASSERT(k >= 0);
+            LEDGER_ASSERT(cost_mean_after_credit(a->balance, a->avg_cost.value[i], credit,
+                                                 unit_cost->value[k], &out->value[i]) == 0);
+        }
+    }
 }
 
 /* SPEC section 3 idempotency: the same from, to, amount, currency, pending. */
@@ -71,6 +120,10 @@ static enum status transfer_check(const struct core_batch *b, const struct core_
         plan->effective_us = max64(b->now_us, last);
     }
 
+    enum status s = unit_cost_check(to, op->has_unit_cost, &op->unit_cost);
+    if (s != STATUS_OK)
+        return s;
+
     plan->from_balance = from->balance;
     plan->from_pending_out = from->pending_out;
     plan->to_balance = to->balance;
@@ -91,6 +144,8 @@ static enum status transfer_check(const struct core_batch *b, const struct core_
         if (amount_sub(&available, plan->from_pending_out) || available < from->min_balance)
             return STATUS_INSUFFICIENT_FUNDS;
     }
+    cost_after(from, plan->from_balance, 0, NULL, &plan->from_cost);
+    cost_after(to, plan->to_balance, op->pending ? 0 : op->amount, &op->unit_cost, &plan->to_cost);
     return STATUS_OK;
 }
 
@@ -128,8 +183,35 @@ static void emit_entry(struct core_batch *b, int account_slot, int transfer_slot
     e->balance = a->balance;
     e->pending_out = a->pending_out;
     e->pending_in = a->pending_in;
+    e->avg_cost = a->avg_cost;
     e->effective_us = effective_us;
     e->created_us = b->now_us;
+}
+
+/* Moves both accounts to the plan and writes their entries. */
+static void plan_commit(struct core_batch *b, const struct core_op *op,
+                        const struct transfer_plan *plan, enum entry_kind kind, bool atomic,
+                        int *n_undo)
+{
+    if (atomic) {
+        undo_save_account(b, n_undo, op->from);
+        undo_save_account(b, n_undo, op->to);
+        undo_save_transfer(b, n_undo, op->transfer);
+    }
+    struct core_account *from = &b->accounts[op->from];
+    struct core_account *to = &b->accounts[op->to];
+    i128 debit = plan->from_balance - from->balance;
+    i128 credit = plan->to_balance - to->balance;
+    i128 out_change = plan->from_pending_out - from->pending_out;
+    i128 in_change = plan->to_pending_in - to->pending_in;
+    from->balance = plan->from_balance;
+    from->pending_out = plan->from_pending_out;
+    from->avg_cost = plan->from_cost;
+    to->balance = plan->to_balance;
+    to->pending_in = plan->to_pending_in;
+    to->avg_cost = plan->to_cost;
+    emit_entry(b, op->from, op->transfer, kind, debit, out_change, plan->effective_us);
+    emit_entry(b, op->to, op->transfer, kind, credit, in_change, plan->effective_us);
 }
 
 /* Returns the op's status; on STATUS_OK the transfer is applied. */
@@ -139,6 +221,8 @@ static enum status transfer_apply(struct core_batch *b, struct core_op *op, bool
     struct core_transfer *t = &b->transfers[op->transfer];
     if (core_check_amount(op->amount_parse, op->amount) != STATUS_OK)
         return STATUS_INVALID_AMOUNT;
+    if (op->timeout_s != 0 && !op->pending)
+        return STATUS_INVALID_REQUEST;
     if (t->exists) {
         enum status s = transfer_exists_status(b, op, t);
         op->replayed = s == STATUS_OK;
@@ -151,25 +235,10 @@ static enum status transfer_apply(struct core_batch *b, struct core_op *op, bool
         return s;
 
     /* After this point the transfer must succeed. */
-    if (atomic) {
-        undo_save_account(b, n_undo, op->from);
-        undo_save_account(b, n_undo, op->to);
-        undo_save_transfer(b, n_undo, op->transfer);
-    }
-    struct core_account *from = &b->accounts[op->from];
-    struct core_account *to = &b->accounts[op->to];
-    i128 debit = plan.from_balance - from->balance;
-    i128 credit = plan.to_balance - to->balance;
-    i128 out_change = plan.from_pending_out - from->pending_out;
-    i128 in_change = plan.to_pending_in - to->pending_in;
-    from->balance = plan.from_balance;
-    from->pending_out = plan.from_pending_out;
-    to->balance = plan.to_balance;
-    to->pending_in = plan.to_pending_in;
-    enum entry_kind kind = op->pending ? ENTRY_PENDING : ENTRY_POSTED;
-    emit_entry(b, op->from, op->transfer, kind, debit, out_change, plan.effective_us);
-    emit_entry(b, op->to, op->transfer, kind, credit, in_change, plan.effective_us);
-
+    plan_commit(b, op, &plan, op->pending ? ENTRY_PENDING : ENTRY_POSTED, atomic, n_undo);
+    const struct core_account *from = &b->accounts[op->from];
+    const struct core_account *to = &b->accounts[op->to];
+    memset(t, 0, sizeof *t);
     t->exists = true;
     t->created = true;
     t->from_account = from->id;
@@ -184,6 +253,96 @@ static enum status transfer_apply(struct core_batch *b, struct core_op *op, bool
     t->to_balance = to->balance;
     t->created_us = b->now_us;
     t->effective_us = plan.effective_us;
+    t->deadline_us = TIME_NONE;
+    if (op->pending) {
+        t->timeout_s = op->timeout_s;
+        if (op->timeout_s > 0)
+            t->deadline_us = b->now_us + op->timeout_s * 1000000;
+        if (op->has_unit_cost)
+            t->unit_cost = op->unit_cost;
+        t->pending_dirty = true;
+    }
+    op->replayed = false;
+    return STATUS_OK;
+}
+
+/* Post, void or expire of a pending transfer: checks, then settles. */
+static enum status settle_apply(struct core_batch *b, struct core_op *op, bool atomic,
+                                int *n_undo)
+{
+    struct core_transfer *t = &b->transfers[op->transfer];
+    if (op->kind == OP_POST && op->has_amount &&
+        core_check_amount(op->amount_parse, op->amount) != STATUS_OK)
+        return STATUS_INVALID_AMOUNT;
+    /* The engine names the accounts it resolved for this id; if another
+     * process created the id with other accounts meanwhile, it is not the
+     * pending transfer the caller meant to settle. */
+    if (!t->exists || !t->pending || op->from < 0 || op->to < 0 ||
+        b->accounts[op->from].id != t->from_account || b->accounts[op->to].id != t->to_account)
+        return STATUS_PENDING_NOT_FOUND;
+
+    i128 posted = op->kind == OP_POST ? (op->has_amount ? op->amount : t->amount) : 0;
+    switch (t->state) {
+    case TRANSFER_POSTED:
+        /* Posting again the same way is a replay. */
+        if (op->kind == OP_POST && posted == t->posted_amount) {
+            op->replayed = true;
+            return STATUS_OK;
+        }
+        return STATUS_ALREADY_POSTED;
+    case TRANSFER_VOIDED:
+        if (op->kind == OP_VOID) {
+            op->replayed = true;
+            return STATUS_OK;
+        }
+        return STATUS_ALREADY_VOIDED;
+    case TRANSFER_EXPIRED:
+        return STATUS_PENDING_EXPIRED;
+    case TRANSFER_PENDING:
+        break;
+    }
+    bool due = t->deadline_us != TIME_NONE && b->now_us >= t->deadline_us;
+    if (op->kind == OP_EXPIRE && !due)
+        return STATUS_INVALID_REQUEST; /* the sweeper came early: nothing to do */
+    if (op->kind != OP_EXPIRE && due)
+        return STATUS_PENDING_EXPIRED;
+    if (posted > t->amount)
+        return STATUS_EXCEEDS_PENDING;
+
+    const struct core_account *from = &b->accounts[op->from];
+    const struct core_account *to = &b->accounts[op->to];
+    struct transfer_plan plan = {
+        .from_balance = from->balance,
+        .from_pending_out = from->pending_out,
+        .to_balance = to->balance,
+        .to_pending_in = to->pending_in,
+        .effective_us = max64(b->now_us, max64(from->last_effective_us, to->last_effective_us)),
+    };
+    if (amount_sub(&plan.from_pending_out, t->amount) ||
+        amount_sub(&plan.to_pending_in, t->amount) ||
+        amount_sub(&plan.from_balance, posted) || amount_add(&plan.to_balance, posted))
+        return STATUS_AMOUNT_OVERFLOW;
+    /* The reservation was checked against min_balance when it was made;
+     * releasing it can only raise available. */
+    cost_after(from, plan.from_balance, 0, NULL, &plan.from_cost);
+    cost_after(to, plan.to_balance, posted, &t->unit_cost, &plan.to_cost);
+
+    /* After this point the settlement must succeed. */
+    enum entry_kind kind = op->kind == OP_POST   ? ENTRY_POST_PENDING
+                           : op->kind == OP_VOID ? ENTRY_VOID_PENDING
+                                                 : ENTRY_EXPIRE_PENDING;
+    plan_commit(b, op, &plan, kind, atomic, n_undo);
+    t->state = op->kind == OP_POST   ? TRANSFER_POSTED
+               : op->kind == OP_VOID ? TRANSFER_VOIDED
+                                     : TRANSFER_EXPIRED;
+    t->settled = true;
+    t->posted_amount = posted;
+    t->settle_from_seq = b->accounts[op->from].seq;
+    t->settle_to_seq = b->accounts[op->to].seq;
+    t->settle_from_balance = b->accounts[op->from].balance;
+    t->settle_to_balance = b->accounts[op->to].balance;
+    t->settled_us = b->now_us;
+    t->pending_dirty = true;
     op->replayed = false;
     return STATUS_OK;
 }
@@ -196,7 +355,8 @@ static void request_apply(struct core_batch *b, const struct core_request *r)
     for (int i = r->first_op; i < r->first_op + r->n_ops; i++) {
         struct core_op *op = &b->ops[i];
         op->replayed = false;
-        op->status = transfer_apply(b, op, r->atomic, &n_undo);
+        op->status = op->kind == OP_TRANSFER ? transfer_apply(b, op, r->atomic, &n_undo)
+                                             : settle_apply(b, op, r->atomic, &n_undo);
         if (op->status != STATUS_OK)
             failed = true;
     }

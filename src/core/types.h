@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "amount.h"
+#include "cost.h"
 #include "status.h"
 #include "validate.h"
 
@@ -24,8 +25,20 @@
 _Static_assert(BATCH_TRANSFERS_MAX == 8190, "SPEC section 3 batch limit");
 _Static_assert(BODY_BYTES_MAX == 16777216u, "SPEC section 3 body limit");
 
-/* "No entry yet": effective_at of an account that has never changed. */
+/* "No entry yet": effective_at of an account that has never changed; also
+ * "no deadline" for a pending transfer. */
 #define TIME_NONE INT64_MIN
+
+/* Cost currencies one account may track (SPEC section 5). */
+#define COST_CURRENCIES_MAX 8
+
+/* Mean acquisition cost per cost currency, scaled by 10^18 (cost.h). The
+ * currencies are sorted and unique; n = 0 when nothing is tracked. */
+struct core_cost {
+    int n;
+    char currency[COST_CURRENCIES_MAX][CURRENCY_LEN_MAX + 1];
+    i128 value[COST_CURRENCIES_MAX];
+};
 
 /* An account as locked and loaded for one batch, then updated in place. */
 struct core_account {
@@ -38,6 +51,7 @@ struct core_account {
     i128 pending_in;
     int64_t seq;               /* entries so far; the next entry gets seq + 1 */
     int64_t last_effective_us; /* effective_at of entry #seq, or TIME_NONE */
+    struct core_cost avg_cost; /* tracked currencies and their current means */
     bool touched;              /* changed by this batch: the store writes it back */
 };
 
@@ -60,6 +74,17 @@ struct core_transfer {
     int64_t from_seq, to_seq;
     i128 from_balance, to_balance; /* balances right after it */
     int64_t created_us, effective_us;
+
+    /* Pending transfers only. */
+    int64_t timeout_s;   /* 0: none */
+    int64_t deadline_us; /* TIME_NONE: never expires */
+    struct core_cost unit_cost; /* applied to the credited account on post */
+    bool settled;        /* posted, voided or expired: the settle_ fields hold */
+    i128 posted_amount;
+    int64_t settle_from_seq, settle_to_seq;
+    i128 settle_from_balance, settle_to_balance;
+    int64_t settled_us;
+    bool pending_dirty; /* its pending state changed in this batch */
 };
 
 enum entry_kind {
@@ -72,6 +97,7 @@ enum entry_kind {
 
 /* One change of one account's state. */
 struct core_entry {
+    struct core_cost avg_cost; /* after the change; n = 0 when not tracked */
     int account; /* slot in core_batch.accounts */
     int transfer; /* slot in core_batch.transfers */
     int64_t seq;
@@ -82,10 +108,19 @@ struct core_entry {
     int64_t effective_us, created_us;
 };
 
+enum op_kind {
+    OP_TRANSFER = 0, /* create a transfer, posted or pending */
+    OP_POST = 1,     /* post a pending transfer, all (has_amount false) or amount */
+    OP_VOID = 2,     /* release a pending transfer */
+    OP_EXPIRE = 3,   /* release a pending transfer past its deadline (sweeper) */
+};
+
 /* One transfer of a request, as parsed by the HTTP layer and resolved by
  * the engine. The outputs are status and replayed; the result itself is
- * transfers[transfer]. */
+ * transfers[transfer]. For post, void and expire, transfer is the pending
+ * transfer and from/to are its accounts. */
 struct core_op {
+    enum op_kind kind;
     int transfer;              /* slot in core_batch.transfers */
     const char *from_id;       /* client's ids, compared for same_account */
     const char *to_id;
@@ -95,6 +130,10 @@ struct core_op {
     bool has_currency;
     char currency[CURRENCY_LEN_MAX + 1];
     bool pending;
+    int64_t timeout_s;    /* pending only; 0: none */
+    bool has_amount;      /* post: false posts the whole reservation */
+    bool has_unit_cost;
+    struct core_cost unit_cost;
     bool has_expect_from_seq, has_expect_to_seq;
     int64_t expect_from_seq, expect_to_seq;
     bool has_effective;
@@ -122,7 +161,9 @@ struct core_undo {
 };
 
 /* Everything one call of core_apply_batch reads and writes. The caller
- * owns all arrays; capacities: entries >= 2 * n_ops, undo >= 3 * n_ops. */
+ * owns all arrays; capacities: entries >= 2 * n_ops, undo >= 3 * n_ops.
+ * Every slot of transfers starts zeroed or loaded; deadline_us of a loaded
+ * pending transfer is TIME_NONE when it has no timeout. */
 struct core_batch {
     struct core_account *accounts;
     int n_accounts;

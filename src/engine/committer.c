@@ -48,7 +48,8 @@ struct batch {
     struct core_entry *entries;
     struct core_undo *undo;
 
-    struct store_new_transfer *new_transfers;
+    struct store_transfer_ref *new_transfers;
+    struct store_transfer_ref *pending_refs;
     int64_t *entry_account_id;
     const char **entry_transfer_ext;
     const char **transfer_metadata; /* by transfer slot: metadata of its creating op */
@@ -123,6 +124,7 @@ static void batch_init(struct batch *b, struct engine_request *list)
     b->entries = xcalloc(2 * n, sizeof *b->entries);
     b->undo = xcalloc(3 * n, sizeof *b->undo);
     b->new_transfers = xcalloc(n, sizeof *b->new_transfers);
+    b->pending_refs = xcalloc(n, sizeof *b->pending_refs);
     b->entry_account_id = xcalloc(2 * n, sizeof *b->entry_account_id);
     b->entry_transfer_ext = xcalloc(2 * n, sizeof *b->entry_transfer_ext);
 }
@@ -141,6 +143,7 @@ static void batch_free(struct batch *b)
     free(b->entries);
     free(b->undo);
     free(b->new_transfers);
+    free(b->pending_refs);
     free(b->entry_account_id);
     free(b->entry_transfer_ext);
 }
@@ -159,6 +162,7 @@ static int batch_apply(struct batch *b)
             const struct engine_op *op = b->ops[k];
             struct core_op *c = &b->core_ops[k];
             memset(c, 0, sizeof *c);
+            c->kind = op->kind;
             c->transfer = slot_of(b->transfer_ids, b->n_transfers, op->id);
             c->from_id = op->from;
             c->to_id = op->to;
@@ -171,6 +175,10 @@ static int batch_apply(struct batch *b)
             c->has_currency = op->has_currency;
             memcpy(c->currency, op->currency, sizeof c->currency);
             c->pending = op->pending;
+            c->timeout_s = op->timeout_s;
+            c->has_amount = op->has_amount;
+            c->has_unit_cost = op->has_unit_cost;
+            c->unit_cost = op->unit_cost;
             c->has_expect_from_seq = op->has_expect_from_seq;
             c->has_expect_to_seq = op->has_expect_to_seq;
             c->expect_from_seq = op->expect_from_seq;
@@ -197,7 +205,7 @@ static int batch_apply(struct batch *b)
     /* The metadata of a created transfer is that of the op that created it. */
     for (k = 0; k < b->n_ops; k++) {
         const struct core_op *c = &b->core_ops[k];
-        if (c->status == STATUS_OK && !c->replayed)
+        if (c->kind == OP_TRANSFER && c->status == STATUS_OK && !c->replayed)
             b->transfer_metadata[c->transfer] = b->ops[k]->metadata_json;
     }
     return cb.n_entries;
@@ -218,22 +226,33 @@ static enum store_result batch_attempt(struct engine *e, struct batch *b, int *n
         return r;
 
     int n_entries = batch_apply(b);
-    int n = 0;
-    for (int i = 0; i < b->n_transfers; i++)
-        if (b->transfers[i].created) {
-            b->new_transfers[n].ext_id = b->transfer_ids[i];
-            b->new_transfers[n].t = &b->transfers[i];
-            b->new_transfers[n].metadata_json = b->transfer_metadata[i];
-            n++;
-        }
+    int n = 0, n_pending = 0;
+    for (int i = 0; i < b->n_transfers; i++) {
+        struct core_transfer *t = &b->transfers[i];
+        struct store_transfer_ref ref = {b->transfer_ids[i], t, b->transfer_metadata[i]};
+        if (t->created)
+            b->new_transfers[n++] = ref;
+        if (t->pending_dirty)
+            b->pending_refs[n_pending++] = ref;
+    }
     for (int i = 0; i < n_entries; i++) {
         b->entry_account_id[i] = b->accounts[b->entries[i].account].id;
         b->entry_transfer_ext[i] = b->transfer_ids[b->entries[i].transfer];
     }
     *n_new = n;
-    if (n_entries > 0)
-        r = store_batch_write(e->conn, b->new_transfers, n, b->entries, b->entry_account_id,
-                              b->entry_transfer_ext, n_entries, b->accounts, b->n_accounts, err);
+    struct store_batch_writes w = {
+        .transfers = b->new_transfers,
+        .n_transfers = n,
+        .pending = b->pending_refs,
+        .n_pending = n_pending,
+        .entries = b->entries,
+        .entry_account_id = b->entry_account_id,
+        .entry_transfer_ext = b->entry_transfer_ext,
+        .n_entries = n_entries,
+        .accounts = b->accounts,
+        .n_accounts = b->n_accounts,
+    };
+    r = store_batch_write(e->conn, &w, err);
     if (r != STORE_OK)
         return r;
     return store_batch_commit(e->conn, err);
@@ -252,6 +271,55 @@ static int batch_outcome(struct engine *e, const struct batch *b)
         usleep(500 * 1000);
     }
     return -1;
+}
+
+/* Post, void and expire name only the pending transfer: fill in its
+ * accounts, from the journal (a transfer's accounts never change, so no
+ * lock is needed) or from a transfer created in the same batch. Returns -1
+ * when the database cannot be asked. */
+static int resolve_settlements(struct engine *e, struct engine_request *list)
+{
+    int n = 0;
+    for (struct engine_request *r = list; r; r = r->next)
+        for (int i = 0; i < r->n_ops; i++)
+            n += r->ops[i].kind != OP_TRANSFER;
+    if (n == 0)
+        return 0;
+    const char **ids = xcalloc((size_t)n, sizeof *ids);
+    struct engine_op **ops = xcalloc((size_t)n, sizeof *ops);
+    char(*from)[ID_LEN_MAX + 1] = xcalloc((size_t)n, sizeof *from);
+    char(*to)[ID_LEN_MAX + 1] = xcalloc((size_t)n, sizeof *to);
+    bool *found = xcalloc((size_t)n, sizeof *found);
+    int k = 0;
+    for (struct engine_request *r = list; r; r = r->next)
+        for (int i = 0; i < r->n_ops; i++)
+            if (r->ops[i].kind != OP_TRANSFER) {
+                ops[k] = &r->ops[i];
+                ids[k++] = r->ops[i].id;
+            }
+    int rc = store_transfer_accounts(e->conn, ids, n, from, to, found);
+    for (k = 0; rc == 0 && k < n; k++) {
+        struct engine_op *op = ops[k];
+        op->from[0] = op->to[0] = '\0';
+        if (found[k]) {
+            memcpy(op->from, from[k], sizeof op->from);
+            memcpy(op->to, to[k], sizeof op->to);
+            continue;
+        }
+        for (struct engine_request *r = list; r && !op->from[0]; r = r->next)
+            for (int i = 0; i < r->n_ops; i++)
+                if (r->ops[i].kind == OP_TRANSFER && strcmp(r->ops[i].id, op->id) == 0) {
+                    memcpy(op->from, r->ops[i].from, sizeof op->from);
+                    memcpy(op->to, r->ops[i].to, sizeof op->to);
+                    break;
+                }
+    }
+    free(ids);
+    free(ops);
+    free(from);
+    free(to);
+    free(found);
+    return rc;
 }
 
 /* Runs the batch to a definite end and sets every request's status. */
@@ -338,9 +406,16 @@ static void *committer_main(void *arg)
         pthread_mutex_unlock(&e->lock);
 
         struct batch b;
-        batch_init(&b, list);
-        batch_run(e, &b);
-        batch_free(&b);
+        if (store_ensure(&e->conn, e->conninfo) && resolve_settlements(e, list) == 0) {
+            batch_init(&b, list);
+            batch_run(e, &b);
+            batch_free(&b);
+        } else {
+            metrics_db_error();
+            log_warn("could not reach the database for a batch");
+            for (struct engine_request *r = list; r; r = r->next)
+                r->status = STATUS_UNAVAILABLE;
+        }
         for (struct engine_request *r = list, *next; r; r = next) {
             next = r->next;
             r->done(r);
@@ -357,7 +432,9 @@ int engine_start(struct engine *e, const char *conninfo, int queued_ops_max, int
     e->conninfo = conninfo;
     e->queued_ops_max = queued_ops_max;
     e->batch_ops_max = batch_ops_max;
-    return pthread_create(&e->committer, NULL, committer_main, e) == 0 ? 0 : -1;
+    if (pthread_create(&e->committer, NULL, committer_main, e) != 0)
+        return -1;
+    return engine_sweeper_start(e);
 }
 
 bool engine_submit(struct engine *e, struct engine_request *r)
@@ -380,6 +457,7 @@ bool engine_submit(struct engine *e, struct engine_request *r)
 
 void engine_stop(struct engine *e)
 {
+    engine_sweeper_stop(e);
     pthread_mutex_lock(&e->lock);
     e->stopping = true;
     pthread_cond_signal(&e->wake);

@@ -15,8 +15,11 @@
 
 #include "core/types.h"
 
-/* One transfer of a request as the HTTP layer parsed it. */
+/* One transfer of a request as the HTTP layer parsed it. For post, void
+ * and expire, id names the pending transfer and the committer fills from
+ * and to with its accounts. */
 struct engine_op {
+    enum op_kind kind;
     char id[ID_LEN_MAX + 1];
     char from[ID_LEN_MAX + 1];
     char to[ID_LEN_MAX + 1];
@@ -25,6 +28,10 @@ struct engine_op {
     bool has_currency;
     char currency[CURRENCY_LEN_MAX + 1];
     bool pending;
+    int64_t timeout_s;
+    bool has_amount; /* post: a partial amount was given */
+    bool has_unit_cost;
+    struct core_cost unit_cost;
     bool has_expect_from_seq, has_expect_to_seq;
     int64_t expect_from_seq, expect_to_seq;
     bool has_effective;
@@ -60,12 +67,22 @@ struct engine {
     pthread_t committer;
     const char *conninfo;
     PGconn *conn; /* the committer's own; no other thread touches it */
+
+    /* The expiry sweeper: its own thread and connection. */
+    pthread_t sweeper;
+    pthread_cond_t sweeper_wake;
+    bool sweeper_stopping;
 };
 
 int engine_start(struct engine *e, const char *conninfo, int queued_ops_max, int batch_ops_max);
 /* Queues r; false (r untouched) when the queue is full or stopping. */
 bool engine_submit(struct engine *e, struct engine_request *r);
-/* Stops taking requests, finishes what is queued, joins the committer. */
+/* Stops the sweeper, stops taking requests, finishes what is queued,
+ * joins the committer. */
 void engine_stop(struct engine *e);
+
+/* The expiry sweeper (sweeper.c), started and stopped by the engine. */
+int engine_sweeper_start(struct engine *e);
+void engine_sweeper_stop(struct engine *e);
 
 #endif

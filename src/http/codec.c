@@ -10,6 +10,9 @@
 
 #include "codec.h"
 
+/* Ten years: long enough for any hold, short enough to add to a time. */
+#define TIMEOUT_S_MAX 315360000
+
 static bool fail(struct codec_error *err, const char *fmt, const char *field)
 {
     err->status = STATUS_INVALID_REQUEST;
@@ -97,6 +100,43 @@ static bool get_seq(json_t *obj, const char *field, bool *has, int64_t *out,
     return true;
 }
 
+/* {"USD": "123.45", "BRL": 612}: decimal strings or integers, >= 0, at
+ * most 18 fraction digits. */
+static bool parse_unit_cost(json_t *v, struct core_cost *c, struct codec_error *err)
+{
+    if (!json_is_object(v) || json_object_size(v) == 0 ||
+        json_object_size(v) > COST_CURRENCIES_MAX)
+        return fail(err, "\"%s\" must be an object of 1 to 8 currency: decimal string pairs",
+                    "unit_cost");
+    const char *key;
+    json_t *val;
+    memset(c, 0, sizeof *c);
+    json_object_foreach(v, key, val)
+    {
+        if (!valid_currency(key, strlen(key)))
+            return fail(err, "\"unit_cost\" has an invalid currency code \"%.32s\"", key);
+        char text[32];
+        const char *s = NULL;
+        if (json_is_string(val)) {
+            s = json_string_value(val);
+        } else if (json_is_integer(val) && json_integer_value(val) >= 0) {
+            snprintf(text, sizeof text, "%lld", (long long)json_integer_value(val));
+            s = text;
+        }
+        if (s == NULL || !cost_parse(s, strlen(s), &c->value[c->n]))
+            return fail(err, "\"unit_cost.%.32s\" must be a decimal string >= 0 with at most 20"
+                        " integer and 18 fraction digits", key);
+        snprintf(c->currency[c->n], sizeof c->currency[c->n], "%s", key);
+        c->n++;
+    }
+    return true;
+}
+
+static int cmp_currency(const void *a, const void *b)
+{
+    return strcmp(a, b);
+}
+
 bool codec_parse_transfer(json_t *obj, struct engine_op *op, struct codec_error *err)
 {
     static const char *const allowed[] = {"id",       "from",         "to",     "amount",
@@ -122,16 +162,23 @@ bool codec_parse_transfer(json_t *obj, struct engine_op *op, struct codec_error 
     v = json_object_get(obj, "pending");
     if (v && !json_is_boolean(v))
         return fail(err, "\"%s\" must be true or false", "pending");
-    if (json_is_true(v)) {
-        err->status = STATUS_INVALID_REQUEST;
-        snprintf(err->message, sizeof err->message,
-                 "pending transfers are not available in this version of ledgerd");
-        return false;
+    op->pending = json_is_true(v);
+    v = json_object_get(obj, "timeout_s");
+    if (v) {
+        if (!op->pending)
+            return fail(err, "\"%s\" applies to pending transfers only", "timeout_s");
+        if (!json_is_integer(v) || json_integer_value(v) < 1 ||
+            json_integer_value(v) > TIMEOUT_S_MAX)
+            return fail(err, "\"%s\" must be an integer from 1 to 315360000 (ten years)",
+                        "timeout_s");
+        op->timeout_s = json_integer_value(v);
     }
-    if (json_object_get(obj, "timeout_s"))
-        return fail(err, "\"%s\" applies to pending transfers only", "timeout_s");
-    if (json_object_get(obj, "unit_cost"))
-        return fail(err, "\"%s\" requires a credited account that tracks cost", "unit_cost");
+    v = json_object_get(obj, "unit_cost");
+    if (v) {
+        if (!parse_unit_cost(v, &op->unit_cost, err))
+            return false;
+        op->has_unit_cost = true;
+    }
 
     v = json_object_get(obj, "effective_at");
     if (v) {
@@ -177,9 +224,23 @@ bool codec_parse_account(json_t *obj, struct store_account *a, struct codec_erro
     }
 
     v = json_object_get(obj, "cost_currencies");
-    if (v != NULL && !(json_is_array(v) && json_array_size(v) == 0))
-        return fail(err, "\"%s\": mean acquisition cost is not available in this version",
-                    "cost_currencies");
+    if (v != NULL) {
+        if (!json_is_array(v) || json_array_size(v) > COST_CURRENCIES_MAX)
+            return fail(err, "\"%s\" must be a list of at most 8 currency codes",
+                        "cost_currencies");
+        for (size_t i = 0; i < json_array_size(v); i++) {
+            json_t *code = json_array_get(v, i);
+            if (!get_currency(code, "cost_currencies", a->cost_currencies[i], err))
+                return false;
+        }
+        a->n_cost_currencies = (int)json_array_size(v);
+        /* A set: stored sorted, so equal sets compare equal. */
+        qsort(a->cost_currencies, (size_t)a->n_cost_currencies, sizeof a->cost_currencies[0],
+              cmp_currency);
+        for (int i = 1; i < a->n_cost_currencies; i++)
+            if (strcmp(a->cost_currencies[i - 1], a->cost_currencies[i]) == 0)
+                return fail(err, "\"%s\" lists a currency twice", "cost_currencies");
+    }
     return get_metadata(obj, &a->metadata_json, err);
 }
 
@@ -245,6 +306,17 @@ static const char *transfer_state_name(enum transfer_state s)
     return "posted";
 }
 
+json_t *codec_cost(const struct core_cost *c)
+{
+    json_t *o = json_object();
+    for (int i = 0; i < c->n; i++) {
+        char text[COST_TEXT_MAX];
+        cost_format(c->value[i], text);
+        json_object_set_new(o, c->currency[i], json_string(text));
+    }
+    return o;
+}
+
 json_t *codec_transfer_result(const char *id, const char *from, const char *to,
                               const struct core_transfer *t)
 {
@@ -256,13 +328,43 @@ json_t *codec_transfer_result(const char *id, const char *from, const char *to,
     json_object_set_new(o, "amount", codec_amount(t->amount));
     json_object_set_new(o, "currency", json_string(t->currency));
     json_object_set_new(o, "pending", json_boolean(t->pending));
-    json_object_set_new(o, "from_seq", json_integer(t->from_seq));
-    json_object_set_new(o, "to_seq", json_integer(t->to_seq));
-    json_object_set_new(o, "from_balance", codec_amount(t->from_balance));
-    json_object_set_new(o, "to_balance", codec_amount(t->to_balance));
+    /* A settled pending transfer reports the entries that settled it. */
+    json_object_set_new(o, "from_seq", json_integer(t->settled ? t->settle_from_seq : t->from_seq));
+    json_object_set_new(o, "to_seq", json_integer(t->settled ? t->settle_to_seq : t->to_seq));
+    json_object_set_new(o, "from_balance",
+                        codec_amount(t->settled ? t->settle_from_balance : t->from_balance));
+    json_object_set_new(o, "to_balance",
+                        codec_amount(t->settled ? t->settle_to_balance : t->to_balance));
     json_object_set_new(o, "created_at", codec_time(t->created_us));
     json_object_set_new(o, "effective_at", codec_time(t->effective_us));
+    if (t->state == TRANSFER_POSTED && t->pending)
+        json_object_set_new(o, "posted_amount", codec_amount(t->posted_amount));
+    if (t->pending && t->timeout_s > 0)
+        json_object_set_new(o, "timeout_s", json_integer(t->timeout_s));
+    if (t->deadline_us != TIME_NONE && t->pending)
+        json_object_set_new(o, "expires_at", codec_time(t->deadline_us));
+    if (t->settled)
+        json_object_set_new(o, "settled_at", codec_time(t->settled_us));
+    if (t->unit_cost.n > 0)
+        json_object_set_new(o, "unit_cost", codec_cost(&t->unit_cost));
     return o;
+}
+
+bool codec_parse_settle(json_t *obj, enum op_kind kind, struct engine_op *op,
+                        struct codec_error *err)
+{
+    static const char *const post_keys[] = {"amount", NULL};
+    static const char *const void_keys[] = {NULL};
+    if (obj != NULL && !json_is_object(obj))
+        return fail(err, "the body must be a JSON object%s", "");
+    if (obj != NULL && !only_known_keys(obj, kind == OP_POST ? post_keys : void_keys, err))
+        return false;
+    json_t *amount = obj ? json_object_get(obj, "amount") : NULL;
+    if (amount) {
+        op->has_amount = true;
+        op->amount_parse = parse_amount(amount, &op->amount);
+    }
+    return true;
 }
 
 json_t *codec_entry(const struct store_entry *e)

@@ -26,7 +26,13 @@ bool codec_parse_transfer(json_t *obj, struct engine_op *op, struct codec_error 
 /* Parses an account creation body into a (metadata_json is malloc'd). */
 bool codec_parse_account(json_t *obj, struct store_account *a, struct codec_error *err);
 
+/* The body of a post ({"amount"} optional) or a void (empty or {}); obj
+ * NULL for an empty body. */
+bool codec_parse_settle(json_t *obj, enum op_kind kind, struct engine_op *op,
+                        struct codec_error *err);
+
 json_t *codec_amount(i128 v);
+json_t *codec_cost(const struct core_cost *c);
 json_t *codec_time(int64_t us);
 /* Parses stored JSON text (metadata, avg_cost); NULL text gives NULL. */
 json_t *codec_stored_json(const char *text);

@@ -38,6 +38,7 @@ struct http_request {
 
     /* Transfers waiting on the engine. */
     bool is_batch;
+    bool is_settle; /* post or void: success is 200, not 201 */
     struct engine_request engine_req;
 };
 

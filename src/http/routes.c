@@ -93,14 +93,22 @@ static bool only_known_args(struct http_request *r, const char *const *allowed, 
     return c.bad == NULL;
 }
 
+/* A string of decimal digits; values past INT64_MAX saturate (a limit
+ * that large is capped, an after_seq that large is past every entry). */
 static bool parse_nonneg(const char *s, int64_t *out)
 {
-    if (s == NULL || *s == '\0' || strlen(s) > 18)
+    if (s == NULL || *s == '\0')
         return false;
-    for (const char *p = s; *p; p++)
+    int64_t v = 0;
+    for (const char *p = s; *p; p++) {
         if (*p < '0' || *p > '9')
             return false;
-    *out = strtoll(s, NULL, 10);
+        if (v > (INT64_MAX - (*p - '0')) / 10)
+            v = INT64_MAX;
+        else
+            v = v * 10 + (*p - '0');
+    }
+    *out = v;
     return true;
 }
 
@@ -285,14 +293,6 @@ static enum MHD_Result transfer_get(struct http_request *r, const char *id)
     return http_reply_json(r, 200, body);
 }
 
-/* Post and void settle pending transfers, which this version cannot
- * create: every id is therefore not a pending transfer. */
-static enum MHD_Result transfer_settle(struct http_request *r, const char *id)
-{
-    (void)id;
-    return http_reply_error(r, STATUS_PENDING_NOT_FOUND, "no pending transfer with this id");
-}
-
 static void engine_done(struct engine_request *er)
 {
     struct http_request *r = er->done_arg;
@@ -334,6 +334,36 @@ static enum MHD_Result transfers_create(struct http_request *r)
     enum status s = core_check_amount(r->engine_req.ops[0].amount_parse, r->engine_req.ops[0].amount);
     if (s != STATUS_OK)
         return http_reply_error(r, s, status_message(s));
+    return queue_transfers(r);
+}
+
+/* POST /v1/transfers/{id}/post and /void: one settle op through the engine. */
+static enum MHD_Result transfer_settle(struct http_request *r, const char *id, enum op_kind kind)
+{
+    struct codec_error err;
+    json_t *root = NULL;
+    if (r->body_len > 0) {
+        root = parse_body(r, &err);
+        if (root == NULL)
+            return http_reply_error(r, err.status, err.message);
+    }
+    r->engine_req.ops = calloc(1, sizeof *r->engine_req.ops);
+    if (r->engine_req.ops == NULL) {
+        json_decref(root);
+        return MHD_NO;
+    }
+    r->engine_req.n_ops = 1;
+    r->engine_req.atomic = true;
+    struct engine_op *op = &r->engine_req.ops[0];
+    op->kind = kind;
+    snprintf(op->id, sizeof op->id, "%s", id);
+    bool ok = codec_parse_settle(root, kind, op, &err);
+    json_decref(root);
+    if (!ok)
+        return http_reply_error(r, err.status, err.message);
+    if (op->has_amount && core_check_amount(op->amount_parse, op->amount) != STATUS_OK)
+        return http_reply_error(r, STATUS_INVALID_AMOUNT, status_message(STATUS_INVALID_AMOUNT));
+    r->is_settle = true;
     return queue_transfers(r);
 }
 
@@ -406,7 +436,7 @@ enum MHD_Result routes_reply_committed(struct http_request *r)
             return http_reply_error(r, op->status, status_message(op->status));
         json_t *body = codec_transfer_result(op->id, op->from, op->to, &op->result);
         json_object_set_new(body, "replayed", json_boolean(op->replayed));
-        return http_reply_json(r, op->replayed ? 200 : 201, body);
+        return http_reply_json(r, op->replayed || r->is_settle ? 200 : 201, body);
     }
     json_t *results = json_array();
     for (int i = 0; i < er->n_ops; i++) {
@@ -524,7 +554,7 @@ enum MHD_Result routes_dispatch(struct http_request *r, const char *method, cons
                 return http_reply_error(r, STATUS_METHOD_NOT_ALLOWED, "use POST");
             if (!valid_id(id, strlen(id)))
                 return http_reply_error(r, STATUS_INVALID_REQUEST, "invalid transfer id");
-            return transfer_settle(r, id);
+            return transfer_settle(r, id, seg[3][0] == 'p' ? OP_POST : OP_VOID);
         }
     }
     return http_reply_error(r, STATUS_NOT_FOUND, "no such endpoint");

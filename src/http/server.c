@@ -109,6 +109,17 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     }
     if (r->phase == PHASE_COMMITTED)
         return routes_reply_committed(r);
+    if (r->body_too_large) {
+        /* A body without Content-Length (chunked) that outgrew the limit:
+         * libmicrohttpd cannot queue a response while upload data is being
+         * delivered, so the rest is discarded unread and the 413 goes out
+         * once the request has ended. */
+        if (*upload_size > 0) {
+            *upload_size = 0;
+            return MHD_YES;
+        }
+        return http_reply_error(r, STATUS_BODY_TOO_LARGE, "request body is larger than 16 MiB");
+    }
     if (*upload_size > 0) {
         size_t n = *upload_size;
         *upload_size = 0;
@@ -116,8 +127,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             r->body_too_large = true;
             free(r->body);
             r->body = NULL;
-            return http_reply_error(r, STATUS_BODY_TOO_LARGE,
-                                    "request body is larger than 16 MiB");
+            r->body_len = r->body_cap = 0;
+            return MHD_YES;
         }
         if (r->body_len + n + 1 > r->body_cap) {
             size_t cap = r->body_cap ? r->body_cap : 1024;

@@ -90,6 +90,20 @@ static const char *const migrations[] = {
     " FOR EACH ROW EXECUTE FUNCTION ledger.refuse_journal_change();"
     "CREATE TRIGGER entries_no_truncate BEFORE TRUNCATE ON ledger.entries"
     " FOR EACH STATEMENT EXECUTE FUNCTION ledger.refuse_journal_change();",
+
+    /* 2: the mutable state of pending transfers and the expiry queue. The
+     * journal keeps the facts (the pending entries, then the settling
+     * entries); this table only says where each pending transfer stands. */
+    "CREATE TABLE ledger.pending_transfers ("
+    " transfer_id bigint PRIMARY KEY REFERENCES ledger.transfers (id),"
+    " state text NOT NULL CHECK (state IN ('pending', 'posted', 'voided', 'expired')),"
+    " deadline timestamptz,"
+    " posted_amount numeric(39,0),"
+    " settle_from_seq bigint,"
+    " settle_to_seq bigint,"
+    " settled_at timestamptz);"
+    "CREATE INDEX pending_transfers_due ON ledger.pending_transfers (deadline)"
+    " WHERE state = 'pending' AND deadline IS NOT NULL;",
 };
 
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))

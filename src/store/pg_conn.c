@@ -182,6 +182,80 @@ void sbuf_put_quoted(struct sbuf *b, const char *s)
     sbuf_putc(b, '"');
 }
 
+void sbuf_put_cost_json(struct sbuf *b, const struct core_cost *c)
+{
+    if (c->n == 0) {
+        sbuf_puts(b, "NULL");
+        return;
+    }
+    sbuf_putc(b, '{');
+    for (int i = 0; i < c->n; i++) {
+        char text[COST_TEXT_MAX];
+        cost_format(c->value[i], text);
+        sbuf_puts(b, i ? ",\"" : "\"");
+        sbuf_puts(b, c->currency[i]);
+        sbuf_puts(b, "\":\"");
+        sbuf_puts(b, text);
+        sbuf_putc(b, '"');
+    }
+    sbuf_putc(b, '}');
+}
+
+/* Next element of a one-dimensional array literal of unquoted tokens. */
+static bool next_token(const char **p, char *out, size_t outlen)
+{
+    const char *s = *p;
+    if (*s == '{' || *s == ',')
+        s++;
+    if (*s == '}' || *s == '\0')
+        return false;
+    size_t n = strcspn(s, ",}");
+    snprintf(out, outlen, "%.*s", (int)n, s);
+    *p = s + n;
+    return true;
+}
+
+void pg_parse_cost(const char *currencies, const char *values, struct core_cost *c)
+{
+    char code[64], value[64];
+    memset(c, 0, sizeof *c);
+    while (c->n < COST_CURRENCIES_MAX && next_token(&currencies, code, sizeof code)) {
+        snprintf(c->currency[c->n], sizeof c->currency[c->n], "%.16s", code);
+        i128 v = 0;
+        if (next_token(&values, value, sizeof value) && strcmp(value, "NULL") != 0)
+            LEDGER_ASSERT(cost_parse(value, strlen(value), &v));
+        c->value[c->n++] = v;
+    }
+}
+
+void pg_get_pending(const PGresult *res, int row, int col, struct core_transfer *t)
+{
+    t->deadline_us = TIME_NONE;
+    if (!t->pending) {
+        t->state = TRANSFER_POSTED;
+        return;
+    }
+    const char *state = PQgetvalue(res, row, col);
+    LEDGER_ASSERT(!PQgetisnull(res, row, col));
+    t->state = strcmp(state, "pending") == 0   ? TRANSFER_PENDING
+               : strcmp(state, "posted") == 0  ? TRANSFER_POSTED
+               : strcmp(state, "voided") == 0  ? TRANSFER_VOIDED
+                                               : TRANSFER_EXPIRED;
+    if (!PQgetisnull(res, row, col + 1))
+        t->deadline_us = pg_get_i64(res, row, col + 1);
+    t->settled = t->state != TRANSFER_PENDING;
+    if (t->settled) {
+        t->posted_amount = pg_get_amount(res, row, col + 2);
+        t->settle_from_seq = pg_get_i64(res, row, col + 3);
+        t->settle_to_seq = pg_get_i64(res, row, col + 4);
+        t->settle_from_balance = pg_get_amount(res, row, col + 5);
+        t->settle_to_balance = pg_get_amount(res, row, col + 6);
+        t->settled_us = pg_get_i64(res, row, col + 7);
+    }
+    t->timeout_s = PQgetisnull(res, row, col + 8) ? 0 : pg_get_i64(res, row, col + 8);
+    pg_parse_cost(PQgetvalue(res, row, col + 9), PQgetvalue(res, row, col + 10), &t->unit_cost);
+}
+
 i128 pg_get_amount(const PGresult *res, int row, int col)
 {
     const char *s = PQgetvalue(res, row, col);

@@ -26,6 +26,28 @@ void sbuf_put_amount(struct sbuf *b, i128 v);
 /* Appends s as a double-quoted array element, escaping '"' and '\'. */
 void sbuf_put_quoted(struct sbuf *b, const char *s);
 
+/* Appends {"USD":"1.500000000000000000",...}, or NULL when n = 0. Codes
+ * and decimals need no JSON escaping. */
+void sbuf_put_cost_json(struct sbuf *b, const struct core_cost *c);
+/* Fills c from a text[] of currency codes and an aligned text[] of
+ * decimals, as array literals ("{BRL,USD}", "{1.5,2}"). */
+void pg_parse_cost(const char *currencies, const char *values, struct core_cost *c);
+
+/* The columns and joins that load a transfer's pending state (table
+ * alias t); pg_get_pending reads them starting at column col. */
+#define PG_PENDING_COLUMNS                                                                         \
+    "p.state, " SQL_TS_TO_US("p.deadline") ", p.posted_amount, p.settle_from_seq,"                \
+    " p.settle_to_seq, sfe.balance, ste.balance, " SQL_TS_TO_US("p.settled_at") ", t.timeout_s,"  \
+    " (SELECT array_agg(k ORDER BY k) FROM jsonb_object_keys(t.unit_cost) k),"                   \
+    " (SELECT array_agg(t.unit_cost ->> k ORDER BY k) FROM jsonb_object_keys(t.unit_cost) k)"
+#define PG_PENDING_JOINS                                                                           \
+    " LEFT JOIN ledger.pending_transfers p ON p.transfer_id = t.id"                               \
+    " LEFT JOIN ledger.entries sfe ON sfe.account_id = t.from_account_id"                         \
+    "  AND sfe.seq = p.settle_from_seq"                                                            \
+    " LEFT JOIN ledger.entries ste ON ste.account_id = t.to_account_id"                           \
+    "  AND ste.seq = p.settle_to_seq"
+void pg_get_pending(const PGresult *res, int row, int col, struct core_transfer *t);
+
 /* Parses a numeric(39,0) column; aborts through LEDGER_ASSERT if the
  * database holds something that is not an i128 (a bug, not input). */
 i128 pg_get_amount(const PGresult *res, int row, int col);

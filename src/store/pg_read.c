@@ -95,9 +95,12 @@ enum store_create_outcome store_create_account(PGconn *conn, const struct store_
     currency_array(&costs, in);
     const char *params[] = {in->ext_id, in->currency, in->min_unbounded ? NULL : min_text,
                             costs.data, in->metadata_json};
+    /* A tracked position starts at a mean of 0 in each cost currency. */
     PGresult *res = PQexecParams(conn,
                                  "INSERT INTO ledger.accounts (ext_id, currency, min_balance,"
-                                 " cost_currencies, metadata) VALUES ($1, $2, $3, $4, $5::jsonb)"
+                                 " cost_currencies, metadata, avg_cost)"
+                                 " VALUES ($1, $2, $3, $4, $5::jsonb, (SELECT jsonb_object_agg(c,"
+                                 " '0.000000000000000000') FROM unnest($4::text[]) c))"
                                  " ON CONFLICT (ext_id) DO NOTHING RETURNING " ACCOUNT_COLUMNS,
                                  5, NULL, params, NULL, NULL, 0);
     enum store_create_outcome outcome = STORE_CREATE_FAILED;
@@ -155,7 +158,8 @@ int store_balance_at(PGconn *conn, const char *ext_id, int64_t at_us, struct sto
      * apart from "no such account". */
     PGresult *res = PQexecParams(
         conn,
-        "SELECT e.balance, e.seq, e.avg_cost FROM ledger.accounts a"
+        "SELECT e.balance, e.seq, coalesce(e.avg_cost, (SELECT jsonb_object_agg(c,"
+        " '0.000000000000000000') FROM unnest(a.cost_currencies) c)) FROM ledger.accounts a"
         " LEFT JOIN LATERAL (SELECT balance, seq, avg_cost FROM ledger.entries"
         "  WHERE account_id = a.id AND effective_at <= " SQL_US_TO_TS("$2::bigint")
         "  ORDER BY effective_at DESC, seq DESC LIMIT 1) e ON true"
@@ -168,7 +172,7 @@ int store_balance_at(PGconn *conn, const char *ext_id, int64_t at_us, struct sto
             bool none = PQgetisnull(res, 0, 1);
             out->balance = none ? 0 : pg_get_amount(res, 0, 0);
             out->seq = none ? 0 : pg_get_i64(res, 0, 1);
-            out->avg_cost_json = none ? NULL : dup_or_null(res, 0, 2);
+            out->avg_cost_json = dup_or_null(res, 0, 2);
         }
     }
     PQclear(res);
@@ -240,13 +244,13 @@ int store_get_transfer(PGconn *conn, const char *ext_id, struct store_transfer *
         conn,
         "SELECT t.ext_id, fa.ext_id, ta.ext_id, t.amount, t.currency, t.pending, t.from_seq,"
         " t.to_seq, fe.balance, te.balance, " SQL_TS_TO_US("t.created_at") ", "
-        SQL_TS_TO_US("t.effective_at") ", t.metadata, t.from_account_id, t.to_account_id"
-        " FROM ledger.transfers t"
+        SQL_TS_TO_US("t.effective_at") ", t.metadata, t.from_account_id, t.to_account_id, "
+        PG_PENDING_COLUMNS " FROM ledger.transfers t"
         " JOIN ledger.accounts fa ON fa.id = t.from_account_id"
         " JOIN ledger.accounts ta ON ta.id = t.to_account_id"
         " JOIN ledger.entries fe ON fe.account_id = t.from_account_id AND fe.seq = t.from_seq"
         " JOIN ledger.entries te ON te.account_id = t.to_account_id AND te.seq = t.to_seq"
-        " WHERE t.ext_id = $1",
+        PG_PENDING_JOINS " WHERE t.ext_id = $1",
         1, NULL, params, NULL, NULL, 0);
     int r = -1;
     if (PQresultStatus(res) == PGRES_TUPLES_OK) {
@@ -261,7 +265,6 @@ int store_get_transfer(PGconn *conn, const char *ext_id, struct store_transfer *
             t->amount = pg_get_amount(res, 0, 3);
             snprintf(t->currency, sizeof t->currency, "%s", PQgetvalue(res, 0, 4));
             t->pending = PQgetvalue(res, 0, 5)[0] == 't';
-            t->state = t->pending ? TRANSFER_PENDING : TRANSFER_POSTED;
             t->from_seq = pg_get_i64(res, 0, 6);
             t->to_seq = pg_get_i64(res, 0, 7);
             t->from_balance = pg_get_amount(res, 0, 8);
@@ -271,8 +274,67 @@ int store_get_transfer(PGconn *conn, const char *ext_id, struct store_transfer *
             out->metadata_json = dup_or_null(res, 0, 12);
             t->from_account = pg_get_i64(res, 0, 13);
             t->to_account = pg_get_i64(res, 0, 14);
+            pg_get_pending(res, 0, 15, t);
         }
     }
     PQclear(res);
     return r;
+}
+
+int store_transfer_accounts(PGconn *conn, const char *const *ids, int n,
+                            char (*from)[ID_LEN_MAX + 1], char (*to)[ID_LEN_MAX + 1], bool *found)
+{
+    struct sbuf arr;
+    sbuf_init(&arr);
+    sbuf_putc(&arr, '{');
+    for (int i = 0; i < n; i++) {
+        if (i)
+            sbuf_putc(&arr, ',');
+        sbuf_put_quoted(&arr, ids[i]);
+    }
+    sbuf_putc(&arr, '}');
+    const char *params[] = {arr.data};
+    PGresult *res = PQexecParams(conn,
+                                 "SELECT t.ext_id, fa.ext_id, ta.ext_id FROM ledger.transfers t"
+                                 " JOIN ledger.accounts fa ON fa.id = t.from_account_id"
+                                 " JOIN ledger.accounts ta ON ta.id = t.to_account_id"
+                                 " WHERE t.ext_id = ANY($1::text[])",
+                                 1, NULL, params, NULL, NULL, 0);
+    sbuf_free(&arr);
+    int r = -1;
+    if (PQresultStatus(res) == PGRES_TUPLES_OK) {
+        for (int i = 0; i < n; i++)
+            found[i] = false;
+        for (int row = 0; row < PQntuples(res); row++)
+            for (int i = 0; i < n; i++)
+                if (!found[i] && strcmp(ids[i], PQgetvalue(res, row, 0)) == 0) {
+                    snprintf(from[i], ID_LEN_MAX + 1, "%s", PQgetvalue(res, row, 1));
+                    snprintf(to[i], ID_LEN_MAX + 1, "%s", PQgetvalue(res, row, 2));
+                    found[i] = true;
+                }
+        r = 0;
+    }
+    PQclear(res);
+    return r;
+}
+
+int store_due_pending(PGconn *conn, int limit, char (*ids)[ID_LEN_MAX + 1])
+{
+    char lim[16];
+    snprintf(lim, sizeof lim, "%d", limit);
+    const char *params[] = {lim};
+    PGresult *res = PQexecParams(conn,
+                                 "SELECT t.ext_id FROM ledger.pending_transfers p"
+                                 " JOIN ledger.transfers t ON t.id = p.transfer_id"
+                                 " WHERE p.state = 'pending' AND p.deadline <= now()"
+                                 " ORDER BY p.deadline LIMIT $1::int",
+                                 1, NULL, params, NULL, NULL, 0);
+    int n = -1;
+    if (PQresultStatus(res) == PGRES_TUPLES_OK) {
+        n = PQntuples(res);
+        for (int i = 0; i < n; i++)
+            snprintf(ids[i], ID_LEN_MAX + 1, "%s", PQgetvalue(res, i, 0));
+    }
+    PQclear(res);
+    return n;
 }

@@ -81,21 +81,30 @@ enum store_result store_batch_load_transfers(PGconn *conn, const char *const *id
                                              struct core_transfer *transfers,
                                              struct store_error *err);
 
-/* What the store needs besides core's output to write a created transfer. */
-struct store_new_transfer {
+/* A transfer the batch created or whose pending state it changed. */
+struct store_transfer_ref {
     const char *ext_id;
     const struct core_transfer *t;
-    const char *metadata_json; /* NULL for none */
+    const char *metadata_json; /* created transfers only; NULL for none */
 };
 
-/* Inserts the created transfers and the entries (entry_transfer_ext[i] names
- * the transfer of entries[i]; entry_account_id[i] its account) and writes
- * back the touched accounts. */
-enum store_result store_batch_write(PGconn *conn, const struct store_new_transfer *xfers,
-                                    int n_xfers, const struct core_entry *entries,
-                                    const int64_t *entry_account_id,
-                                    const char *const *entry_transfer_ext, int n_entries,
-                                    const struct core_account *accounts, int n_accounts,
+/* Everything a batch writes besides COMMIT. */
+struct store_batch_writes {
+    const struct store_transfer_ref *transfers; /* created */
+    int n_transfers;
+    const struct store_transfer_ref *pending; /* pending state created or changed */
+    int n_pending;
+    const struct core_entry *entries;
+    const int64_t *entry_account_id;       /* internal account id of entries[i] */
+    const char *const *entry_transfer_ext; /* transfer ext_id of entries[i] */
+    int n_entries;
+    const struct core_account *accounts; /* written back where touched */
+    int n_accounts;
+};
+
+/* Inserts the journal rows, records pending states, writes back the
+ * touched accounts. A batch without entries writes nothing. */
+enum store_result store_batch_write(PGconn *conn, const struct store_batch_writes *w,
                                     struct store_error *err);
 
 enum store_result store_batch_commit(PGconn *conn, struct store_error *err);
@@ -107,7 +116,6 @@ int store_transfer_committed(PGconn *conn, const char *ext_id);
 
 /* ---- reads and account creation ---- */
 
-#define COST_CURRENCIES_MAX 16
 
 struct store_account {
     char ext_id[ID_LEN_MAX + 1];
@@ -173,6 +181,15 @@ struct store_transfer {
 
 /* 1 found, 0 not found, -1 error. */
 int store_get_transfer(PGconn *conn, const char *ext_id, struct store_transfer *out);
+
+/* The accounts of existing transfers (immutable, so no lock is needed):
+ * found[i] tells whether ids[i] exists. 0, or -1 on a database error. */
+int store_transfer_accounts(PGconn *conn, const char *const *ids, int n,
+                            char (*from)[ID_LEN_MAX + 1], char (*to)[ID_LEN_MAX + 1], bool *found);
+
+/* Up to limit pending transfers whose deadline has passed, oldest first.
+ * Returns how many, or -1 on a database error. */
+int store_due_pending(PGconn *conn, int limit, char (*ids)[ID_LEN_MAX + 1]);
 
 /* true when a trivial query succeeds. */
 bool store_ping(PGconn *conn);
