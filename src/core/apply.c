@@ -254,12 +254,12 @@ static enum status transfer_apply(struct core_batch *b, struct core_op *op, bool
     t->created_us = b->now_us;
     t->effective_us = plan.effective_us;
     t->deadline_us = TIME_NONE;
+    if (op->has_unit_cost)
+        t->unit_cost = op->unit_cost; /* kept in the journal; a pending credit applies it on post */
     if (op->pending) {
         t->timeout_s = op->timeout_s;
         if (op->timeout_s > 0)
             t->deadline_us = b->now_us + op->timeout_s * 1000000;
-        if (op->has_unit_cost)
-            t->unit_cost = op->unit_cost;
         t->pending_dirty = true;
     }
     op->replayed = false;

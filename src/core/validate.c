@@ -84,8 +84,10 @@ bool time_parse_rfc3339(const char *s, size_t len, int64_t *us_out)
     if (!digits(s, 4, &y) || !digits(s + 5, 2, &mo) || !digits(s + 8, 2, &d) ||
         !digits(s + 11, 2, &h) || !digits(s + 14, 2, &mi) || !digits(s + 17, 2, &sec))
         return false;
+    /* RFC 3339 allows a leap second (:60); like PostgreSQL, it is read as
+     * the first instant of the next minute. */
     if (y < 1 || mo < 1 || mo > 12 || d < 1 || d > days_in_month(y, mo) || h > 23 || mi > 59 ||
-        sec > 59)
+        sec > 60)
         return false;
     size_t i = 19;
     int64_t frac_us = 0;

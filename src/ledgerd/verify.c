@@ -18,7 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/amount.h"
+#include "core/types.h"
 #include "pg_embedded.h"
 #include "store/store.h"
 #include "util/log.h"
@@ -85,8 +85,48 @@ struct chain {
     i128 min_balance;
     int64_t seq;
     i128 balance, pending_out, pending_in;
+    struct core_cost cost; /* re-derived means of the tracked currencies */
     bool broken;
 };
+
+/* Parses an aligned text[] of decimals into values; NULL elements are
+ * reported through *missing. */
+static void parse_decimals(const char *array, int n, i128 *values, bool *missing)
+{
+    char tok[64];
+    *missing = false;
+    const char *p = array;
+    for (int i = 0; i < n; i++) {
+        values[i] = 0;
+        if (*p == '{' || *p == ',')
+            p++;
+        size_t len = strcspn(p, ",}");
+        snprintf(tok, sizeof tok, "%.*s", (int)len, p);
+        p += len;
+        if (len == 0 || strcmp(tok, "NULL") == 0 || !cost_parse(tok, strlen(tok), &values[i]))
+            *missing = true;
+    }
+}
+
+static void chain_start(struct chain *c, PGresult *acct, int row)
+{
+    memset(c, 0, sizeof *c);
+    c->account_id = atoll(PQgetvalue(acct, row, 0));
+    snprintf(c->ext_id, sizeof c->ext_id, "%s", PQgetvalue(acct, row, 1));
+    c->bounded = !PQgetisnull(acct, row, 6);
+    c->min_balance = c->bounded ? amount_of(acct, row, 6) : 0;
+    /* "{BRL,USD}": codes need no quoting. */
+    const char *p = PQgetvalue(acct, row, 7);
+    while (*p && *p != '}' && c->cost.n < COST_CURRENCIES_MAX) {
+        if (*p == '{' || *p == ',')
+            p++;
+        size_t len = strcspn(p, ",}");
+        if (len == 0)
+            break;
+        snprintf(c->cost.currency[c->cost.n++], CURRENCY_LEN_MAX + 1, "%.*s", (int)len, p);
+        p += len;
+    }
+}
 
 static void chain_finish(struct audit *a, struct chain *c, PGresult *acct, int row)
 {
@@ -96,100 +136,128 @@ static void chain_finish(struct audit *a, struct chain *c, PGresult *acct, int r
         amount_of(acct, row, 4) != c->pending_in || atoll(PQgetvalue(acct, row, 5)) != c->seq)
         violation(a, "account %s: stored state differs from its last entry (seq %lld)", c->ext_id,
                   (long long)c->seq);
+    i128 stored[COST_CURRENCIES_MAX];
+    bool missing;
+    parse_decimals(PQgetvalue(acct, row, 8), c->cost.n, stored, &missing);
+    for (int i = 0; i < c->cost.n; i++)
+        if (missing || stored[i] != c->cost.value[i])
+            violation(a, "account %s: stored avg_cost %s differs from the journal's", c->ext_id,
+                      c->cost.currency[i]);
 }
 
-/* Invariants 2 and 3, from the entries alone. */
+/* One entry of the chain: figures, floor, and the mean acquisition cost. */
+static void chain_step(struct audit *a, struct chain *c, PGresult *res)
+{
+    int64_t seq = atoll(PQgetvalue(res, 0, 1));
+    i128 amount = amount_of(res, 0, 2), pchange = amount_of(res, 0, 3);
+    bool debit = PQgetvalue(res, 0, 7)[0] == 't';
+    i128 before = c->balance;
+    if (seq != c->seq + 1) {
+        violation(a, "account %s: seq %lld follows seq %lld", c->ext_id, (long long)seq,
+                  (long long)c->seq);
+        c->broken = true;
+        return;
+    }
+    if (amount_add(&c->balance, amount) ||
+        amount_add(debit ? &c->pending_out : &c->pending_in, pchange)) {
+        violation(a, "account %s seq %lld: figures leave the 128-bit range", c->ext_id,
+                  (long long)seq);
+        c->broken = true;
+        return;
+    }
+    if (c->balance != amount_of(res, 0, 4) || c->pending_out != amount_of(res, 0, 5) ||
+        c->pending_in != amount_of(res, 0, 6)) {
+        violation(a, "account %s seq %lld: figures differ from previous entry + change",
+                  c->ext_id, (long long)seq);
+        c->broken = true;
+        return;
+    }
+    c->seq = seq;
+    i128 available = c->balance;
+    if (c->bounded && (amount_sub(&available, c->pending_out) || available < c->min_balance))
+        violation(a, "account %s seq %lld: available below min_balance", c->ext_id,
+                  (long long)seq);
+    if (c->cost.n == 0)
+        return;
+
+    i128 unit[COST_CURRENCIES_MAX], stated[COST_CURRENCIES_MAX];
+    bool unit_missing, stated_missing;
+    parse_decimals(PQgetvalue(res, 0, 9), c->cost.n, unit, &unit_missing);
+    parse_decimals(PQgetvalue(res, 0, 8), c->cost.n, stated, &stated_missing);
+    if (amount > 0 && c->balance != 0 && unit_missing) {
+        violation(a, "account %s seq %lld: credit without a unit_cost for every cost currency",
+                  c->ext_id, (long long)seq);
+        c->broken = true;
+        return;
+    }
+    for (int i = 0; i < c->cost.n; i++) {
+        if (c->balance == 0)
+            c->cost.value[i] = 0;
+        else if (amount > 0)
+            cost_mean_after_credit(before, c->cost.value[i], amount, unit[i], &c->cost.value[i]);
+        if (stated_missing || stated[i] != c->cost.value[i])
+            violation(a, "account %s seq %lld: avg_cost %s differs from the re-derived mean",
+                      c->ext_id, (long long)seq, c->cost.currency[i]);
+    }
+}
+
+/* Invariants 2 and 3 and the means of section 5, from the entries alone. */
 static int check_chains(struct audit *a, long *n_entries)
 {
     PGresult *acct = query(a, "SELECT id, ext_id, balance, pending_out, pending_in, seq,"
-                              " min_balance FROM ledger.accounts ORDER BY id");
+                              " min_balance, cost_currencies,"
+                              " ARRAY(SELECT avg_cost ->> c FROM unnest(cost_currencies) c)"
+                              " FROM ledger.accounts ORDER BY id");
     if (acct == NULL)
         return -1;
     if (!PQsendQuery(a->conn,
                      "SELECT e.account_id, e.seq, e.amount, e.pending_change, e.balance,"
-                     " e.pending_out, e.pending_in, (t.from_account_id = e.account_id) AS debit"
-                     " FROM ledger.entries e LEFT JOIN ledger.transfers t ON t.id = e.transfer_id"
+                     " e.pending_out, e.pending_in, (t.from_account_id = e.account_id) AS debit,"
+                     " ARRAY(SELECT e.avg_cost ->> c FROM unnest(a.cost_currencies) c),"
+                     " ARRAY(SELECT t.unit_cost ->> c FROM unnest(a.cost_currencies) c)"
+                     " FROM ledger.entries e JOIN ledger.accounts a ON a.id = e.account_id"
+                     " LEFT JOIN ledger.transfers t ON t.id = e.transfer_id"
                      " ORDER BY e.account_id, e.seq") ||
         !PQsetSingleRowMode(a->conn)) {
         PQclear(acct);
         return -1;
     }
+    /* Merge: accounts by id, entries by (account_id, seq). */
     int n_acct = PQntuples(acct), ai = -1;
-    struct chain c = {.account_id = -1};
+    struct chain c = {.account_id = -1, .broken = true};
     PGresult *res;
     int rc = 0;
     while ((res = PQgetResult(a->conn)) != NULL) {
         ExecStatusType st = PQresultStatus(res);
-        if (st == PGRES_TUPLES_OK) {
-            PQclear(res);
-            continue;
-        }
         if (st != PGRES_SINGLE_TUPLE) {
-            fprintf(stderr, "verify: query failed: %s", PQresultErrorMessage(res));
-            rc = -1;
+            if (st != PGRES_TUPLES_OK) {
+                fprintf(stderr, "verify: query failed: %s", PQresultErrorMessage(res));
+                rc = -1;
+            }
             PQclear(res);
             continue;
         }
         (*n_entries)++;
         int64_t account_id = atoll(PQgetvalue(res, 0, 0));
-        if (account_id != c.account_id) {
-            /* Accounts without entries in between must be all zeros. */
+        while (c.account_id != account_id && ai + 1 < n_acct) {
             if (ai >= 0)
                 chain_finish(a, &c, acct, ai);
-            for (ai++; ai < n_acct && atoll(PQgetvalue(acct, ai, 0)) < account_id; ai++) {
-                struct chain empty = {0};
-                snprintf(empty.ext_id, sizeof empty.ext_id, "%s", PQgetvalue(acct, ai, 1));
-                chain_finish(a, &empty, acct, ai);
-            }
-            memset(&c, 0, sizeof c);
-            c.account_id = account_id;
-            if (ai >= n_acct || atoll(PQgetvalue(acct, ai, 0)) != account_id) {
-                violation(a, "entries of unknown account id %lld", (long long)account_id);
-                c.broken = true;
-                ai--;
-            } else {
-                snprintf(c.ext_id, sizeof c.ext_id, "%s", PQgetvalue(acct, ai, 1));
-                c.bounded = !PQgetisnull(acct, ai, 6);
-                c.min_balance = c.bounded ? amount_of(acct, ai, 6) : 0;
-            }
+            chain_start(&c, acct, ++ai);
         }
-        if (c.broken) {
-            PQclear(res);
-            continue;
-        }
-        int64_t seq = atoll(PQgetvalue(res, 0, 1));
-        i128 amount = amount_of(res, 0, 2), pchange = amount_of(res, 0, 3);
-        bool debit = PQgetvalue(res, 0, 7)[0] == 't';
-        if (seq != c.seq + 1) {
-            violation(a, "account %s: seq %lld follows seq %lld", c.ext_id, (long long)seq,
-                      (long long)c.seq);
-            c.broken = true;
-        } else if (amount_add(&c.balance, amount) ||
-                   amount_add(debit ? &c.pending_out : &c.pending_in, pchange)) {
-            violation(a, "account %s seq %lld: figures leave the 128-bit range", c.ext_id,
-                      (long long)seq);
-            c.broken = true;
-        } else if (c.balance != amount_of(res, 0, 4) || c.pending_out != amount_of(res, 0, 5) ||
-                   c.pending_in != amount_of(res, 0, 6)) {
-            violation(a, "account %s seq %lld: figures differ from previous entry + change",
-                      c.ext_id, (long long)seq);
-            c.broken = true;
-        } else {
-            c.seq = seq;
-            i128 available = c.balance;
-            if (c.bounded &&
-                (amount_sub(&available, c.pending_out) || available < c.min_balance))
-                violation(a, "account %s seq %lld: available below min_balance", c.ext_id,
-                          (long long)seq);
+        if (c.account_id != account_id) {
+            violation(a, "entries out of account order or of unknown account id %lld",
+                      (long long)account_id);
+            rc = -1;
+        } else if (!c.broken) {
+            chain_step(a, &c, res);
         }
         PQclear(res);
     }
-    if (ai >= 0 && ai < n_acct)
+    if (ai >= 0)
         chain_finish(a, &c, acct, ai);
-    for (ai++; ai < n_acct; ai++) {
-        struct chain empty = {0};
-        snprintf(empty.ext_id, sizeof empty.ext_id, "%s", PQgetvalue(acct, ai, 1));
-        chain_finish(a, &empty, acct, ai);
+    while (ai + 1 < n_acct) {
+        chain_start(&c, acct, ++ai);
+        chain_finish(a, &c, acct, ai);
     }
     PQclear(acct);
     return rc;
@@ -217,6 +285,36 @@ static int run_checks(struct audit *a)
                        " OR NOT EXISTS (SELECT 1 FROM ledger.entries e WHERE e.transfer_id = t.id"
                        "  AND e.account_id = t.to_account_id AND e.seq = t.to_seq"
                        "  AND e.amount = t.amount AND e.kind = 'posted'))");
+    rc |= expect_empty(a, "pending transfer without its two pending entries",
+                       "SELECT t.ext_id FROM ledger.transfers t WHERE t.pending AND ("
+                       " NOT EXISTS (SELECT 1 FROM ledger.entries e WHERE e.transfer_id = t.id"
+                       "  AND e.account_id = t.from_account_id AND e.seq = t.from_seq"
+                       "  AND e.kind = 'pending' AND e.amount = 0 AND e.pending_change = t.amount)"
+                       " OR NOT EXISTS (SELECT 1 FROM ledger.entries e WHERE e.transfer_id = t.id"
+                       "  AND e.account_id = t.to_account_id AND e.seq = t.to_seq"
+                       "  AND e.kind = 'pending' AND e.amount = 0"
+                       "  AND e.pending_change = t.amount))");
+    rc |= expect_empty(a, "pending transfer whose state disagrees with its entries",
+                       "SELECT t.ext_id || ' (' || coalesce(p.state, 'no state') || ')'"
+                       " FROM ledger.transfers t"
+                       " LEFT JOIN ledger.pending_transfers p ON p.transfer_id = t.id"
+                       " WHERE t.pending AND (p.state IS NULL"
+                       " OR (SELECT count(*) FROM ledger.entries e WHERE e.transfer_id = t.id)"
+                       "  <> CASE WHEN p.state = 'pending' THEN 2 ELSE 4 END"
+                       " OR (p.state <> 'pending' AND (p.posted_amount > t.amount"
+                       "  OR (p.state <> 'posted' AND p.posted_amount <> 0)"
+                       "  OR NOT EXISTS (SELECT 1 FROM ledger.entries e"
+                       "   WHERE e.transfer_id = t.id AND e.account_id = t.from_account_id"
+                       "   AND e.seq = p.settle_from_seq AND e.amount = -p.posted_amount"
+                       "   AND e.pending_change = -t.amount AND e.kind = CASE p.state"
+                       "   WHEN 'posted' THEN 'post_pending' WHEN 'voided' THEN 'void_pending'"
+                       "   ELSE 'expire_pending' END::ledger.entry_kind)"
+                       "  OR NOT EXISTS (SELECT 1 FROM ledger.entries e"
+                       "   WHERE e.transfer_id = t.id AND e.account_id = t.to_account_id"
+                       "   AND e.seq = p.settle_to_seq AND e.amount = p.posted_amount"
+                       "   AND e.pending_change = -t.amount AND e.kind = CASE p.state"
+                       "   WHEN 'posted' THEN 'post_pending' WHEN 'voided' THEN 'void_pending'"
+                       "   ELSE 'expire_pending' END::ledger.entry_kind))))");
     rc |= expect_empty(a, "entry without a transfer (account id, seq)",
                        "SELECT e.account_id || ' ' || e.seq FROM ledger.entries e"
                        " WHERE NOT EXISTS (SELECT 1 FROM ledger.transfers t"

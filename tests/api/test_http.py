@@ -1,0 +1,367 @@
+"""HTTP surface: body limit, routing, robustness, /healthz, /metrics, --token-file
+(SPEC sections 1 and 3)."""
+import json
+import os
+import re
+import socket
+import tempfile
+import time
+import unittest
+
+import harness
+
+BODY_MAX = 16 * 1024 * 1024
+
+
+def read_response(sock, timeout=10):
+    """Reads one HTTP response from a raw socket: (status, headers dict, body bytes)."""
+    sock.settimeout(timeout)
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise AssertionError("connection closed before a response: %r" % data)
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split()[1])
+    headers = {}
+    for line in lines[1:]:
+        k, _, v = line.partition(":")
+        headers[k.strip().lower()] = v.strip()
+    length = int(headers.get("content-length", "0"))
+    while len(body) < length:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        body += chunk
+    return status, headers, body[:length]
+
+
+class HttpTestCase(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        harness.cluster().reset()
+        cls.ledgerd = harness.Ledgerd(db=harness.cluster().conninfo)
+        cls.c = cls.ledgerd.client()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.c.close()
+        cls.ledgerd.stop()
+
+    def uid(self, suffix):
+        return "%s.%s" % (self._testMethodName[len("test_"):][:40], suffix)
+
+    def connect(self):
+        return socket.create_connection(("127.0.0.1", self.ledgerd.port), timeout=10)
+
+    def assert_json_error(self, status, body, code=None):
+        self.assertIsInstance(body, dict, body)
+        self.assertIsInstance(body.get("error"), str, body)
+        self.assertTrue(body["error"])
+        self.assertIsInstance(body.get("message"), str, body)
+        self.assertTrue(body["message"].strip())
+        if code:
+            self.assertEqual(body["error"], code, body)
+
+    def assert_healthy(self):
+        status, body = harness.Client(self.ledgerd.port).get("/healthz")
+        self.assertEqual(status, 200, body)
+        self.assertIsNone(self.ledgerd.proc.poll(), "ledgerd exited")
+
+
+class BodyLimitTest(HttpTestCase):
+    def test_413_with_content_length_before_the_body_is_sent(self):
+        w, a = self.uid("w"), self.uid("a")
+        self.c.account(w, min_balance=None)
+        self.c.account(a)
+        start = json.dumps({"id": self.uid("t"), "from": w, "to": a, "amount": 5}).encode()
+        with self.connect() as s:
+            s.sendall(b"POST /v1/transfers HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                      b"Content-Type: application/json\r\nContent-Length: 17000000\r\n\r\n"
+                      + start[:20])
+            started = time.time()
+            status, headers, body = read_response(s, timeout=10)
+        self.assertLess(time.time() - started, 5, "413 must not wait for the body")
+        self.assertEqual(status, 413)
+        self.assertTrue(headers.get("content-type", "").startswith("application/json"), headers)
+        self.assert_json_error(status, json.loads(body), "body_too_large")
+        # The whole transfer, over the limit by padding: refused, not applied.
+        padded = start[:-1] + b" " * (BODY_MAX + 1 - len(start)) + b"}"
+        self.assertEqual(len(padded), BODY_MAX + 1)
+        with self.connect() as s:
+            s.sendall(b"POST /v1/transfers HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                      b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n"
+                      % len(padded) + padded[:1 << 20])
+            # The answer comes while most of the body is still unsent.
+            status, headers, body = read_response(s)
+            try:
+                s.sendall(padded[1 << 20:])
+            except OSError:
+                pass  # refused before it was read whole: the server may have closed
+        self.assertEqual(status, 413)
+        self.assert_json_error(status, json.loads(body), "body_too_large")
+        status, resp = self.c.get("/v1/transfers/" + self.uid("t"))
+        self.assertEqual(status, 404, resp)
+        self.assertEqual(self.c.balance(a), 0)
+        self.assert_healthy()
+
+    def test_413_for_other_endpoints(self):
+        for path in ("/v1/accounts", "/v1/transfers/batch"):
+            with self.connect() as s:
+                s.sendall(b"POST %s HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                          b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n{"
+                          % (path.encode(), BODY_MAX + 1))
+                status, headers, body = read_response(s)
+            self.assertEqual(status, 413, path)
+            self.assert_json_error(status, json.loads(body), "body_too_large")
+
+    def test_413_for_chunked_body_over_the_limit(self):
+        id = self.uid("acct")
+        body = json.dumps({"id": id, "currency": "USD"}).encode()
+        body = body[:-1] + b" " * (BODY_MAX + 4096 - len(body)) + b"}"
+        with self.connect() as s:
+            s.sendall(b"POST /v1/accounts HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                      b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n")
+            try:
+                step = 1 << 20
+                for i in range(0, len(body), step):
+                    part = body[i:i + step]
+                    s.sendall(b"%x\r\n" % len(part) + part + b"\r\n")
+                s.sendall(b"0\r\n\r\n")
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+            status, headers, resp = read_response(s)
+        self.assertEqual(status, 413)
+        self.assert_json_error(status, json.loads(resp), "body_too_large")
+        status, resp = self.c.get("/v1/accounts/" + id)
+        self.assertEqual(status, 404, resp)
+        self.assert_healthy()
+
+    def test_small_chunked_body_is_accepted(self):
+        id = self.uid("acct")
+        body = json.dumps({"id": id, "currency": "USD"}).encode()
+        with self.connect() as s:
+            s.sendall(b"POST /v1/accounts HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                      b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+                      + b"%x\r\n" % 10 + body[:10] + b"\r\n"
+                      + b"%x\r\n" % (len(body) - 10) + body[10:] + b"\r\n0\r\n\r\n")
+            status, headers, resp = read_response(s)
+        self.assertEqual(status, 201, resp)
+        self.assertEqual(json.loads(resp)["id"], id)
+
+    def test_body_of_exactly_16_mib_is_accepted(self):
+        id = self.uid("acct")
+        body = json.dumps({"id": id, "currency": "USD"}).encode()
+        body = body[:-1] + b" " * (BODY_MAX - len(body)) + b"}"
+        self.assertEqual(len(body), BODY_MAX)
+        status, resp = self.c.post("/v1/accounts", raw=body)
+        self.assertEqual(status, 201, resp)
+        self.assertEqual(resp["id"], id)
+
+
+class RoutingTest(HttpTestCase):
+    def test_unknown_paths_are_404_json(self):
+        for path in ("/", "/nope", "/v1", "/v1/", "/v1/nope", "/v2/accounts/x",
+                     "/v1/accounts/x/nope", "/v1/accounts/x/entries/1", "/v1/transfers/x/nope",
+                     "/healthz/x", "/v1/accounts/x/"):
+            status, body = self.c.get(path)
+            self.assertEqual(status, 404, path)
+            self.assert_json_error(status, body)
+
+    def test_wrong_methods_are_4xx_json(self):
+        cases = [("DELETE", "/v1/accounts/x"), ("PUT", "/v1/accounts"), ("GET", "/v1/accounts"),
+                 ("PATCH", "/v1/transfers/x"), ("PUT", "/v1/transfers"), ("GET", "/v1/transfers"),
+                 ("POST", "/v1/accounts/x"), ("POST", "/v1/accounts/x/entries"),
+                 ("GET", "/v1/transfers/x/post"), ("DELETE", "/v1/transfers/batch"),
+                 ("POST", "/healthz"), ("POST", "/metrics")]
+        for method, path in cases:
+            status, body = self.c.request(method, path, body={})
+            self.assertTrue(400 <= status < 500, (method, path, status))
+            self.assert_json_error(status, body)
+        # Nothing was created by the wrong-method POST on an account path.
+        status, body = self.c.get("/v1/accounts/x")
+        self.assertEqual(status, 404)
+
+    def test_json_content_type_on_answers(self):
+        self.c.account(self.uid("a"))
+        for path in ("/v1/accounts/" + self.uid("a"), "/v1/accounts/none", "/nope", "/healthz"):
+            self.c.get(path)
+            self.assertTrue(self.c.last_headers.get("Content-Type", "").startswith(
+                "application/json"), path)
+
+    def test_healthz(self):
+        status, body = self.c.get("/healthz")
+        self.assertEqual(status, 200)
+        self.assertIsInstance(body, dict)
+
+    def test_metrics(self):
+        self.c.account(self.uid("w"), min_balance=None)
+        self.c.account(self.uid("a"))
+        status, r = self.c.transfer(self.uid("t"), self.uid("w"), self.uid("a"), 3)
+        self.assertEqual(status, 201, r)
+        status, text = self.c.get("/metrics")
+        self.assertEqual(status, 200)
+        self.assertIsInstance(text, str)
+        self.assertTrue(self.c.last_headers.get("Content-Type", "").startswith("text/plain"))
+        for name in ("ledgerd_http_requests_total", "ledgerd_http_request_duration_seconds_bucket",
+                     "ledgerd_batch_transfers_bucket", "ledgerd_commits_total",
+                     "ledgerd_db_errors_total"):
+            self.assertRegex(text, r"(?m)^%s(\{[^}]*\})? [0-9.eE+-]+$" % re.escape(name), name)
+        commits = re.search(r"(?m)^ledgerd_commits_total(?:\{[^}]*\})? ([0-9.eE+]+)$", text)
+        self.assertGreaterEqual(float(commits.group(1)), 1)
+        # Every sample line parses as "name{labels} value".
+        for line in text.splitlines():
+            if line and not line.startswith("#"):
+                self.assertRegex(line, r"^[a-zA-Z_:][a-zA-Z0-9_:]*(\{.*\})? \S+$", line)
+
+
+class RobustnessTest(HttpTestCase):
+    def raw_exchange(self, data):
+        """Sends raw bytes; returns whatever comes back before close or timeout."""
+        out = b""
+        with self.connect() as s:
+            try:
+                s.sendall(data)
+                s.settimeout(2)
+                while True:
+                    chunk = s.recv(65536)
+                    if not chunk:
+                        break
+                    out += chunk
+                    if b"\r\n\r\n" in out:
+                        break
+            except (socket.timeout, ConnectionResetError, BrokenPipeError):
+                pass
+        return out
+
+    def test_garbage_bytes(self):
+        for data in (b"\x00\xff\xfe garbage\r\n\r\n", b"GARBAGE\r\n\r\n",
+                     b"GET /healthz HTTP/9.9\r\n\r\n", b"\r\n\r\n\r\n",
+                     b"POST /v1/transfers HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n",
+                     b"POST /v1/transfers HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n",
+                     bytes(range(256)) * 8):
+            out = self.raw_exchange(data)
+            if out:
+                self.assertTrue(out.startswith(b"HTTP/1."), out[:100])
+            self.assert_healthy()
+
+    def test_bad_json_bodies(self):
+        w, a = self.uid("w"), self.uid("a")
+        self.c.account(w, min_balance=None)
+        self.c.account(a)
+        good = json.dumps({"id": self.uid("t"), "from": w, "to": a, "amount": 5})
+        bodies = [good[:-1], good[:len(good) // 2], "\xff\xfe", b"\xff\xfe\x00\x01",
+                  "[" * 100000, "{\"a\":" * 100000, "{" * 1000000, "[" * 5000 + "]" * 5000,
+                  good + "x", good + good, "\x00" + good, '"\\ud800"', "\x00"]
+        for path in ("/v1/transfers", "/v1/transfers/batch", "/v1/accounts"):
+            for body in bodies:
+                raw = body if isinstance(body, bytes) else body.encode("utf-8", "surrogatepass")
+                status, resp = self.c.post(path, raw=raw)
+                self.assertEqual(status, 400, (path, raw[:40], resp))
+                self.assert_json_error(status, resp, "invalid_request")
+        self.assert_healthy()
+        status, resp = self.c.get("/v1/transfers/" + self.uid("t"))
+        self.assertEqual(status, 404, resp)
+        self.assertEqual(self.c.balance(a), 0)
+
+    def test_deep_nesting_in_metadata(self):
+        a = self.uid("a")
+        nested = '{"id": "%s", "currency": "USD", "metadata": %s}' % (
+            a, '{"x":' * 50000 + "1" + "}" * 50000)
+        status, resp = self.c.post("/v1/accounts", raw=nested)
+        self.assertEqual(status, 400, resp)
+        self.assert_json_error(status, resp, "invalid_request")
+        self.assert_healthy()
+
+    def test_keep_alive_survives_errors(self):
+        c = harness.Client(self.ledgerd.port)
+        c.post("/v1/accounts", raw="{")
+        first = c.conn
+        status, _ = c.get("/v1/accounts/none")
+        self.assertEqual(status, 404)
+        status, _ = c.get("/healthz")
+        self.assertEqual(status, 200)
+        self.assertIs(c.conn, first, "the connection was closed after an ordinary error")
+        c.close()
+
+
+class TokenFileTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        harness.cluster().reset()
+        fd, cls.token_path = tempfile.mkstemp(prefix="ledgerd-tokens-")
+        with os.fdopen(fd, "w") as f:
+            f.write("# tokens for the API tests\n\ntok-alpha-123\n  \n#tok-commented\n"
+                    "tok-beta-456\n")
+        cls.ledgerd = harness.Ledgerd(db=harness.cluster().conninfo,
+                                      extra=("--token-file", cls.token_path))
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.ledgerd.stop()
+        os.unlink(cls.token_path)
+
+    def client(self, token=None):
+        return harness.Client(self.ledgerd.port, token)
+
+    def assert_unauthorized(self, status, body, what):
+        self.assertEqual(status, 401, "%s: %r" % (what, body))
+        self.assertEqual(body.get("error"), "unauthorized", what)
+        self.assertTrue(body.get("message"), what)
+
+    def test_v1_needs_a_token(self):
+        bad = [("no token", None, None),
+               ("wrong token", "tok-gamma-789", None),
+               ("prefix of a token", "tok-alpha-12", None),
+               ("token plus a char", "tok-alpha-1234", None),
+               ("commented token", "tok-commented", None),
+               ("comment line", "# tokens for the API tests", None),
+               ("empty token", "", {"Authorization": "Bearer "}),
+               ("no Bearer scheme", None, {"Authorization": "tok-alpha-123"}),
+               ("Basic scheme", None, {"Authorization": "Basic tok-alpha-123"})]
+        for what, token, headers in bad:
+            c = self.client(token)
+            for method, path, body in (("GET", "/v1/accounts/tk.x", None),
+                                       ("POST", "/v1/accounts", {"id": "tk.x", "currency": "USD"}),
+                                       ("GET", "/v1/accounts/tk.x/entries", None),
+                                       ("GET", "/v1/transfers/tk.t", None),
+                                       ("POST", "/v1/transfers", {"id": "tk.t", "from": "tk.x",
+                                                                  "to": "tk.y", "amount": 1}),
+                                       ("GET", "/v1/nope", None)):
+                status, resp = c.request(method, path, body=body, headers=headers)
+                self.assert_unauthorized(status, resp, "%s %s %s" % (what, method, path))
+            c.close()
+        # Nothing was created by the refused requests.
+        status, resp = self.client("tok-alpha-123").get("/v1/accounts/tk.x")
+        self.assertEqual(status, 404, resp)
+
+    def test_either_token_works(self):
+        alpha, beta = self.client("tok-alpha-123"), self.client("tok-beta-456")
+        status, resp = alpha.post("/v1/accounts", {"id": "tk.w", "currency": "USD",
+                                                   "min_balance": None})
+        self.assertEqual(status, 201, resp)
+        status, resp = beta.post("/v1/accounts", {"id": "tk.a", "currency": "USD"})
+        self.assertEqual(status, 201, resp)
+        status, resp = beta.transfer("tk.t1", "tk.w", "tk.a", 10)
+        self.assertEqual(status, 201, resp)
+        status, resp = alpha.get("/v1/transfers/tk.t1")
+        self.assertEqual(status, 200, resp)
+        status, resp = alpha.get("/v1/accounts/tk.a")
+        self.assertEqual((status, resp["balance"]), (200, "10"))
+        status, resp = beta.get("/v1/accounts/tk.a/entries")
+        self.assertEqual(status, 200, resp)
+        self.assertEqual(len(resp["entries"]), 1)
+
+    def test_healthz_and_metrics_are_open(self):
+        c = self.client()
+        status, body = c.get("/healthz")
+        self.assertEqual(status, 200, body)
+        status, text = c.get("/metrics")
+        self.assertEqual(status, 200)
+        self.assertIn("ledgerd_http_requests_total", text)
+
+
+if __name__ == "__main__":
+    unittest.main()
