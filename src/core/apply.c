@@ -357,6 +357,10 @@ static void request_apply(struct core_batch *b, const struct core_request *r)
         op->replayed = false;
         op->status = op->kind == OP_TRANSFER ? transfer_apply(b, op, r->atomic, &n_undo)
                                              : settle_apply(b, op, r->atomic, &n_undo);
+        /* A later op of the batch may settle the same transfer: each op
+         * answers with the transfer as it left it. */
+        if (op->status == STATUS_OK)
+            op->result = b->transfers[op->transfer];
         if (op->status != STATUS_OK)
             failed = true;
     }

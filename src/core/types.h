@@ -141,6 +141,7 @@ struct core_op {
 
     enum status status;
     bool replayed;
+    struct core_transfer result; /* on STATUS_OK: the transfer right after this op */
 };
 
 /* A client request: a single transfer or a batch, atomic or not. */

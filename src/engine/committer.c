@@ -375,7 +375,7 @@ static void batch_run(struct engine *e, struct batch *b)
             const struct core_op *c = &b->core_ops[k];
             op->status = c->status;
             op->replayed = c->replayed;
-            op->result = b->transfers[c->transfer];
+            op->result = c->result;
         }
     }
 }

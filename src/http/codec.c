@@ -350,6 +350,32 @@ json_t *codec_transfer_result(const char *id, const char *from, const char *to,
     return o;
 }
 
+bool codec_parse_batch_item(json_t *obj, struct engine_op *op, struct codec_error *err)
+{
+    static const char *const post_keys[] = {"action", "id", "amount", NULL};
+    static const char *const void_keys[] = {"action", "id", NULL};
+    json_t *action = json_is_object(obj) ? json_object_get(obj, "action") : NULL;
+    if (action == NULL)
+        return codec_parse_transfer(obj, op, err);
+    memset(op, 0, sizeof *op);
+    const char *name = json_is_string(action) ? json_string_value(action) : "";
+    if (strcmp(name, "post") == 0)
+        op->kind = OP_POST;
+    else if (strcmp(name, "void") == 0)
+        op->kind = OP_VOID;
+    else
+        return fail(err, "\"%s\" must be \"post\" or \"void\"", "action");
+    if (!only_known_keys(obj, op->kind == OP_POST ? post_keys : void_keys, err) ||
+        !get_id(obj, "id", op->id, err))
+        return false;
+    json_t *amount = json_object_get(obj, "amount");
+    if (amount) {
+        op->has_amount = true;
+        op->amount_parse = parse_amount(amount, &op->amount);
+    }
+    return true;
+}
+
 bool codec_parse_settle(json_t *obj, enum op_kind kind, struct engine_op *op,
                         struct codec_error *err)
 {

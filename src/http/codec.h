@@ -26,6 +26,9 @@ bool codec_parse_transfer(json_t *obj, struct engine_op *op, struct codec_error 
 /* Parses an account creation body into a (metadata_json is malloc'd). */
 bool codec_parse_account(json_t *obj, struct store_account *a, struct codec_error *err);
 
+/* A batch item: a transfer, or {"action": "post"|"void", "id": pending id,
+ * "amount": partial (post only)}. */
+bool codec_parse_batch_item(json_t *obj, struct engine_op *op, struct codec_error *err);
 /* The body of a post ({"amount"} optional) or a void (empty or {}); obj
  * NULL for an empty body. */
 bool codec_parse_settle(json_t *obj, enum op_kind kind, struct engine_op *op,

@@ -409,7 +409,7 @@ static enum MHD_Result transfers_batch(struct http_request *r)
     r->engine_req.atomic = json_is_true(atomic);
     for (size_t i = 0; i < n; i++) {
         r->engine_req.n_ops = (int)i;
-        if (!codec_parse_transfer(json_array_get(list, i), &r->engine_req.ops[i], &err)) {
+        if (!codec_parse_batch_item(json_array_get(list, i), &r->engine_req.ops[i], &err)) {
             char msg[300];
             snprintf(msg, sizeof msg, "transfers[%zu]: %s", i, err.message);
             ret = http_reply_error(r, err.status, msg);
