@@ -240,7 +240,8 @@ class QueryPlans(unittest.TestCase):
         return out
 
     def test_balance_at_is_one_index_probe(self):
-        t = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        # A moment after every entry (they were written within the last seconds).
+        t = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 2))
         plan = self.plan(
             "SELECT e.balance FROM ledger.accounts a LEFT JOIN LATERAL (SELECT balance, seq"
             " FROM ledger.entries WHERE account_id = a.id AND effective_at <= '%s'"
