@@ -123,6 +123,12 @@ bool time_parse_rfc3339(const char *s, size_t len, int64_t *us_out)
         return false;
     int64_t days = days_from_civil(y, mo, d);
     int64_t secs = days * 86400 + h * 3600 + mi * 60 + sec - offset_s;
+    /* An offset can carry the instant out of years 1..9999, which the
+     * response format cannot write back. */
+    static const int64_t first = -62135596800LL; /* 0001-01-01T00:00:00Z */
+    static const int64_t last = 253402300799LL;  /* 9999-12-31T23:59:59Z */
+    if (secs < first || secs > last)
+        return false;
     *us_out = secs * 1000000 + frac_us;
     return true;
 }

@@ -1,0 +1,196 @@
+/*
+ * helpers.c - i128 assertions and the hand-built batch fixture.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tests.h"
+
+void check_i128_equal(i128 a, i128 b, const char *a_text, const char *b_text, const char *file,
+                      int line)
+{
+    if (a == b)
+        return;
+    char as[AMOUNT_TEXT_MAX], bs[AMOUNT_TEXT_MAX];
+    amount_format(a, as);
+    amount_format(b, bs);
+    print_error("%s (%s) != %s (%s)\n", a_text, as, b_text, bs);
+    _fail(file, line);
+}
+
+int fx_setup(void **state)
+{
+    struct fx *f = calloc(1, sizeof *f);
+    if (f == NULL)
+        return -1;
+    f->now_us = NOW_US;
+    *state = f;
+    return 0;
+}
+
+int fx_teardown(void **state)
+{
+    struct fx *f = *state;
+    free(f->entries);
+    free(f->undo);
+    free(f);
+    return 0;
+}
+
+int fx_account(struct fx *f, const char *currency, bool unbounded, i128 min_balance, i128 balance)
+{
+    assert_true(f->n_accounts < FX_ACCOUNTS);
+    int slot = f->n_accounts++;
+    struct core_account *a = &f->accounts[slot];
+    memset(a, 0, sizeof *a);
+    a->id = 100 + slot;
+    snprintf(a->currency, sizeof a->currency, "%s", currency);
+    a->min_unbounded = unbounded;
+    a->min_balance = unbounded ? 0 : min_balance;
+    a->balance = balance;
+    a->seq = 0;
+    a->last_effective_us = TIME_NONE;
+    snprintf(f->names[slot], sizeof f->names[slot], "acc%d", slot);
+    return slot;
+}
+
+static void use_transfer_slot(struct fx *f, int t)
+{
+    assert_true(t >= 0 && t < FX_TRANSFERS);
+    if (t >= f->n_transfers)
+        f->n_transfers = t + 1;
+}
+
+struct core_op *fx_op(struct fx *f, int t, int from, int to, i128 amount)
+{
+    assert_true(f->n_ops < FX_OPS);
+    use_transfer_slot(f, t);
+    struct core_op *op = &f->ops[f->n_ops++];
+    memset(op, 0, sizeof *op);
+    op->transfer = t;
+    op->from = from;
+    op->to = to;
+    op->from_id = from >= 0 ? f->names[from] : "no-such-from";
+    op->to_id = to >= 0 ? f->names[to] : "no-such-to";
+    op->amount_parse = AMOUNT_PARSE_OK;
+    op->amount = amount;
+    /* Sentinels: core must overwrite both. */
+    op->status = STATUS_INTERNAL;
+    op->replayed = true;
+    return op;
+}
+
+struct core_transfer *fx_existing(struct fx *f, int t, int from, int to, i128 amount, bool pending)
+{
+    use_transfer_slot(f, t);
+    struct core_transfer *tr = &f->transfers[t];
+    memset(tr, 0, sizeof *tr);
+    tr->exists = true;
+    tr->created = false;
+    tr->from_account = f->accounts[from].id;
+    tr->to_account = f->accounts[to].id;
+    tr->amount = amount;
+    memcpy(tr->currency, f->accounts[from].currency, sizeof tr->currency);
+    tr->pending = pending;
+    tr->state = pending ? TRANSFER_PENDING : TRANSFER_POSTED;
+    tr->from_seq = 7;
+    tr->to_seq = 9;
+    tr->from_balance = -1234;
+    tr->to_balance = 1234;
+    tr->created_us = NOW_US - 1000;
+    tr->effective_us = NOW_US - 2000;
+    return tr;
+}
+
+void fx_request(struct fx *f, int first, int n, bool atomic)
+{
+    assert_true(f->n_requests < FX_REQUESTS);
+    f->requests[f->n_requests++] = (struct core_request){first, n, atomic};
+}
+
+void fx_run(struct fx *f)
+{
+    if (f->n_requests == 0)
+        fx_request(f, 0, f->n_ops, false);
+    free(f->entries);
+    free(f->undo);
+    /* Exactly the documented capacities (at least one byte for malloc). */
+    f->entries = malloc(sizeof *f->entries * (size_t)(2 * f->n_ops) + 1);
+    f->undo = malloc(sizeof *f->undo * (size_t)(3 * f->n_ops) + 1);
+    assert_non_null(f->entries);
+    assert_non_null(f->undo);
+    f->b = (struct core_batch){
+        .accounts = f->accounts,
+        .n_accounts = f->n_accounts,
+        .transfers = f->transfers,
+        .n_transfers = f->n_transfers,
+        .ops = f->ops,
+        .n_ops = f->n_ops,
+        .requests = f->requests,
+        .n_requests = f->n_requests,
+        .entries = f->entries,
+        .n_entries = 0,
+        .undo = f->undo,
+        .now_us = f->now_us,
+    };
+    core_apply_batch(&f->b);
+    assert_true(f->b.n_entries >= 0 && f->b.n_entries <= 2 * f->n_ops);
+    assert_true(core_entries_balanced(&f->b));
+}
+
+static const char *kind_name(enum entry_kind k)
+{
+    switch (k) {
+    case ENTRY_POSTED:
+        return "posted";
+    case ENTRY_PENDING:
+        return "pending";
+    case ENTRY_POST_PENDING:
+        return "post_pending";
+    case ENTRY_VOID_PENDING:
+        return "void_pending";
+    case ENTRY_EXPIRE_PENDING:
+        return "expire_pending";
+    }
+    return "?";
+}
+
+void check_entry(const struct core_entry *got, const struct core_entry *want, const char *file,
+                 int line)
+{
+    bool ok = true;
+#define CHECK_INT(field)                                                                           \
+    if (got->field != want->field) {                                                               \
+        print_error("entry." #field ": got %lld, want %lld\n", (long long)got->field,              \
+                    (long long)want->field);                                                       \
+        ok = false;                                                                                \
+    }
+#define CHECK_I128(field)                                                                          \
+    if (got->field != want->field) {                                                               \
+        char g[AMOUNT_TEXT_MAX], w[AMOUNT_TEXT_MAX];                                               \
+        amount_format(got->field, g);                                                              \
+        amount_format(want->field, w);                                                             \
+        print_error("entry." #field ": got %s, want %s\n", g, w);                                  \
+        ok = false;                                                                                \
+    }
+    CHECK_INT(account)
+    CHECK_INT(transfer)
+    CHECK_INT(seq)
+    if (got->kind != want->kind) {
+        print_error("entry.kind: got %s, want %s\n", kind_name(got->kind), kind_name(want->kind));
+        ok = false;
+    }
+    CHECK_I128(amount)
+    CHECK_I128(pending_change)
+    CHECK_I128(balance)
+    CHECK_I128(pending_out)
+    CHECK_I128(pending_in)
+    CHECK_INT(effective_us)
+    CHECK_INT(created_us)
+    CHECK_INT(avg_cost.n)
+#undef CHECK_INT
+#undef CHECK_I128
+    if (!ok)
+        _fail(file, line);
+}
