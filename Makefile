@@ -21,18 +21,23 @@ MAIN    := $(wildcard src/ledgerd/*.c)
 SERVER  := $(CORE) $(UTIL) $(STORE) $(ENGINE) $(HTTP) $(MAIN)
 HEADERS := $(wildcard src/*/*.h src/*/*.def)
 
+BENCH   := $(wildcard src/bench/*.c) src/ledgerd/pg_embedded.c src/util/log.c
+
 SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 UNIT    := $(wildcard tests/unit/*.c)
 
-.PHONY: all check unit api format clean
+.PHONY: all check unit api smoke bench format clean
 
-all: $(BUILD)/ledgerd
+all: $(BUILD)/ledgerd $(BUILD)/ledger-bench
 
 $(BUILD)/ledgerd: $(SERVER) $(HEADERS) | $(BUILD)
 	$(CC) $(CFLAGS) -o $@ $(SERVER) $(LDLIBS)
 
+$(BUILD)/ledger-bench: $(BENCH) $(HEADERS) | $(BUILD)
+	$(CC) $(CFLAGS) -o $@ $(BENCH) -lcurl -lpq -lpthread -lm
+
 $(BUILD)/unit-tests: $(CORE) $(UNIT) $(HEADERS) | $(BUILD)
-	$(CC) $(CFLAGS) -O1 $(SAN) -Itests/unit -o $@ $(CORE) $(UNIT) -lcmocka
+	$(CC) $(CFLAGS) -O1 $(SAN) -Itests/unit -o $@ $(CORE) $(UNIT) -lcmocka -lgmp
 
 $(BUILD):
 	mkdir -p $@
@@ -43,10 +48,18 @@ unit: $(BUILD)/unit-tests
 api: $(BUILD)/ledgerd
 	python3 tests/api/run.py --ledgerd $(BUILD)/ledgerd
 
-check: unit api
+# A short run of the benchmark: the tool works and every invariant holds.
+smoke: $(BUILD)/ledgerd $(BUILD)/ledger-bench
+	$(BUILD)/ledger-bench --smoke
+
+# The standard suite (several minutes); see BENCHMARKS.md.
+bench: $(BUILD)/ledgerd $(BUILD)/ledger-bench
+	$(BUILD)/ledger-bench
+
+check: unit api smoke
 
 format:
-	clang-format -i $(wildcard src/*/*.c src/*/*.h tests/unit/*.c)
+	clang-format -i $(wildcard src/*/*.c src/*/*.h tests/unit/*.c tests/unit/*.h)
 
 clean:
 	rm -rf $(BUILD)

@@ -34,7 +34,7 @@ bool cost_parse(const char *s, size_t len, i128 *scaled_out)
         return false;
     if (i < len && s[i] == '.') {
         i++;
-        while (i < len && s[i] >= '0' && s[i] <= '9') {
+        while (i < len && s[i] >= '0' && s[i] <= '9' && frac_digits < COST_SCALE_DIGITS) {
             v = v * 10 + (s[i] - '0');
             i++;
             if (++frac_digits > COST_SCALE_DIGITS)

@@ -64,6 +64,7 @@ enum transfer_state {
 
 /* A transfer known to the batch: loaded from the journal or created by it. */
 struct core_transfer {
+    int64_t id;   /* store's internal id; 0 until the store has inserted it */
     bool exists;  /* in the journal, or created earlier in this batch */
     bool created; /* created by this batch: the store inserts it */
     int64_t from_account, to_account; /* internal account ids */

@@ -51,6 +51,7 @@ struct batch {
     struct store_transfer_ref *new_transfers;
     struct store_transfer_ref *pending_refs;
     int64_t *entry_account_id;
+    int64_t *entry_transfer_id;
     const char **entry_transfer_ext;
     const char **transfer_metadata; /* by transfer slot: metadata of its creating op */
 };
@@ -126,6 +127,7 @@ static void batch_init(struct batch *b, struct engine_request *list)
     b->new_transfers = xcalloc(n, sizeof *b->new_transfers);
     b->pending_refs = xcalloc(n, sizeof *b->pending_refs);
     b->entry_account_id = xcalloc(2 * n, sizeof *b->entry_account_id);
+    b->entry_transfer_id = xcalloc(2 * n, sizeof *b->entry_transfer_id);
     b->entry_transfer_ext = xcalloc(2 * n, sizeof *b->entry_transfer_ext);
 }
 
@@ -145,6 +147,7 @@ static void batch_free(struct batch *b)
     free(b->new_transfers);
     free(b->pending_refs);
     free(b->entry_account_id);
+    free(b->entry_transfer_id);
     free(b->entry_transfer_ext);
 }
 
@@ -211,17 +214,22 @@ static int batch_apply(struct batch *b)
     return cb.n_entries;
 }
 
-/* One attempt: lock, load, apply, write, commit. *n_new counts the
+/* One attempt: lock and load, apply, write and commit. *n_new counts the
  * transfers it created (for the unknown-outcome lookup). */
 static enum store_result batch_attempt(struct engine *e, struct batch *b, int *n_new,
                                        struct store_error *err)
 {
     *n_new = 0;
-    enum store_result r = store_batch_lock_accounts(e->conn, b->account_ids, b->n_accounts,
-                                                    b->accounts, b->found, err);
-    if (r == STORE_OK)
-        r = store_batch_load_transfers(e->conn, b->transfer_ids, b->n_transfers, b->transfers,
-                                       err);
+    struct store_batch_reads rd = {
+        .account_ids = b->account_ids,
+        .n_accounts = b->n_accounts,
+        .accounts = b->accounts,
+        .found = b->found,
+        .transfer_ids = b->transfer_ids,
+        .n_transfers = b->n_transfers,
+        .transfers = b->transfers,
+    };
+    enum store_result r = store_batch_load(e->conn, &rd, err);
     if (r != STORE_OK)
         return r;
 
@@ -237,6 +245,7 @@ static enum store_result batch_attempt(struct engine *e, struct batch *b, int *n
     }
     for (int i = 0; i < n_entries; i++) {
         b->entry_account_id[i] = b->accounts[b->entries[i].account].id;
+        b->entry_transfer_id[i] = b->transfers[b->entries[i].transfer].id;
         b->entry_transfer_ext[i] = b->transfer_ids[b->entries[i].transfer];
     }
     *n_new = n;
@@ -247,15 +256,34 @@ static enum store_result batch_attempt(struct engine *e, struct batch *b, int *n
         .n_pending = n_pending,
         .entries = b->entries,
         .entry_account_id = b->entry_account_id,
+        .entry_transfer_id = b->entry_transfer_id,
         .entry_transfer_ext = b->entry_transfer_ext,
         .n_entries = n_entries,
         .accounts = b->accounts,
         .n_accounts = b->n_accounts,
     };
-    r = store_batch_write(e->conn, &w, err);
-    if (r != STORE_OK)
-        return r;
-    return store_batch_commit(e->conn, err);
+    return store_batch_write_commit(e->conn, &w, err);
+}
+
+/* A usable connection with the write path prepared, reconnecting if the
+ * old one broke. */
+static bool committer_connect(struct engine *e)
+{
+    if (e->conn == NULL || PQstatus(e->conn) != CONNECTION_OK)
+        e->prepared = false;
+    if (!store_ensure(&e->conn, e->conninfo))
+        return false;
+    if (!e->prepared) {
+        char err[256];
+        if (store_prepare_write_path(e->conn, err, sizeof err) != 0) {
+            log_error("could not prepare the write path: %s", err);
+            PQfinish(e->conn);
+            e->conn = NULL;
+            return false;
+        }
+        e->prepared = true;
+    }
+    return true;
 }
 
 /* After the connection broke during COMMIT: did the batch land? Asks on a
@@ -263,7 +291,7 @@ static enum store_result batch_attempt(struct engine *e, struct batch *b, int *n
 static int batch_outcome(struct engine *e, const struct batch *b)
 {
     for (int attempt = 0; attempt < 10; attempt++) {
-        if (store_ensure(&e->conn, e->conninfo)) {
+        if (committer_connect(e)) {
             int r = store_transfer_committed(e->conn, b->new_transfers[0].ext_id);
             if (r >= 0)
                 return r;
@@ -327,7 +355,7 @@ static void batch_run(struct engine *e, struct batch *b)
 {
     enum status outcome = STATUS_UNAVAILABLE;
     for (int attempt = 0; attempt < BATCH_ATTEMPTS_MAX; attempt++) {
-        if (!store_ensure(&e->conn, e->conninfo)) {
+        if (!committer_connect(e)) {
             metrics_db_error();
             log_warn("could not connect to the database for a batch of %d transfers", b->n_ops);
             break;
@@ -406,7 +434,7 @@ static void *committer_main(void *arg)
         pthread_mutex_unlock(&e->lock);
 
         struct batch b;
-        if (store_ensure(&e->conn, e->conninfo) && resolve_settlements(e, list) == 0) {
+        if (committer_connect(e) && resolve_settlements(e, list) == 0) {
             batch_init(&b, list);
             batch_run(e, &b);
             batch_free(&b);

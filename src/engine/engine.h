@@ -67,6 +67,7 @@ struct engine {
     pthread_t committer;
     const char *conninfo;
     PGconn *conn; /* the committer's own; no other thread touches it */
+    bool prepared; /* conn has the write path's statements prepared */
 
     /* The expiry sweeper: its own thread and connection. */
     pthread_t sweeper;

@@ -100,6 +100,21 @@ static bool get_seq(json_t *obj, const char *field, bool *has, int64_t *out,
     return true;
 }
 
+/* Currencies in strcmp order, as the store returns them. */
+static void sort_cost(struct core_cost *c)
+{
+    for (int i = 1; i < c->n; i++)
+        for (int k = i; k > 0 && strcmp(c->currency[k - 1], c->currency[k]) > 0; k--) {
+            char tmp[CURRENCY_LEN_MAX + 1];
+            i128 v = c->value[k];
+            memcpy(tmp, c->currency[k], sizeof tmp);
+            memcpy(c->currency[k], c->currency[k - 1], sizeof tmp);
+            memcpy(c->currency[k - 1], tmp, sizeof tmp);
+            c->value[k] = c->value[k - 1];
+            c->value[k - 1] = v;
+        }
+}
+
 /* {"USD": "123.45", "BRL": 612}: decimal strings or integers, >= 0, at
  * most 18 fraction digits. */
 static bool parse_unit_cost(json_t *v, struct core_cost *c, struct codec_error *err)
@@ -129,6 +144,7 @@ static bool parse_unit_cost(json_t *v, struct core_cost *c, struct codec_error *
         snprintf(c->currency[c->n], sizeof c->currency[c->n], "%s", key);
         c->n++;
     }
+    sort_cost(c);
     return true;
 }
 

@@ -277,8 +277,11 @@ static int run_checks(struct audit *a)
                        " FROM ledger.accounts GROUP BY currency"
                        " HAVING sum(pending_out) <> sum(pending_in)");
     rc |= expect_empty(a, "posted transfer without exactly its two entries",
-                       "SELECT t.ext_id FROM ledger.transfers t WHERE NOT t.pending AND ("
-                       " (SELECT count(*) FROM ledger.entries e WHERE e.transfer_id = t.id) <> 2"
+                       "WITH n AS (SELECT transfer_id, count(*) AS n FROM ledger.entries"
+                       " GROUP BY transfer_id)"
+                       " SELECT t.ext_id FROM ledger.transfers t"
+                       " LEFT JOIN n ON n.transfer_id = t.id WHERE NOT t.pending AND ("
+                       " coalesce(n.n, 0) <> 2"
                        " OR NOT EXISTS (SELECT 1 FROM ledger.entries e WHERE e.transfer_id = t.id"
                        "  AND e.account_id = t.from_account_id AND e.seq = t.from_seq"
                        "  AND e.amount = -t.amount AND e.kind = 'posted')"
@@ -295,11 +298,14 @@ static int run_checks(struct audit *a)
                        "  AND e.kind = 'pending' AND e.amount = 0"
                        "  AND e.pending_change = t.amount))");
     rc |= expect_empty(a, "pending transfer whose state disagrees with its entries",
-                       "SELECT t.ext_id || ' (' || coalesce(p.state, 'no state') || ')'"
+                       "WITH n AS (SELECT transfer_id, count(*) AS n FROM ledger.entries"
+                       " GROUP BY transfer_id)"
+                       " SELECT t.ext_id || ' (' || coalesce(p.state, 'no state') || ')'"
                        " FROM ledger.transfers t"
                        " LEFT JOIN ledger.pending_transfers p ON p.transfer_id = t.id"
+                       " LEFT JOIN n ON n.transfer_id = t.id"
                        " WHERE t.pending AND (p.state IS NULL"
-                       " OR (SELECT count(*) FROM ledger.entries e WHERE e.transfer_id = t.id)"
+                       " OR coalesce(n.n, 0)"
                        "  <> CASE WHEN p.state = 'pending' THEN 2 ELSE 4 END"
                        " OR (p.state <> 'pending' AND (p.posted_amount > t.amount"
                        "  OR (p.state <> 'posted' AND p.posted_amount <> 0)"
@@ -317,8 +323,10 @@ static int run_checks(struct audit *a)
                        "   ELSE 'expire_pending' END::ledger.entry_kind))))");
     rc |= expect_empty(a, "entry without a transfer (account id, seq)",
                        "SELECT e.account_id || ' ' || e.seq FROM ledger.entries e"
-                       " WHERE NOT EXISTS (SELECT 1 FROM ledger.transfers t"
-                       " WHERE t.id = e.transfer_id)");
+                       " LEFT JOIN ledger.transfers t ON t.id = e.transfer_id WHERE t.id IS NULL");
+    rc |= expect_empty(a, "entry of an unknown account (account id, seq)",
+                       "SELECT e.account_id || ' ' || e.seq FROM ledger.entries e"
+                       " LEFT JOIN ledger.accounts a ON a.id = e.account_id WHERE a.id IS NULL");
     rc |= expect_empty(a, "transfer in a currency other than its accounts'",
                        "SELECT t.ext_id FROM ledger.transfers t"
                        " JOIN ledger.accounts f ON f.id = t.from_account_id"

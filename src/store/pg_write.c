@@ -1,18 +1,208 @@
 /*
- * pg_write.c - the write path of one batch, inside one transaction.
+ * pg_write.c - the write path of one batch: two pipelined round trips.
  *
- * Only the engine's committer calls these, on its own connection. The
- * order is fixed: lock accounts (BEGIN + SELECT ... ORDER BY ext_id FOR NO
- * KEY UPDATE), then read the transfer ids in a new statement so its
- * snapshot sees whatever the previous lock holder committed, then write,
- * then COMMIT. Nothing here judges a transfer: that is core's job.
+ * Only the engine's committer calls these, on its own connection:
+ *
+ *   round trip 1: BEGIN; lock the batch's accounts (SELECT ... WHERE ext_id
+ *                 = ANY($1) ORDER BY ext_id FOR NO KEY UPDATE); read which
+ *                 transfer ids exist; Sync
+ *   (core judges the batch)
+ *   round trip 2: insert transfers + entries; record pending states; write
+ *                 back the touched accounts; COMMIT; Sync
+ *
+ * The transfer ids are read in their own statement, after the locking one
+ * has finished, so its snapshot sees whatever the previous lock holder
+ * committed. Statements are prepared once per connection. The connection
+ * is in non-blocking pipeline mode only inside a batch, and every send is
+ * flushed while reading, so neither side can block on a full socket
+ * (libpq_pipeline.c). Nothing here judges a transfer: that is core's job.
  */
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/assert.h"
 #include "pg_internal.h"
+
+#define SQL_LOCK_ACCOUNTS                                                                          \
+    "SELECT id, ext_id, currency, min_balance, balance, pending_out, pending_in, seq, "           \
+    SQL_TS_TO_US("last_effective_at") ", cost_currencies,"                                        \
+    " ARRAY(SELECT avg_cost ->> c FROM unnest(cost_currencies) c) FROM ledger.accounts"           \
+    " WHERE ext_id = ANY($1::text[]) ORDER BY ext_id FOR NO KEY UPDATE"
+
+#define SQL_LOAD_TRANSFERS                                                                         \
+    "SELECT t.id, t.ext_id, t.from_account_id, t.to_account_id, t.amount, t.currency, t.pending,"      \
+    " t.from_seq, t.to_seq, fe.balance, te.balance, " SQL_TS_TO_US("t.created_at") ", "           \
+    SQL_TS_TO_US("t.effective_at") ", " PG_PENDING_COLUMNS " FROM ledger.transfers t"              \
+    " JOIN ledger.entries fe ON fe.account_id = t.from_account_id AND fe.seq = t.from_seq"       \
+    " JOIN ledger.entries te ON te.account_id = t.to_account_id AND te.seq = t.to_seq"           \
+    PG_PENDING_JOINS " WHERE t.ext_id = ANY($1::text[]) ORDER BY t.ext_id"
+
+/* The whole journal write of a batch in one statement: new transfers,
+ * their entries and the pending states. Rows of transfers created by this
+ * batch find their internal id by ext_id among the rows just inserted;
+ * older transfers (settlements) come with their id. $1..$13 transfers,
+ * $14..$26 entries, $27..$34 pending states. */
+#define SQL_WRITE_JOURNAL                                                                          \
+    "WITH t AS (INSERT INTO ledger.transfers (ext_id, from_account_id, to_account_id,"           \
+    " amount, currency, pending, from_seq, to_seq, metadata, effective_at, created_at,"          \
+    " timeout_s, unit_cost)"                                                                      \
+    " SELECT x, f, tt, a, cur, p, fs, ts, m::jsonb, " SQL_US_TO_TS("eff") ", "                    \
+    SQL_US_TO_TS("cre") ", tmo, uc::jsonb FROM unnest($1::text[], $2::bigint[],"                  \
+    " $3::bigint[], $4::numeric[], $5::text[], $6::bool[], $7::bigint[], $8::bigint[],"          \
+    " $9::text[], $10::bigint[], $11::bigint[], $12::bigint[], $13::text[])"                      \
+    " AS u(x, f, tt, a, cur, p, fs, ts, m, eff, cre, tmo, uc)"                                    \
+    " RETURNING id, ext_id),"                                                                     \
+    " e AS (INSERT INTO ledger.entries (account_id, seq, transfer_id, kind, amount,"              \
+    " pending_change, balance, pending_out, pending_in, effective_at, created_at, avg_cost)"     \
+    " SELECT e.acc, e.seq, coalesce(e.tid, t.id), e.kind::ledger.entry_kind, e.a, e.pc,"         \
+    " e.b, e.po, e.pi, " SQL_US_TO_TS("e.eff") ", " SQL_US_TO_TS("e.cre") ", e.ac::jsonb"        \
+    " FROM unnest($14::bigint[], $15::bigint[], $16::bigint[], $17::text[], $18::text[],"        \
+    " $19::numeric[], $20::numeric[], $21::numeric[], $22::numeric[], $23::numeric[],"           \
+    " $24::bigint[], $25::bigint[], $26::text[])"                                                 \
+    " AS e(acc, seq, tid, x, kind, a, pc, b, po, pi, eff, cre, ac)"                              \
+    " LEFT JOIN t ON e.tid IS NULL AND t.ext_id = e.x)"                                           \
+    " INSERT INTO ledger.pending_transfers AS p (transfer_id, state, deadline, posted_amount,"   \
+    " settle_from_seq, settle_to_seq, settled_at)"                                                \
+    " SELECT coalesce(u.tid, t.id), u.st, " SQL_US_TO_TS("u.dl") ", u.pa, u.sfs, u.sts, "         \
+    SQL_US_TO_TS("u.sat") " FROM unnest($27::bigint[], $28::text[], $29::text[], $30::bigint[],"  \
+    " $31::numeric[], $32::bigint[], $33::bigint[], $34::bigint[])"                               \
+    " AS u(tid, x, st, dl, pa, sfs, sts, sat) LEFT JOIN t ON u.tid IS NULL AND t.ext_id = u.x"   \
+    " ON CONFLICT (transfer_id) DO UPDATE SET state = excluded.state,"                            \
+    " posted_amount = excluded.posted_amount, settle_from_seq = excluded.settle_from_seq,"       \
+    " settle_to_seq = excluded.settle_to_seq, settled_at = excluded.settled_at"
+
+#define SQL_WRITE_ACCOUNTS                                                                         \
+    "UPDATE ledger.accounts a SET balance = u.b, pending_out = u.po, pending_in = u.pi,"         \
+    " seq = u.seq, last_effective_at = " SQL_US_TO_TS("u.eff") ", avg_cost = u.ac::jsonb"        \
+    " FROM unnest($1::bigint[], $2::numeric[], $3::numeric[], $4::numeric[], $5::bigint[],"      \
+    " $6::bigint[], $7::text[]) AS u(id, b, po, pi, seq, eff, ac) WHERE a.id = u.id"
+
+static const struct {
+    const char *name;
+    const char *sql;
+    int n_params;
+} statements[] = {
+    {"ledger_lock_accounts", SQL_LOCK_ACCOUNTS, 1},
+    {"ledger_load_transfers", SQL_LOAD_TRANSFERS, 1},
+    {"ledger_write_journal", SQL_WRITE_JOURNAL, 34},
+    {"ledger_write_accounts", SQL_WRITE_ACCOUNTS, 7},
+};
+
+int store_prepare_write_path(PGconn *conn, char *err, size_t errlen)
+{
+    for (size_t i = 0; i < sizeof statements / sizeof statements[0]; i++) {
+        PGresult *res = PQprepare(conn, statements[i].name, statements[i].sql,
+                                  statements[i].n_params, NULL);
+        bool ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+        if (!ok)
+            snprintf(err, errlen, "%s", PQresultErrorMessage(res));
+        PQclear(res);
+        if (!ok)
+            return -1;
+    }
+    return 0;
+}
+
+/* ---- non-blocking pipeline plumbing ---- */
+
+/* Waits until the socket is readable (and writable, if want_write). */
+static bool wait_socket(PGconn *conn, bool want_write)
+{
+    struct pollfd p = {.fd = PQsocket(conn), .events = POLLIN | (want_write ? POLLOUT : 0)};
+    if (p.fd < 0)
+        return false;
+    return poll(&p, 1, 60000) > 0;
+}
+
+/* Sends everything queued, consuming input meanwhile. */
+static bool pipeline_flush(PGconn *conn)
+{
+    for (;;) {
+        int r = PQflush(conn);
+        if (r == 0)
+            return true;
+        if (r < 0 || !wait_socket(conn, true) || !PQconsumeInput(conn))
+            return false;
+    }
+}
+
+/* The next result of the pipeline (NULL separates queries), waiting for
+ * it without blocking the socket in either direction. */
+static PGresult *pipeline_result(PGconn *conn, bool *broken)
+{
+    while (PQisBusy(conn)) {
+        if (PQflush(conn) < 0 || !wait_socket(conn, false) || !PQconsumeInput(conn)) {
+            *broken = true;
+            return NULL;
+        }
+    }
+    return PQgetResult(conn);
+}
+
+static void pipeline_begin(PGconn *conn)
+{
+    PQsetnonblocking(conn, 1);
+    PQenterPipelineMode(conn);
+}
+
+/* Reads and drops results up to and including the next sync point. */
+static bool pipeline_drain_to_sync(PGconn *conn)
+{
+    for (;;) {
+        bool broken = false;
+        PGresult *res = pipeline_result(conn, &broken);
+        if (broken)
+            return false;
+        if (res == NULL)
+            continue;
+        ExecStatusType st = PQresultStatus(res);
+        PQclear(res);
+        if (st == PGRES_PIPELINE_SYNC)
+            return true;
+    }
+}
+
+static void pipeline_end(PGconn *conn)
+{
+    PQexitPipelineMode(conn);
+    PQsetnonblocking(conn, 0);
+}
+
+/* Reads one query's result (and its NULL separator). Returns it if its
+ * status is `want`, else classifies the error into err and returns NULL. */
+static PGresult *pipeline_expect(PGconn *conn, ExecStatusType want, enum store_result *r,
+                                 struct store_error *err)
+{
+    bool broken = false;
+    PGresult *res = pipeline_result(conn, &broken);
+    if (broken || res == NULL) {
+        *r = pg_classify(conn, NULL, err);
+        if (*r == STORE_OK)
+            *r = STORE_FAILED;
+        return NULL;
+    }
+    PGresult *sep = pipeline_result(conn, &broken);
+    PQclear(sep);
+    if (PQresultStatus(res) == want)
+        return res;
+    if (*r == STORE_OK || *r == STORE_RETRY) {
+        /* The first failure explains the batch; aborted ones follow it. */
+        enum store_result c = PQresultStatus(res) == PGRES_PIPELINE_ABORTED
+                                  ? STORE_FAILED
+                                  : pg_classify(conn, res, err);
+        if (*r == STORE_OK)
+            *r = c;
+    }
+    PQclear(res);
+    return NULL;
+}
+
+static bool send_prepared(PGconn *conn, const char *name, int n, const char *const *params)
+{
+    return PQsendQueryPrepared(conn, name, n, params, NULL, NULL, 0) == 1;
+}
 
 static void ids_array(struct sbuf *b, const char *const *ids, int n)
 {
@@ -26,42 +216,14 @@ static void ids_array(struct sbuf *b, const char *const *ids, int n)
     sbuf_putc(b, '}');
 }
 
-static enum store_result exec_command(PGconn *conn, const char *sql, struct store_error *err)
-{
-    PGresult *res = PQexec(conn, sql);
-    enum store_result r =
-        PQresultStatus(res) == PGRES_COMMAND_OK ? STORE_OK : pg_classify(conn, res, err);
-    PQclear(res);
-    return r;
-}
+/* ---- round trip 1 ---- */
 
-enum store_result store_batch_lock_accounts(PGconn *conn, const char *const *ids, int n,
-                                            struct core_account *accounts, bool *found,
-                                            struct store_error *err)
+static void accounts_from_rows(const PGresult *res, const char *const *ids, int n,
+                               struct core_account *accounts, bool *found)
 {
-    enum store_result r = exec_command(conn, "BEGIN", err);
-    if (r != STORE_OK)
-        return r;
-    struct sbuf arr;
-    sbuf_init(&arr);
-    ids_array(&arr, ids, n);
-    const char *params[] = {arr.data};
-    PGresult *res = PQexecParams(
-        conn,
-        "SELECT id, ext_id, currency, min_balance, balance, pending_out, pending_in, seq, "
-        SQL_TS_TO_US("last_effective_at") ", cost_currencies,"
-        " ARRAY(SELECT avg_cost ->> c FROM unnest(cost_currencies) c) FROM ledger.accounts"
-        " WHERE ext_id = ANY($1::text[]) ORDER BY ext_id FOR NO KEY UPDATE",
-        1, NULL, params, NULL, NULL, 0);
-    sbuf_free(&arr);
-    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        r = pg_classify(conn, res, err);
-        PQclear(res);
-        return r;
-    }
     for (int i = 0; i < n; i++)
         found[i] = false;
-    /* Rows come back in ext_id order, which is strcmp order: merge. */
+    /* Rows come back in ext_id order (COLLATE "C"), which is strcmp order. */
     int row = 0, rows = PQntuples(res);
     for (int i = 0; i < n && row < rows; i++) {
         if (strcmp(ids[i], PQgetvalue(res, row, 1)) != 0)
@@ -82,59 +244,75 @@ enum store_result store_batch_lock_accounts(PGconn *conn, const char *const *ids
         row++;
     }
     LEDGER_ASSERT(row == rows);
-    PQclear(res);
-    return STORE_OK;
 }
 
-enum store_result store_batch_load_transfers(PGconn *conn, const char *const *ids, int n,
-                                             struct core_transfer *transfers,
-                                             struct store_error *err)
+static void transfers_from_rows(const PGresult *res, const char *const *ids, int n,
+                                struct core_transfer *transfers)
 {
-    struct sbuf arr;
-    sbuf_init(&arr);
-    ids_array(&arr, ids, n);
-    const char *params[] = {arr.data};
-    PGresult *res = PQexecParams(
-        conn,
-        "SELECT t.ext_id, t.from_account_id, t.to_account_id, t.amount, t.currency, t.pending,"
-        " t.from_seq, t.to_seq, fe.balance, te.balance, " SQL_TS_TO_US("t.created_at") ", "
-        SQL_TS_TO_US("t.effective_at") ", " PG_PENDING_COLUMNS " FROM ledger.transfers t"
-        " JOIN ledger.entries fe ON fe.account_id = t.from_account_id AND fe.seq = t.from_seq"
-        " JOIN ledger.entries te ON te.account_id = t.to_account_id AND te.seq = t.to_seq"
-        PG_PENDING_JOINS " WHERE t.ext_id = ANY($1::text[]) ORDER BY t.ext_id",
-        1, NULL, params, NULL, NULL, 0);
-    sbuf_free(&arr);
-    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        enum store_result r = pg_classify(conn, res, err);
-        PQclear(res);
-        return r;
-    }
     for (int i = 0; i < n; i++)
         memset(&transfers[i], 0, sizeof transfers[i]);
     int row = 0, rows = PQntuples(res);
     for (int i = 0; i < n && row < rows; i++) {
-        if (strcmp(ids[i], PQgetvalue(res, row, 0)) != 0)
+        if (strcmp(ids[i], PQgetvalue(res, row, 1)) != 0)
             continue;
         struct core_transfer *t = &transfers[i];
         t->exists = true;
-        t->from_account = pg_get_i64(res, row, 1);
-        t->to_account = pg_get_i64(res, row, 2);
-        t->amount = pg_get_amount(res, row, 3);
-        snprintf(t->currency, sizeof t->currency, "%s", PQgetvalue(res, row, 4));
-        t->pending = PQgetvalue(res, row, 5)[0] == 't';
-        t->from_seq = pg_get_i64(res, row, 6);
-        t->to_seq = pg_get_i64(res, row, 7);
-        t->from_balance = pg_get_amount(res, row, 8);
-        t->to_balance = pg_get_amount(res, row, 9);
-        t->created_us = pg_get_i64(res, row, 10);
-        t->effective_us = pg_get_i64(res, row, 11);
-        pg_get_pending(res, row, 12, t);
+        t->id = pg_get_i64(res, row, 0);
+        t->from_account = pg_get_i64(res, row, 2);
+        t->to_account = pg_get_i64(res, row, 3);
+        t->amount = pg_get_amount(res, row, 4);
+        snprintf(t->currency, sizeof t->currency, "%s", PQgetvalue(res, row, 5));
+        t->pending = PQgetvalue(res, row, 6)[0] == 't';
+        t->from_seq = pg_get_i64(res, row, 7);
+        t->to_seq = pg_get_i64(res, row, 8);
+        t->from_balance = pg_get_amount(res, row, 9);
+        t->to_balance = pg_get_amount(res, row, 10);
+        t->created_us = pg_get_i64(res, row, 11);
+        t->effective_us = pg_get_i64(res, row, 12);
+        pg_get_pending(res, row, 13, t);
         row++;
     }
     LEDGER_ASSERT(row == rows);
-    PQclear(res);
-    return STORE_OK;
 }
+
+enum store_result store_batch_load(PGconn *conn, const struct store_batch_reads *rd,
+                                   struct store_error *err)
+{
+    struct sbuf acc, xfer;
+    sbuf_init(&acc);
+    sbuf_init(&xfer);
+    ids_array(&acc, rd->account_ids, rd->n_accounts);
+    ids_array(&xfer, rd->transfer_ids, rd->n_transfers);
+    const char *acc_params[] = {acc.data}, *xfer_params[] = {xfer.data};
+    pipeline_begin(conn);
+    bool sent = PQsendQueryParams(conn, "BEGIN", 0, NULL, NULL, NULL, NULL, 0) == 1 &&
+                send_prepared(conn, "ledger_lock_accounts", 1, acc_params) &&
+                send_prepared(conn, "ledger_load_transfers", 1, xfer_params) &&
+                PQpipelineSync(conn) == 1 && pipeline_flush(conn);
+    sbuf_free(&acc);
+    sbuf_free(&xfer);
+    enum store_result r = STORE_OK;
+    if (!sent) {
+        r = pg_classify(conn, NULL, err);
+        pipeline_end(conn);
+        return r == STORE_OK ? STORE_FAILED : r;
+    }
+    PQclear(pipeline_expect(conn, PGRES_COMMAND_OK, &r, err));
+    PGresult *locked = pipeline_expect(conn, PGRES_TUPLES_OK, &r, err);
+    PGresult *loaded = pipeline_expect(conn, PGRES_TUPLES_OK, &r, err);
+    if (locked && loaded) {
+        accounts_from_rows(locked, rd->account_ids, rd->n_accounts, rd->accounts, rd->found);
+        transfers_from_rows(loaded, rd->transfer_ids, rd->n_transfers, rd->transfers);
+    }
+    PQclear(locked);
+    PQclear(loaded);
+    if (PQstatus(conn) == CONNECTION_OK && !pipeline_drain_to_sync(conn) && r == STORE_OK)
+        r = STORE_FAILED;
+    pipeline_end(conn);
+    return r;
+}
+
+/* ---- round trip 2 ---- */
 
 static const char *entry_kind_name(enum entry_kind k)
 {
@@ -194,6 +372,7 @@ static void columns_free(struct columns *c)
         sbuf_free(&c->col[i]);
 }
 
+
 static void put_cost(struct sbuf *col, const struct core_cost *cost)
 {
     if (cost->n == 0) {
@@ -215,29 +394,14 @@ static void put_i64_or_null(struct sbuf *col, bool null, int64_t v)
         sbuf_put_i64(col, v);
 }
 
-static enum store_result exec_columns(PGconn *conn, const char *sql, struct columns *c,
-                                      struct store_error *err)
+static void journal_columns(const struct store_batch_writes *w, struct columns *xc,
+                            struct columns *ec)
 {
-    PGresult *res = PQexecParams(conn, sql, c->n, NULL, columns_params(c), NULL, NULL, 0);
-    enum store_result r =
-        PQresultStatus(res) == PGRES_COMMAND_OK ? STORE_OK : pg_classify(conn, res, err);
-    PQclear(res);
-    columns_free(c);
-    return r;
-}
-
-/* New transfers and all entries, in one statement: entries find their
- * transfer's internal id by ext_id, among the rows just inserted or, for
- * settlements of older pending transfers, in the table. */
-static enum store_result write_journal(PGconn *conn, const struct store_batch_writes *w,
-                                       struct store_error *err)
-{
-    struct columns xc, ec;
-    columns_init(&xc, 13);
+    columns_init(xc, 13);
     for (int i = 0; i < w->n_transfers; i++) {
         const struct core_transfer *t = w->transfers[i].t;
-        struct sbuf *col = xc.col;
-        columns_row(&xc);
+        struct sbuf *col = xc->col;
+        columns_row(xc);
         sbuf_put_quoted(&col[0], w->transfers[i].ext_id);
         sbuf_put_i64(&col[1], t->from_account);
         sbuf_put_i64(&col[2], t->to_account);
@@ -255,54 +419,25 @@ static enum store_result write_journal(PGconn *conn, const struct store_batch_wr
         put_i64_or_null(&col[11], t->timeout_s == 0, t->timeout_s);
         put_cost(&col[12], &t->unit_cost);
     }
-    columns_init(&ec, 12);
+    columns_init(ec, 13);
     for (int i = 0; i < w->n_entries; i++) {
         const struct core_entry *e = &w->entries[i];
-        struct sbuf *col = ec.col;
-        columns_row(&ec);
+        struct sbuf *col = ec->col;
+        columns_row(ec);
         sbuf_put_i64(&col[0], w->entry_account_id[i]);
         sbuf_put_i64(&col[1], e->seq);
-        sbuf_put_quoted(&col[2], w->entry_transfer_ext[i]);
-        sbuf_puts(&col[3], entry_kind_name(e->kind));
-        sbuf_put_amount(&col[4], e->amount);
-        sbuf_put_amount(&col[5], e->pending_change);
-        sbuf_put_amount(&col[6], e->balance);
-        sbuf_put_amount(&col[7], e->pending_out);
-        sbuf_put_amount(&col[8], e->pending_in);
-        sbuf_put_i64(&col[9], e->effective_us);
-        sbuf_put_i64(&col[10], e->created_us);
-        put_cost(&col[11], &e->avg_cost);
+        put_i64_or_null(&col[2], w->entry_transfer_id[i] == 0, w->entry_transfer_id[i]);
+        sbuf_put_quoted(&col[3], w->entry_transfer_ext[i]);
+        sbuf_puts(&col[4], entry_kind_name(e->kind));
+        sbuf_put_amount(&col[5], e->amount);
+        sbuf_put_amount(&col[6], e->pending_change);
+        sbuf_put_amount(&col[7], e->balance);
+        sbuf_put_amount(&col[8], e->pending_out);
+        sbuf_put_amount(&col[9], e->pending_in);
+        sbuf_put_i64(&col[10], e->effective_us);
+        sbuf_put_i64(&col[11], e->created_us);
+        put_cost(&col[12], &e->avg_cost);
     }
-    const char *params[25];
-    memcpy(params, columns_params(&xc), 13 * sizeof *params);
-    memcpy(params + 13, columns_params(&ec), 12 * sizeof *params);
-    PGresult *res = PQexecParams(
-        conn,
-        "WITH t AS (INSERT INTO ledger.transfers (ext_id, from_account_id, to_account_id,"
-        " amount, currency, pending, from_seq, to_seq, metadata, effective_at, created_at,"
-        " timeout_s, unit_cost)"
-        " SELECT x, f, tt, a, cur, p, fs, ts, m::jsonb, " SQL_US_TO_TS("eff") ", "
-        SQL_US_TO_TS("cre") ", tmo, uc::jsonb FROM unnest($1::text[], $2::bigint[],"
-        " $3::bigint[], $4::numeric[], $5::text[], $6::bool[], $7::bigint[], $8::bigint[],"
-        " $9::text[], $10::bigint[], $11::bigint[], $12::bigint[], $13::text[])"
-        " AS u(x, f, tt, a, cur, p, fs, ts, m, eff, cre, tmo, uc)"
-        " RETURNING id, ext_id)"
-        " INSERT INTO ledger.entries (account_id, seq, transfer_id, kind, amount,"
-        " pending_change, balance, pending_out, pending_in, effective_at, created_at, avg_cost)"
-        " SELECT e.acc, e.seq, coalesce(t.id, old.id), e.kind::ledger.entry_kind, e.a, e.pc,"
-        " e.b, e.po, e.pi, " SQL_US_TO_TS("e.eff") ", " SQL_US_TO_TS("e.cre") ", e.ac::jsonb"
-        " FROM unnest($14::bigint[], $15::bigint[], $16::text[], $17::text[], $18::numeric[],"
-        " $19::numeric[], $20::numeric[], $21::numeric[], $22::numeric[], $23::bigint[],"
-        " $24::bigint[], $25::text[]) AS e(acc, seq, x, kind, a, pc, b, po, pi, eff, cre, ac)"
-        " LEFT JOIN t ON t.ext_id = e.x"
-        " LEFT JOIN ledger.transfers old ON t.id IS NULL AND old.ext_id = e.x",
-        25, NULL, params, NULL, NULL, 0);
-    enum store_result r =
-        PQresultStatus(res) == PGRES_COMMAND_OK ? STORE_OK : pg_classify(conn, res, err);
-    PQclear(res);
-    columns_free(&xc);
-    columns_free(&ec);
-    return r;
 }
 
 static const char *state_name(enum transfer_state s)
@@ -320,106 +455,99 @@ static const char *state_name(enum transfer_state s)
     LEDGER_ASSERT(!"unknown transfer state");
 }
 
-/* Where each pending transfer touched by the batch now stands. */
-static enum store_result write_pending(PGconn *conn, const struct store_batch_writes *w,
-                                       struct store_error *err)
+static void pending_columns(const struct store_batch_writes *w, struct columns *c)
 {
-    struct columns c;
-    columns_init(&c, 7);
+    columns_init(c, 8);
     for (int i = 0; i < w->n_pending; i++) {
         const struct core_transfer *t = w->pending[i].t;
-        columns_row(&c);
-        sbuf_put_quoted(&c.col[0], w->pending[i].ext_id);
-        sbuf_puts(&c.col[1], state_name(t->state));
-        put_i64_or_null(&c.col[2], t->deadline_us == TIME_NONE, t->deadline_us);
+        columns_row(c);
+        put_i64_or_null(&c->col[0], t->id == 0, t->id);
+        sbuf_put_quoted(&c->col[1], w->pending[i].ext_id);
+        sbuf_puts(&c->col[2], state_name(t->state));
+        put_i64_or_null(&c->col[3], t->deadline_us == TIME_NONE, t->deadline_us);
         if (t->settled)
-            sbuf_put_amount(&c.col[3], t->posted_amount);
+            sbuf_put_amount(&c->col[4], t->posted_amount);
         else
-            sbuf_puts(&c.col[3], "NULL");
-        put_i64_or_null(&c.col[4], !t->settled, t->settle_from_seq);
-        put_i64_or_null(&c.col[5], !t->settled, t->settle_to_seq);
-        put_i64_or_null(&c.col[6], !t->settled, t->settled_us);
+            sbuf_puts(&c->col[4], "NULL");
+        put_i64_or_null(&c->col[5], !t->settled, t->settle_from_seq);
+        put_i64_or_null(&c->col[6], !t->settled, t->settle_to_seq);
+        put_i64_or_null(&c->col[7], !t->settled, t->settled_us);
     }
-    return exec_columns(
-        conn,
-        "INSERT INTO ledger.pending_transfers AS p (transfer_id, state, deadline, posted_amount,"
-        " settle_from_seq, settle_to_seq, settled_at)"
-        " SELECT t.id, u.st, " SQL_US_TO_TS("u.dl") ", u.pa, u.sfs, u.sts, "
-        SQL_US_TO_TS("u.sat") " FROM unnest($1::text[], $2::text[], $3::bigint[],"
-        " $4::numeric[], $5::bigint[], $6::bigint[], $7::bigint[])"
-        " AS u(x, st, dl, pa, sfs, sts, sat) JOIN ledger.transfers t ON t.ext_id = u.x"
-        " ON CONFLICT (transfer_id) DO UPDATE SET state = excluded.state,"
-        " posted_amount = excluded.posted_amount, settle_from_seq = excluded.settle_from_seq,"
-        " settle_to_seq = excluded.settle_to_seq, settled_at = excluded.settled_at",
-        &c, err);
 }
 
-static enum store_result write_accounts(PGconn *conn, const struct store_batch_writes *w,
-                                        struct store_error *err)
+static int account_columns(const struct store_batch_writes *w, struct columns *c)
 {
-    struct columns c;
-    columns_init(&c, 7);
+    columns_init(c, 7);
     for (int i = 0; i < w->n_accounts; i++) {
         const struct core_account *a = &w->accounts[i];
         if (!a->touched)
             continue;
-        columns_row(&c);
-        sbuf_put_i64(&c.col[0], a->id);
-        sbuf_put_amount(&c.col[1], a->balance);
-        sbuf_put_amount(&c.col[2], a->pending_out);
-        sbuf_put_amount(&c.col[3], a->pending_in);
-        sbuf_put_i64(&c.col[4], a->seq);
-        sbuf_put_i64(&c.col[5], a->last_effective_us);
-        put_cost(&c.col[6], &a->avg_cost);
+        columns_row(c);
+        sbuf_put_i64(&c->col[0], a->id);
+        sbuf_put_amount(&c->col[1], a->balance);
+        sbuf_put_amount(&c->col[2], a->pending_out);
+        sbuf_put_amount(&c->col[3], a->pending_in);
+        sbuf_put_i64(&c->col[4], a->seq);
+        sbuf_put_i64(&c->col[5], a->last_effective_us);
+        put_cost(&c->col[6], &a->avg_cost);
     }
-    int expected = c.rows;
-    const char *sql = "UPDATE ledger.accounts a SET balance = u.b, pending_out = u.po,"
-                      " pending_in = u.pi, seq = u.seq, last_effective_at = "
-                      SQL_US_TO_TS("u.eff") ", avg_cost = u.ac::jsonb"
-                      " FROM unnest($1::bigint[], $2::numeric[], $3::numeric[], $4::numeric[],"
-                      " $5::bigint[], $6::bigint[], $7::text[])"
-                      " AS u(id, b, po, pi, seq, eff, ac) WHERE a.id = u.id";
-    PGresult *res = PQexecParams(conn, sql, c.n, NULL, columns_params(&c), NULL, NULL, 0);
-    enum store_result r = STORE_OK;
-    if (PQresultStatus(res) != PGRES_COMMAND_OK)
-        r = pg_classify(conn, res, err);
-    else
-        LEDGER_ASSERT(atoi(PQcmdTuples(res)) == expected);
-    PQclear(res);
-    columns_free(&c);
-    return r;
+    return c->rows;
 }
 
-enum store_result store_batch_write(PGconn *conn, const struct store_batch_writes *w,
-                                    struct store_error *err)
+enum store_result store_batch_write_commit(PGconn *conn, const struct store_batch_writes *w,
+                                           struct store_error *err)
 {
-    if (w->n_entries == 0)
-        return STORE_OK;
-    enum store_result r = write_journal(conn, w, err);
-    if (r == STORE_OK && w->n_pending > 0)
-        r = write_pending(conn, w, err);
-    if (r == STORE_OK)
-        r = write_accounts(conn, w, err);
-    return r;
-}
+    struct columns xc, ec, pc, ac;
+    journal_columns(w, &xc, &ec);
+    pending_columns(w, &pc);
+    int n_touched = account_columns(w, &ac);
+    const char *jp[34];
+    memcpy(jp, columns_params(&xc), 13 * sizeof *jp);
+    memcpy(jp + 13, columns_params(&ec), 13 * sizeof *jp);
+    memcpy(jp + 26, columns_params(&pc), 8 * sizeof *jp);
+    bool write = w->n_entries > 0;
 
-enum store_result store_batch_commit(PGconn *conn, struct store_error *err)
-{
-    PGresult *res = PQexec(conn, "COMMIT");
+    pipeline_begin(conn);
+    bool sent = (!write || send_prepared(conn, "ledger_write_journal", 34, jp)) &&
+                (!write || send_prepared(conn, "ledger_write_accounts", 7, columns_params(&ac))) &&
+                PQsendQueryParams(conn, "COMMIT", 0, NULL, NULL, NULL, NULL, 0) == 1 &&
+                PQpipelineSync(conn) == 1 && pipeline_flush(conn);
+    columns_free(&xc);
+    columns_free(&ec);
+    columns_free(&pc);
+    columns_free(&ac);
     enum store_result r = STORE_OK;
-    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-        r = pg_classify(conn, res, err);
-        /* A broken connection after COMMIT was sent: it may have landed. */
-        if (PQstatus(conn) != CONNECTION_OK)
+    if (sent && write) {
+        PQclear(pipeline_expect(conn, PGRES_COMMAND_OK, &r, err));
+        PGresult *upd = pipeline_expect(conn, PGRES_COMMAND_OK, &r, err);
+        if (upd)
+            LEDGER_ASSERT(atoi(PQcmdTuples(upd)) == n_touched);
+        PQclear(upd);
+    }
+    if (sent) {
+        enum store_result before_commit = r;
+        PGresult *commit = pipeline_expect(conn, PGRES_COMMAND_OK, &r, err);
+        /* COMMIT of an aborted transaction answers ROLLBACK. */
+        if (commit && strcmp(PQcmdStatus(commit), "COMMIT") != 0 && r == STORE_OK)
+            r = STORE_FAILED;
+        PQclear(commit);
+        /* The connection broke with COMMIT sent: it may have landed. */
+        if (before_commit == STORE_OK && r != STORE_OK && PQstatus(conn) != CONNECTION_OK)
             r = STORE_UNKNOWN;
+        if (PQstatus(conn) == CONNECTION_OK && !pipeline_drain_to_sync(conn) && r == STORE_OK)
+            r = STORE_UNKNOWN;
+    } else {
+        r = PQstatus(conn) == CONNECTION_OK ? STORE_FAILED : pg_classify(conn, NULL, err);
+        if (r == STORE_OK)
+            r = STORE_FAILED;
     }
-    PQclear(res);
+    pipeline_end(conn);
     return r;
 }
 
 void store_batch_rollback(PGconn *conn)
 {
-    if (PQstatus(conn) == CONNECTION_OK)
+    if (PQstatus(conn) == CONNECTION_OK && PQtransactionStatus(conn) != PQTRANS_IDLE)
         PQclear(PQexec(conn, "ROLLBACK"));
 }
 

@@ -5,9 +5,8 @@
  * applies no ledger rule. It reads and writes the shapes of core/types.h.
  *
  * Write path (engine's committer only, one connection per committer):
- *   store_batch_lock_accounts -> store_batch_load_transfers -> core ->
- *   store_batch_write -> store_batch_commit
- * all inside one transaction opened by store_batch_lock_accounts.
+ *   store_batch_load -> core -> store_batch_write_commit
+ * two pipelined round trips inside one transaction.
  * Accounts are locked in one fixed order (ext_id, bytewise) by every
  * process, so batches never deadlock each other.
  */
@@ -68,18 +67,26 @@ struct store_error {
     char message[256];
 };
 
-/* BEGIN, then lock and load the accounts named by ids (sorted by strcmp,
- * unique). found[i] tells whether ids[i] exists; accounts[i] is filled
- * when it does. */
-enum store_result store_batch_lock_accounts(PGconn *conn, const char *const *ids, int n,
-                                            struct core_account *accounts, bool *found,
-                                            struct store_error *err);
+/* Prepares the write path's statements; once per (re)connection, before
+ * the first batch. 0, or -1 with err filled. */
+int store_prepare_write_path(PGconn *conn, char *err, size_t errlen);
 
-/* In a new statement (fresh snapshot, after the locks): the transfers among
- * ids (sorted by strcmp, unique) that already exist. */
-enum store_result store_batch_load_transfers(PGconn *conn, const char *const *ids, int n,
-                                             struct core_transfer *transfers,
-                                             struct store_error *err);
+/* What a batch reads in its first round trip. */
+struct store_batch_reads {
+    const char *const *account_ids; /* sorted by strcmp, unique */
+    int n_accounts;
+    struct core_account *accounts; /* [n_accounts], filled where found */
+    bool *found;                   /* [n_accounts] */
+    const char *const *transfer_ids; /* sorted by strcmp, unique */
+    int n_transfers;
+    struct core_transfer *transfers; /* [n_transfers]: loaded, or zeroed */
+};
+
+/* BEGIN; lock and load the accounts; then, in a new statement after the
+ * locks are held, the transfers that already exist. On STORE_OK the
+ * transaction stays open for store_batch_write_commit. */
+enum store_result store_batch_load(PGconn *conn, const struct store_batch_reads *rd,
+                                   struct store_error *err);
 
 /* A transfer the batch created or whose pending state it changed. */
 struct store_transfer_ref {
@@ -96,6 +103,7 @@ struct store_batch_writes {
     int n_pending;
     const struct core_entry *entries;
     const int64_t *entry_account_id;       /* internal account id of entries[i] */
+    const int64_t *entry_transfer_id;      /* internal transfer id, 0 if created now */
     const char *const *entry_transfer_ext; /* transfer ext_id of entries[i] */
     int n_entries;
     const struct core_account *accounts; /* written back where touched */
@@ -103,11 +111,11 @@ struct store_batch_writes {
 };
 
 /* Inserts the journal rows, records pending states, writes back the
- * touched accounts. A batch without entries writes nothing. */
-enum store_result store_batch_write(PGconn *conn, const struct store_batch_writes *w,
-                                    struct store_error *err);
-
-enum store_result store_batch_commit(PGconn *conn, struct store_error *err);
+ * touched accounts, and COMMITs (a batch without entries only commits).
+ * STORE_UNKNOWN: the connection broke after COMMIT was sent. */
+enum store_result store_batch_write_commit(PGconn *conn, const struct store_batch_writes *w,
+                                           struct store_error *err);
+/* Rolls back whatever transaction is open on conn. */
 void store_batch_rollback(PGconn *conn);
 
 /* After STORE_UNKNOWN: on a fresh connection, did the transfer ext_id

@@ -30,6 +30,8 @@ int run_apply_tests(void);
 int run_batch_tests(void);
 int run_account_spec_tests(void);
 int run_model_tests(void);
+int run_cost_tests(void);
+int run_pending_tests(void);
 
 /* cmocka compares integers as uintmax_t: i128 needs its own assertions. */
 void check_i128_equal(i128 a, i128 b, const char *a_text, const char *b_text, const char *file,

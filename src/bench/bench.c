@@ -1,0 +1,367 @@
+/*
+ * bench.c - ledger-bench: the standard suite in one run.
+ *
+ * It starts its own PostgreSQL cluster (fsync and synchronous_commit on,
+ * as shipped) and its own ledgerd, then for each workload measures ledgerd
+ * with single-transfer and batch requests, the three hand-rolled SQL
+ * baselines with the same client count, and prints one table per workload
+ * with the ratio to the best baseline. Then the ceiling (journal rows
+ * written directly, 1,000 per transaction), an open-loop latency run, and
+ * `ledgerd verify`. Every run prints its seed first.
+ */
+#include <curl/curl.h>
+#include <errno.h>
+#include <getopt.h>
+#include <libgen.h>
+#include <libpq-fe.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "bench.h"
+#include "ledgerd/pg_embedded.h"
+#include "util/log.h"
+
+#define FUNDS 1000000000LL /* per account: no transfer is refused for funds */
+
+struct options {
+    bool smoke;
+    uint64_t seed;
+    double seconds;
+    int clients;
+    int batch_clients;
+    double open_rate;
+    const char *ledgerd;
+    const char *workloads;
+};
+
+static pid_t start_ledgerd(const char *path, const char *conninfo, int port)
+{
+    char listen[64];
+    snprintf(listen, sizeof listen, "127.0.0.1:%d", port);
+    pid_t pid = fork();
+    if (pid == 0) {
+        execl(path, path, "--db", conninfo, "--listen", listen, "--log-level", "warn",
+              (char *)NULL);
+        fprintf(stderr, "ledger-bench: could not run %s: %s\n", path, strerror(errno));
+        _exit(127);
+    }
+    return pid;
+}
+
+static bool wait_healthy(const char *base, pid_t pid)
+{
+    char url[256];
+    snprintf(url, sizeof url, "%s/healthz", base);
+    for (int i = 0; i < 600; i++) {
+        int status;
+        if (waitpid(pid, &status, WNOHANG) != 0)
+            return false;
+        CURL *e = curl_easy_init();
+        FILE *null = fopen("/dev/null", "w");
+        curl_easy_setopt(e, CURLOPT_URL, url);
+        curl_easy_setopt(e, CURLOPT_WRITEDATA, null);
+        long code = 0;
+        if (curl_easy_perform(e) == CURLE_OK)
+            curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &code);
+        curl_easy_cleanup(e);
+        fclose(null);
+        if (code == 200)
+            return true;
+        usleep(100 * 1000);
+    }
+    return false;
+}
+
+static bool sql(const char *conninfo, const char *text)
+{
+    PGconn *c = PQconnectdb(conninfo);
+    PGresult *r = PQexec(c, text);
+    bool ok = PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK;
+    if (!ok)
+        fprintf(stderr, "ledger-bench: %s", PQerrorMessage(c));
+    PQclear(r);
+    PQfinish(c);
+    return ok;
+}
+
+/* Accounts go in by SQL (they have no entries yet, so the ledger stays
+ * consistent); the funds go in through ledgerd, as batch transfers. */
+static bool seed_ledger(const char *conninfo, const char *base, const struct workload *w)
+{
+    char text[1024];
+    snprintf(text, sizeof text,
+             "INSERT INTO ledger.accounts (ext_id, currency, min_balance)"
+             " VALUES ('%s-bank', 'USD', NULL);"
+             "INSERT INTO ledger.accounts (ext_id, currency, min_balance)"
+             " SELECT '%s-' || lpad(g::text, 6, '0'), 'USD', 0 FROM generate_series(0, %d) g",
+             w->name, w->name, w->n_accounts - 1);
+    if (!sql(conninfo, text))
+        return false;
+    size_t cap = 8190 * 128 + 64;
+    char *body = malloc(cap);
+    for (int first = 0; first < w->n_accounts; first += 8190) {
+        size_t len = (size_t)snprintf(body, cap, "{\"atomic\":true,\"transfers\":[");
+        for (int i = first; i < w->n_accounts && i < first + 8190; i++) {
+            char acc[64];
+            workload_account(w, i, acc, sizeof acc);
+            len += (size_t)snprintf(body + len, cap - len,
+                                    "%s{\"id\":\"fund-%s\",\"from\":\"%s-bank\",\"to\":\"%s\","
+                                    "\"amount\":%lld}",
+                                    i == first ? "" : ",", acc, w->name, acc, FUNDS);
+        }
+        snprintf(body + len, cap - len, "]}");
+        char *resp = NULL;
+        int status = http_post(base, "/v1/transfers/batch", body, &resp);
+        bool ok = status == 200 && resp && strstr(resp, "\"rejected\"") == NULL;
+        if (!ok)
+            fprintf(stderr, "ledger-bench: funding failed (HTTP %d): %.300s\n", status,
+                    resp ? resp : "");
+        free(resp);
+        if (!ok) {
+            free(body);
+            return false;
+        }
+    }
+    free(body);
+    return true;
+}
+
+static void print_header(const char *title)
+{
+    printf("\n### %s\n\n", title);
+    printf("| system | clients | transfers/s | p50 ms | p99 ms | p99.9 ms | rejects | errors "
+           "| retries | vs best baseline |\n");
+    printf("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
+}
+
+static double rate_of(const struct result *r)
+{
+    return r->seconds > 0 ? (double)r->transfers / r->seconds : 0;
+}
+
+static void print_row(const struct result *r, double best_baseline)
+{
+    printf("| %s | %d | %.0f | %.2f | %.2f | %.2f | %llu | %llu | %llu |", r->system, r->clients,
+           rate_of(r), r->p50_ms, r->p99_ms, r->p999_ms, (unsigned long long)r->rejects,
+           (unsigned long long)r->errors, (unsigned long long)r->retries);
+    if (best_baseline > 0)
+        printf(" %.2fx |\n", rate_of(r) / best_baseline);
+    else
+        printf(" |\n");
+    fflush(stdout);
+}
+
+/* Is name one of the comma-separated list? */
+static bool wanted(const char *list, const char *name)
+{
+    size_t n = strlen(name);
+    for (const char *p = list; *p;) {
+        size_t len = strcspn(p, ",");
+        if (len == n && strncmp(p, name, n) == 0)
+            return true;
+        p += len;
+        if (*p == ',')
+            p++;
+    }
+    return false;
+}
+
+static int run_verify(const char *ledgerd, const char *conninfo)
+{
+    char cmd[16384];
+    snprintf(cmd, sizeof cmd, "'%s' verify --db '%s'", ledgerd, conninfo);
+    int rc = system(cmd);
+    return WIFEXITED(rc) ? WEXITSTATUS(rc) : 1;
+}
+
+static int parse_options(int argc, char **argv, struct options *o)
+{
+    static const struct option longopts[] = {
+        {"smoke", no_argument, NULL, 's'},          {"seed", required_argument, NULL, 'S'},
+        {"seconds", required_argument, NULL, 't'},  {"clients", required_argument, NULL, 'c'},
+        {"ledgerd", required_argument, NULL, 'l'},  {"workloads", required_argument, NULL, 'w'},
+        {"rate", required_argument, NULL, 'r'},     {NULL, 0, NULL, 0}};
+    o->seed = (uint64_t)time(NULL);
+    o->seconds = 10;
+    o->clients = 64;
+    o->batch_clients = 4;
+    o->open_rate = 5000;
+    o->workloads = "uniform,hot,hot-spend,zipf";
+    int c;
+    while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+        switch (c) {
+        case 's':
+            o->smoke = true;
+            break;
+        case 'S':
+            o->seed = strtoull(optarg, NULL, 10);
+            break;
+        case 't':
+            o->seconds = atof(optarg);
+            break;
+        case 'c':
+            o->clients = atoi(optarg);
+            break;
+        case 'l':
+            o->ledgerd = optarg;
+            break;
+        case 'w':
+            o->workloads = optarg;
+            break;
+        case 'r':
+            o->open_rate = atof(optarg);
+            break;
+        default:
+            fprintf(stderr, "usage: ledger-bench [--smoke] [--seed N] [--seconds S] [--clients N]"
+                            " [--rate R] [--workloads uniform,hot,hot-spend,zipf]"
+                            " [--ledgerd PATH]\n");
+            return -1;
+        }
+    }
+    if (o->smoke) {
+        o->seconds = 1;
+        o->clients = 8;
+        o->open_rate = 500;
+        o->workloads = "uniform";
+    }
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    struct options o = {0};
+    if (parse_options(argc, argv, &o) != 0)
+        return 2;
+    char ledgerd_path[4096];
+    if (o.ledgerd == NULL) {
+        char self[4096];
+        snprintf(self, sizeof self, "%s", argv[0]);
+        snprintf(ledgerd_path, sizeof ledgerd_path, "%s/ledgerd", dirname(self));
+        o.ledgerd = ledgerd_path;
+    }
+    printf("seed=%llu seconds=%g clients=%d batch_clients=%d open_rate=%g workloads=%s\n",
+           (unsigned long long)o.seed, o.seconds, o.clients, o.batch_clients, o.open_rate,
+           o.workloads);
+    fflush(stdout);
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    signal(SIGPIPE, SIG_IGN);
+    g_log_level = LOG_WARN;
+
+    char dir[] = "/tmp/ledger-bench-XXXXXX";
+    if (mkdtemp(dir) == NULL) {
+        perror("mkdtemp");
+        return 2;
+    }
+    char data[256];
+    snprintf(data, sizeof data, "%s/pg", dir);
+    struct pg_embedded pg;
+    if (pg_embedded_start(&pg, data) != 0)
+        return 2;
+    char conninfo[4400];
+    snprintf(conninfo, sizeof conninfo, "%s", pg.conninfo);
+    int port = 18000 + (int)(getpid() % 2000);
+    char base[64];
+    snprintf(base, sizeof base, "http://127.0.0.1:%d", port);
+    pid_t ledgerd = start_ledgerd(o.ledgerd, conninfo, port);
+    int failures = 0;
+    if (!wait_healthy(base, ledgerd)) {
+        fprintf(stderr, "ledger-bench: ledgerd did not start\n");
+        failures++;
+        goto out;
+    }
+
+    struct result ceiling = {0};
+    for (int k = 0; k < WL_COUNT; k++) {
+        struct workload w;
+        workload_init(&w, (enum workload_kind)k);
+        if (!wanted(o.workloads, w.name)) {
+            workload_free(&w);
+            continue;
+        }
+        if (!seed_ledger(conninfo, base, &w) || baseline_setup(conninfo, &w, FUNDS) != 0) {
+            failures++;
+            workload_free(&w);
+            break;
+        }
+        struct result base_res[BASE_COUNT];
+        double best = 0;
+        for (int b = 0; b < BASE_COUNT; b++) {
+            baseline_run(conninfo, (enum baseline_kind)b, &w, o.seed, o.clients, o.seconds,
+                         &base_res[b]);
+            failures += baseline_check(conninfo, (enum baseline_kind)b,
+                                       (long long)w.n_accounts * FUNDS);
+            if (rate_of(&base_res[b]) > best)
+                best = rate_of(&base_res[b]);
+        }
+        char prefix[64];
+        snprintf(prefix, sizeof prefix, "%s-s-%llu", w.name, (unsigned long long)o.seed);
+        struct http_load single = {base, &w, o.seed, prefix, o.clients, 1, o.seconds, 0, ledgerd};
+        struct result single_res, batch_res;
+        http_load_run(&single, &single_res);
+        single_res.system = "ledgerd (single)";
+        snprintf(prefix, sizeof prefix, "%s-b-%llu", w.name, (unsigned long long)o.seed);
+        struct http_load batch = {base, &w, o.seed + 1, prefix, o.batch_clients, 1000, o.seconds,
+                                  0, ledgerd};
+        http_load_run(&batch, &batch_res);
+        batch_res.system = "ledgerd (batch of 1000)";
+        if (k == WL_UNIFORM)
+            ceiling_run(conninfo, &w, o.seed, o.seconds, &ceiling);
+
+        char title[128];
+        snprintf(title, sizeof title, "%s (%d accounts)", w.name, w.n_accounts);
+        print_header(title);
+        print_row(&single_res, best);
+        print_row(&batch_res, best);
+        for (int b = 0; b < BASE_COUNT; b++)
+            print_row(&base_res[b], best);
+        if (k == WL_UNIFORM) {
+            print_row(&ceiling, best);
+            printf("\nbatch requests reach %.0f%% of the ceiling\n",
+                   100.0 * rate_of(&batch_res) / (rate_of(&ceiling) > 0 ? rate_of(&ceiling) : 1));
+        }
+        printf("ledgerd RSS max: %ld MB\n",
+               (single_res.rss_kb_max > batch_res.rss_kb_max ? single_res.rss_kb_max
+                                                             : batch_res.rss_kb_max) /
+                   1024);
+        if (single_res.errors + batch_res.errors > 0) {
+            printf("  violation: ledgerd answered %llu requests with errors\n",
+                   (unsigned long long)(single_res.errors + batch_res.errors));
+            failures++;
+        }
+        if (k == WL_UNIFORM) {
+            snprintf(prefix, sizeof prefix, "%s-o-%llu", w.name, (unsigned long long)o.seed);
+            struct http_load open = {base, &w, o.seed + 2, prefix, 0, 1, o.seconds, o.open_rate,
+                                     ledgerd};
+            struct result open_res;
+            http_load_run(&open, &open_res);
+            printf("\nopen loop, %s, single transfers at %.0f/s offered: %.0f/s done, p50 %.2f ms,"
+                   " p99 %.2f ms, p99.9 %.2f ms, errors %llu, RSS %ld MB\n",
+                   w.name, o.open_rate, rate_of(&open_res), open_res.p50_ms, open_res.p99_ms,
+                   open_res.p999_ms, (unsigned long long)open_res.errors,
+                   open_res.rss_kb_max / 1024);
+            failures += open_res.errors > 0;
+        }
+        workload_free(&w);
+    }
+    printf("\nledgerd verify:\n");
+    fflush(stdout);
+    if (run_verify(o.ledgerd, conninfo) != 0)
+        failures++;
+out:
+    kill(ledgerd, SIGTERM);
+    waitpid(ledgerd, NULL, 0);
+    pg_embedded_stop(&pg);
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "ledger-bench: could not remove %s\n", dir);
+    curl_global_cleanup();
+    printf("\nledger-bench: %s\n", failures ? "FAILED" : "ok");
+    return failures ? 1 : 0;
+}

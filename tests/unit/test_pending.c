@@ -1,0 +1,5 @@
+#include "tests.h"
+int run_pending_tests(void)
+{
+    return 0;
+}
