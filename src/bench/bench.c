@@ -38,16 +38,22 @@ struct options {
     double open_rate;
     const char *ledgerd;
     const char *workloads;
+    const char *systems;
+    const char *ledgerd_log;
+    const char *db; /* an existing database instead of a private cluster */
 };
 
-static pid_t start_ledgerd(const char *path, const char *conninfo, int port)
+/* log: NULL, or a file that gets ledgerd's debug log (per-batch timings). */
+static pid_t start_ledgerd(const char *path, const char *conninfo, int port, const char *log)
 {
     char listen[64];
     snprintf(listen, sizeof listen, "127.0.0.1:%d", port);
     pid_t pid = fork();
     if (pid == 0) {
-        execl(path, path, "--db", conninfo, "--listen", listen, "--log-level", "warn",
-              (char *)NULL);
+        if (log && freopen(log, "w", stderr) == NULL)
+            _exit(127);
+        execl(path, path, "--db", conninfo, "--listen", listen, "--log-level",
+              log ? "debug" : "warn", (char *)NULL);
         fprintf(stderr, "ledger-bench: could not run %s: %s\n", path, strerror(errno));
         _exit(127);
     }
@@ -147,6 +153,8 @@ static double rate_of(const struct result *r)
 
 static void print_row(const struct result *r, double best_baseline)
 {
+    if (r->seconds == 0)
+        return; /* not selected with --systems */
     printf("| %s | %d | %.0f | %.2f | %.2f | %.2f | %llu | %llu | %llu |", r->system, r->clients,
            rate_of(r), r->p50_ms, r->p99_ms, r->p999_ms, (unsigned long long)r->rejects,
            (unsigned long long)r->errors, (unsigned long long)r->retries);
@@ -186,13 +194,16 @@ static int parse_options(int argc, char **argv, struct options *o)
         {"smoke", no_argument, NULL, 's'},          {"seed", required_argument, NULL, 'S'},
         {"seconds", required_argument, NULL, 't'},  {"clients", required_argument, NULL, 'c'},
         {"ledgerd", required_argument, NULL, 'l'},  {"workloads", required_argument, NULL, 'w'},
-        {"rate", required_argument, NULL, 'r'},     {NULL, 0, NULL, 0}};
+        {"rate", required_argument, NULL, 'r'},     {"systems", required_argument, NULL, 'y'},
+        {"ledgerd-log", required_argument, NULL, 'L'}, {"db", required_argument, NULL, 'D'},
+        {NULL, 0, NULL, 0}};
     o->seed = (uint64_t)time(NULL);
     o->seconds = 10;
     o->clients = 64;
     o->batch_clients = 4;
     o->open_rate = 5000;
     o->workloads = "uniform,hot,hot-spend,zipf";
+    o->systems = "single,batch,lock,serializable,optimistic,ceiling,open";
     int c;
     while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
         switch (c) {
@@ -217,9 +228,20 @@ static int parse_options(int argc, char **argv, struct options *o)
         case 'r':
             o->open_rate = atof(optarg);
             break;
+        case 'y':
+            o->systems = optarg;
+            break;
+        case 'L':
+            o->ledgerd_log = optarg;
+            break;
+        case 'D':
+            o->db = optarg;
+            break;
         default:
             fprintf(stderr, "usage: ledger-bench [--smoke] [--seed N] [--seconds S] [--clients N]"
                             " [--rate R] [--workloads uniform,hot,hot-spend,zipf]"
+                            " [--systems single,batch,lock,serializable,optimistic,ceiling,open]"
+                            " [--ledgerd-log FILE] [--db CONNINFO]"
                             " [--ledgerd PATH]\n");
             return -1;
         }
@@ -261,14 +283,15 @@ int main(int argc, char **argv)
     char data[256];
     snprintf(data, sizeof data, "%s/pg", dir);
     struct pg_embedded pg;
-    if (pg_embedded_start(&pg, data) != 0)
+    memset(&pg, 0, sizeof pg);
+    if (o.db == NULL && pg_embedded_start(&pg, data) != 0)
         return 2;
     char conninfo[4400];
-    snprintf(conninfo, sizeof conninfo, "%s", pg.conninfo);
+    snprintf(conninfo, sizeof conninfo, "%s", o.db ? o.db : pg.conninfo);
     int port = 18000 + (int)(getpid() % 2000);
     char base[64];
     snprintf(base, sizeof base, "http://127.0.0.1:%d", port);
-    pid_t ledgerd = start_ledgerd(o.ledgerd, conninfo, port);
+    pid_t ledgerd = start_ledgerd(o.ledgerd, conninfo, port, o.ledgerd_log);
     int failures = 0;
     if (!wait_healthy(base, ledgerd)) {
         fprintf(stderr, "ledger-bench: ledgerd did not start\n");
@@ -290,8 +313,12 @@ int main(int argc, char **argv)
             break;
         }
         struct result base_res[BASE_COUNT];
+        memset(base_res, 0, sizeof base_res);
         double best = 0;
         for (int b = 0; b < BASE_COUNT; b++) {
+            base_res[b].system = baseline_name((enum baseline_kind)b);
+            if (!wanted(o.systems, baseline_name((enum baseline_kind)b)))
+                continue;
             baseline_run(conninfo, (enum baseline_kind)b, &w, o.seed, o.clients, o.seconds,
                          &base_res[b]);
             failures += baseline_check(conninfo, (enum baseline_kind)b,
@@ -302,15 +329,17 @@ int main(int argc, char **argv)
         char prefix[64];
         snprintf(prefix, sizeof prefix, "%s-s-%llu", w.name, (unsigned long long)o.seed);
         struct http_load single = {base, &w, o.seed, prefix, o.clients, 1, o.seconds, 0, ledgerd};
-        struct result single_res, batch_res;
-        http_load_run(&single, &single_res);
+        struct result single_res = {0}, batch_res = {0};
+        if (wanted(o.systems, "single"))
+            http_load_run(&single, &single_res);
         single_res.system = "ledgerd (single)";
         snprintf(prefix, sizeof prefix, "%s-b-%llu", w.name, (unsigned long long)o.seed);
         struct http_load batch = {base, &w, o.seed + 1, prefix, o.batch_clients, 1000, o.seconds,
                                   0, ledgerd};
-        http_load_run(&batch, &batch_res);
+        if (wanted(o.systems, "batch"))
+            http_load_run(&batch, &batch_res);
         batch_res.system = "ledgerd (batch of 1000)";
-        if (k == WL_UNIFORM)
+        if (k == WL_UNIFORM && wanted(o.systems, "ceiling"))
             ceiling_run(conninfo, &w, o.seed, o.seconds, &ceiling);
 
         char title[128];
@@ -320,7 +349,7 @@ int main(int argc, char **argv)
         print_row(&batch_res, best);
         for (int b = 0; b < BASE_COUNT; b++)
             print_row(&base_res[b], best);
-        if (k == WL_UNIFORM) {
+        if (k == WL_UNIFORM && wanted(o.systems, "ceiling")) {
             print_row(&ceiling, best);
             printf("\nbatch requests reach %.0f%% of the ceiling\n",
                    100.0 * rate_of(&batch_res) / (rate_of(&ceiling) > 0 ? rate_of(&ceiling) : 1));
@@ -334,7 +363,7 @@ int main(int argc, char **argv)
                    (unsigned long long)(single_res.errors + batch_res.errors));
             failures++;
         }
-        if (k == WL_UNIFORM) {
+        if (k == WL_UNIFORM && wanted(o.systems, "open")) {
             snprintf(prefix, sizeof prefix, "%s-o-%llu", w.name, (unsigned long long)o.seed);
             struct http_load open = {base, &w, o.seed + 2, prefix, 0, 1, o.seconds, o.open_rate,
                                      ledgerd};

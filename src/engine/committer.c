@@ -63,6 +63,13 @@ static int64_t now_us(void)
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
+static uint64_t mono_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
 static int cmp_str(const void *a, const void *b)
 {
     return strcmp(*(const char *const *)a, *(const char *const *)b);
@@ -220,6 +227,7 @@ static enum store_result batch_attempt(struct engine *e, struct batch *b, int *n
                                        struct store_error *err)
 {
     *n_new = 0;
+    uint64_t t0 = mono_us();
     struct store_batch_reads rd = {
         .account_ids = b->account_ids,
         .n_accounts = b->n_accounts,
@@ -232,7 +240,7 @@ static enum store_result batch_attempt(struct engine *e, struct batch *b, int *n
     enum store_result r = store_batch_load(e->conn, &rd, err);
     if (r != STORE_OK)
         return r;
-
+    uint64_t t1 = mono_us();
     int n_entries = batch_apply(b);
     int n = 0, n_pending = 0;
     for (int i = 0; i < b->n_transfers; i++) {
@@ -262,7 +270,12 @@ static enum store_result batch_attempt(struct engine *e, struct batch *b, int *n
         .accounts = b->accounts,
         .n_accounts = b->n_accounts,
     };
-    return store_batch_write_commit(e->conn, &w, err);
+    uint64_t t2 = mono_us();
+    r = store_batch_write_commit(e->conn, &w, err);
+    log_debug("batch of %d transfers: lock+load %llu us, rules %llu us, write+commit %llu us",
+              b->n_ops, (unsigned long long)(t1 - t0), (unsigned long long)(t2 - t1),
+              (unsigned long long)(mono_us() - t2));
+    return r;
 }
 
 /* A usable connection with the write path prepared, reconnecting if the

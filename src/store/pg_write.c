@@ -28,7 +28,8 @@
 #define SQL_LOCK_ACCOUNTS                                                                          \
     "SELECT id, ext_id, currency, min_balance, balance, pending_out, pending_in, seq, "           \
     SQL_TS_TO_US("last_effective_at") ", cost_currencies,"                                        \
-    " ARRAY(SELECT avg_cost ->> c FROM unnest(cost_currencies) c) FROM ledger.accounts"           \
+    " CASE WHEN cardinality(cost_currencies) > 0"                                                 \
+    "  THEN ARRAY(SELECT avg_cost ->> c FROM unnest(cost_currencies) c) END FROM ledger.accounts" \
     " WHERE ext_id = ANY($1::text[]) ORDER BY ext_id FOR NO KEY UPDATE"
 
 #define SQL_LOAD_TRANSFERS                                                                         \
