@@ -221,7 +221,7 @@ static enum status transfer_apply(struct core_batch *b, struct core_op *op, bool
     struct core_transfer *t = &b->transfers[op->transfer];
     if (core_check_amount(op->amount_parse, op->amount) != STATUS_OK)
         return STATUS_INVALID_AMOUNT;
-    if (op->timeout_s != 0 && !op->pending)
+    if (op->timeout_s < 0 || op->timeout_s > TIMEOUT_S_MAX || (op->timeout_s != 0 && !op->pending))
         return STATUS_INVALID_REQUEST;
     if (t->exists) {
         enum status s = transfer_exists_status(b, op, t);

@@ -34,11 +34,12 @@ bool cost_parse(const char *s, size_t len, i128 *scaled_out)
         return false;
     if (i < len && s[i] == '.') {
         i++;
+        /* A 19th fraction digit stops the loop, before v could overflow, and
+         * then fails the i != len check below. */
         while (i < len && s[i] >= '0' && s[i] <= '9' && frac_digits < COST_SCALE_DIGITS) {
             v = v * 10 + (s[i] - '0');
             i++;
-            if (++frac_digits > COST_SCALE_DIGITS)
-                return false;
+            frac_digits++;
         }
         if (frac_digits == 0)
             return false;

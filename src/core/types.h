@@ -25,6 +25,10 @@
 _Static_assert(BATCH_TRANSFERS_MAX == 8190, "SPEC section 3 batch limit");
 _Static_assert(BODY_BYTES_MAX == 16777216u, "SPEC section 3 body limit");
 
+/* Longest timeout of a pending transfer: ten years, so that now + timeout
+ * never leaves int64 microseconds. */
+#define TIMEOUT_S_MAX 315360000
+
 /* "No entry yet": effective_at of an account that has never changed; also
  * "no deadline" for a pending transfer. */
 #define TIME_NONE INT64_MIN

@@ -10,9 +10,6 @@
 
 #include "codec.h"
 
-/* Ten years: long enough for any hold, short enough to add to a time. */
-#define TIMEOUT_S_MAX 315360000
-
 static bool fail(struct codec_error *err, const char *fmt, const char *field)
 {
     err->status = STATUS_INVALID_REQUEST;

@@ -10,8 +10,9 @@
 int main(void)
 {
     int (*const groups[])(void) = {
-        run_amount_tests, run_validate_tests,     run_status_tests, run_apply_tests,
-        run_batch_tests,  run_account_spec_tests, run_model_tests, run_cost_tests, run_pending_tests,
+        run_amount_tests, run_validate_tests, run_status_tests,
+        run_apply_tests,  run_batch_tests,    run_account_spec_tests,
+        run_model_tests,  run_cost_tests,     run_pending_tests,
     };
     int failed = 0;
     for (size_t i = 0; i < sizeof groups / sizeof groups[0]; i++)

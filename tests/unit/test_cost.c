@@ -22,7 +22,7 @@ typedef unsigned __int128 u128;
 #define E18 ((i128)1000000000000000000LL)
 /* 10^38 - 1: the largest scaled unit cost "99999999999999999999.999999999999999999". */
 #define COST_MAX (E18 * E18 * 100 - 1)
-#define P2(n) ((i128)((u128)1 << (n)))
+#define P2(n)    ((i128)((u128)1 << (n)))
 
 /* ---- cost_parse ---- */
 
@@ -275,7 +275,7 @@ static void check_mean(i128 b, i128 m, i128 q, i128 u, int want_rc, i128 want, c
     }
     check_i128_equal(out, want_rc == 0 ? want : sentinel, "mean", "want", file, line);
 }
-#define assert_mean(b, m, q, u, want) check_mean((b), (m), (q), (u), 0, (want), __FILE__, __LINE__)
+#define assert_mean(b, m, q, u, want)    check_mean((b), (m), (q), (u), 0, (want), __FILE__, __LINE__)
 #define assert_mean_overflow(b, m, q, u) check_mean((b), (m), (q), (u), 1, 0, __FILE__, __LINE__)
 
 static void test_mean_no_prior_position(void **state)
@@ -314,26 +314,26 @@ static void test_mean_half_even_ties(void **state)
 {
     /* Values are raw (scaled) units; every row is an exact .5 tie.
      * Round down to an even quotient: */
-    assert_mean(1, 0, 1, 1, 0);      /* 1/2 = 0.5 -> 0 */
-    assert_mean(1, 0, 1, 5, 2);      /* 5/2 = 2.5 -> 2 */
-    assert_mean(1, 1, 1, 4, 2);      /* 5/2 = 2.5 -> 2 */
-    assert_mean(3, 1, 1, 7, 2);      /* (3+7)/4 = 2.5 -> 2 */
-    assert_mean(3, 0, 1, 2, 0);      /* 2/4 = 0.5 -> 0 */
-    assert_mean(1, 4, 1, 5, 4);      /* 9/2 = 4.5 -> 4 */
-    assert_mean(2, 0, 2, 9, 4);      /* 18/4 = 4.5 -> 4 */
-    assert_mean(5, 1, 1, 0, 1);      /* 5/6 = 0.83 -> 1 */
+    assert_mean(1, 0, 1, 1, 0); /* 1/2 = 0.5 -> 0 */
+    assert_mean(1, 0, 1, 5, 2); /* 5/2 = 2.5 -> 2 */
+    assert_mean(1, 1, 1, 4, 2); /* 5/2 = 2.5 -> 2 */
+    assert_mean(3, 1, 1, 7, 2); /* (3+7)/4 = 2.5 -> 2 */
+    assert_mean(3, 0, 1, 2, 0); /* 2/4 = 0.5 -> 0 */
+    assert_mean(1, 4, 1, 5, 4); /* 9/2 = 4.5 -> 4 */
+    assert_mean(2, 0, 2, 9, 4); /* 18/4 = 4.5 -> 4 */
     /* ... and up to an even quotient: */
-    assert_mean(1, 0, 1, 3, 2);      /* 3/2 = 1.5 -> 2 */
-    assert_mean(1, 0, 1, 7, 4);      /* 7/2 = 3.5 -> 4 */
-    assert_mean(3, 1, 1, 3, 2);      /* (3+3)/4 = 1.5 -> 2 */
-    assert_mean(3, 0, 1, 6, 2);      /* 6/4 = 1.5 -> 2 */
-    assert_mean(1, 5, 1, 6, 6);      /* 11/2 = 5.5 -> 6 */
-    assert_mean(2, 0, 2, 11, 6);     /* 22/4 = 5.5 -> 6 */
+    assert_mean(1, 0, 1, 3, 2);  /* 3/2 = 1.5 -> 2 */
+    assert_mean(1, 0, 1, 7, 4);  /* 7/2 = 3.5 -> 4 */
+    assert_mean(3, 1, 1, 3, 2);  /* (3+3)/4 = 1.5 -> 2 */
+    assert_mean(3, 0, 1, 6, 2);  /* 6/4 = 1.5 -> 2 */
+    assert_mean(1, 5, 1, 6, 6);  /* 11/2 = 5.5 -> 6 */
+    assert_mean(2, 0, 2, 11, 6); /* 22/4 = 5.5 -> 6 */
     /* Just off a tie: rounds to nearest, never to even. */
     assert_mean(1, 0, 2, 1, 1);      /* 2/3 = 0.67 -> 1 */
     assert_mean(1, 0, 2, 2, 1);      /* 4/3 = 1.33 -> 1 */
     assert_mean(1, 1, 2, 3, 2);      /* 7/3 = 2.33 -> 2 */
     assert_mean(1, 2, 2, 3, 3);      /* 8/3 = 2.67 -> 3 */
+    assert_mean(5, 1, 1, 0, 1);      /* 5/6 = 0.83 -> 1 */
     assert_mean(999, 0, 1, 499, 0);  /* 499/1000 -> 0 */
     assert_mean(999, 0, 1, 501, 1);  /* 501/1000 -> 1 */
     assert_mean(999, 0, 1, 500, 0);  /* 500/1000 tie -> 0 */
@@ -529,8 +529,8 @@ static void test_mean_matches_gmp(void **state)
             amount_format(m, ms);
             amount_format(q, qs);
             amount_format(u, us);
-            fail_msg("seed=%u case %d: b=%s m=%s q=%s u=%s: mean outside [m, u]", seed, i, bs,
-                     ms, qs, us);
+            fail_msg("seed=%u case %d: b=%s m=%s q=%s u=%s: mean outside [m, u]", seed, i, bs, ms,
+                     qs, us);
         }
     }
     /* The generator must have reached every branch, or it proves little. */
@@ -545,16 +545,11 @@ static void test_mean_matches_gmp(void **state)
 int run_cost_tests(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_cost_parse_valid),
-        cmocka_unit_test(test_cost_parse_invalid),
-        cmocka_unit_test(test_cost_parse_len),
-        cmocka_unit_test(test_cost_format),
-        cmocka_unit_test(test_cost_round_trip),
-        cmocka_unit_test(test_mean_no_prior_position),
-        cmocka_unit_test(test_mean_exact),
-        cmocka_unit_test(test_mean_half_even_ties),
-        cmocka_unit_test(test_mean_large),
-        cmocka_unit_test(test_mean_overflow),
+        cmocka_unit_test(test_cost_parse_valid), cmocka_unit_test(test_cost_parse_invalid),
+        cmocka_unit_test(test_cost_parse_len),   cmocka_unit_test(test_cost_format),
+        cmocka_unit_test(test_cost_round_trip),  cmocka_unit_test(test_mean_no_prior_position),
+        cmocka_unit_test(test_mean_exact),       cmocka_unit_test(test_mean_half_even_ties),
+        cmocka_unit_test(test_mean_large),       cmocka_unit_test(test_mean_overflow),
         cmocka_unit_test(test_mean_matches_gmp),
     };
     return cmocka_run_group_tests_name("cost", tests, NULL, NULL);
