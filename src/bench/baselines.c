@@ -47,6 +47,7 @@ int baseline_setup(const char *conninfo, const struct workload *w, int64_t funds
     }
     char sql[4096];
     snprintf(sql, sizeof sql,
+             "SET client_min_messages = warning;"
              "DROP SCHEMA IF EXISTS bench CASCADE; CREATE SCHEMA bench;"
              "CREATE TABLE bench.wallets (id bigint PRIMARY KEY, balance bigint NOT NULL);"
              "CREATE TABLE bench.lock_journal (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"
@@ -113,28 +114,43 @@ static void prepare_all(PGconn *c, enum baseline_kind kind)
 {
     switch (kind) {
     case BASE_LOCK:
-        PQclear(PQprepare(c, "lock", "SELECT id, balance FROM bench.wallets WHERE id IN ($1, $2)"
-                                     " ORDER BY id FOR NO KEY UPDATE", 2, NULL));
-        PQclear(PQprepare(c, "debit", "UPDATE bench.wallets SET balance = balance - $2"
-                                      " WHERE id = $1", 2, NULL));
-        PQclear(PQprepare(c, "credit", "UPDATE bench.wallets SET balance = balance + $2"
-                                       " WHERE id = $1", 2, NULL));
-        PQclear(PQprepare(c, "journal", "INSERT INTO bench.lock_journal (ext_id, from_id, to_id,"
-                                        " amount) VALUES ($1, $2, $3, $4)", 4, NULL));
+        PQclear(PQprepare(c, "lock",
+                          "SELECT id, balance FROM bench.wallets WHERE id IN ($1, $2)"
+                          " ORDER BY id FOR NO KEY UPDATE",
+                          2, NULL));
+        PQclear(PQprepare(c, "debit",
+                          "UPDATE bench.wallets SET balance = balance - $2"
+                          " WHERE id = $1",
+                          2, NULL));
+        PQclear(PQprepare(c, "credit",
+                          "UPDATE bench.wallets SET balance = balance + $2"
+                          " WHERE id = $1",
+                          2, NULL));
+        PQclear(PQprepare(c, "journal",
+                          "INSERT INTO bench.lock_journal (ext_id, from_id, to_id,"
+                          " amount) VALUES ($1, $2, $3, $4)",
+                          4, NULL));
         break;
     case BASE_SERIALIZABLE:
-        PQclear(PQprepare(c, "sum", "SELECT coalesce(sum(amount), 0) FROM bench.ser_journal"
-                                    " WHERE account = $1", 1, NULL));
-        PQclear(PQprepare(c, "journal", "INSERT INTO bench.ser_journal (ext_id, account, amount)"
-                                        " VALUES ($1, $2, -$4::bigint), ($1, $3, $4)", 4, NULL));
+        PQclear(PQprepare(c, "sum",
+                          "SELECT coalesce(sum(amount), 0) FROM bench.ser_journal"
+                          " WHERE account = $1",
+                          1, NULL));
+        PQclear(PQprepare(c, "journal",
+                          "INSERT INTO bench.ser_journal (ext_id, account, amount)"
+                          " VALUES ($1, $2, -$4::bigint), ($1, $3, $4)",
+                          4, NULL));
         break;
     case BASE_OPTIMISTIC:
-        PQclear(PQprepare(c, "latest", "SELECT version, balance FROM bench.opt_balances"
-                                       " WHERE account = $1 ORDER BY version DESC LIMIT 1",
+        PQclear(PQprepare(c, "latest",
+                          "SELECT version, balance FROM bench.opt_balances"
+                          " WHERE account = $1 ORDER BY version DESC LIMIT 1",
                           1, NULL));
-        PQclear(PQprepare(c, "insert", "INSERT INTO bench.opt_balances (account, version,"
-                                       " balance, ext_id) VALUES ($1, $2, $3, $7),"
-                                       " ($4, $5, $6, $7)", 7, NULL));
+        PQclear(PQprepare(c, "insert",
+                          "INSERT INTO bench.opt_balances (account, version,"
+                          " balance, ext_id) VALUES ($1, $2, $3, $7),"
+                          " ($4, $5, $6, $7)",
+                          7, NULL));
         break;
     case BASE_COUNT:
         break;
@@ -304,9 +320,8 @@ int baseline_run(const char *conninfo, enum baseline_kind kind, const struct wor
 static long long scalar(PGconn *c, const char *sql)
 {
     PGresult *r = PQexec(c, sql);
-    long long v = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1
-                      ? atoll(PQgetvalue(r, 0, 0))
-                      : -1;
+    long long v =
+        PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 ? atoll(PQgetvalue(r, 0, 0)) : -1;
     PQclear(r);
     return v;
 }
@@ -320,8 +335,7 @@ int baseline_check(const char *conninfo, enum baseline_kind kind, long long expe
         "SELECT count(*) FROM (SELECT DISTINCT ON (account) balance FROM bench.opt_balances"
         " ORDER BY account, version DESC) l WHERE balance < 0"};
     static const char *const total[BASE_COUNT] = {
-        "SELECT sum(balance) FROM bench.wallets",
-        "SELECT sum(amount) FROM bench.ser_journal",
+        "SELECT sum(balance) FROM bench.wallets", "SELECT sum(amount) FROM bench.ser_journal",
         "SELECT sum(balance) FROM (SELECT DISTINCT ON (account) balance FROM bench.opt_balances"
         " ORDER BY account, version DESC) l"};
     PGconn *c = PQconnectdb(conninfo);

@@ -190,13 +190,17 @@ static int run_verify(const char *ledgerd, const char *conninfo)
 
 static int parse_options(int argc, char **argv, struct options *o)
 {
-    static const struct option longopts[] = {
-        {"smoke", no_argument, NULL, 's'},          {"seed", required_argument, NULL, 'S'},
-        {"seconds", required_argument, NULL, 't'},  {"clients", required_argument, NULL, 'c'},
-        {"ledgerd", required_argument, NULL, 'l'},  {"workloads", required_argument, NULL, 'w'},
-        {"rate", required_argument, NULL, 'r'},     {"systems", required_argument, NULL, 'y'},
-        {"ledgerd-log", required_argument, NULL, 'L'}, {"db", required_argument, NULL, 'D'},
-        {NULL, 0, NULL, 0}};
+    static const struct option longopts[] = {{"smoke", no_argument, NULL, 's'},
+                                             {"seed", required_argument, NULL, 'S'},
+                                             {"seconds", required_argument, NULL, 't'},
+                                             {"clients", required_argument, NULL, 'c'},
+                                             {"ledgerd", required_argument, NULL, 'l'},
+                                             {"workloads", required_argument, NULL, 'w'},
+                                             {"rate", required_argument, NULL, 'r'},
+                                             {"systems", required_argument, NULL, 'y'},
+                                             {"ledgerd-log", required_argument, NULL, 'L'},
+                                             {"db", required_argument, NULL, 'D'},
+                                             {NULL, 0, NULL, 0}};
     o->seed = (uint64_t)time(NULL);
     o->seconds = 10;
     o->clients = 64;
@@ -321,8 +325,8 @@ int main(int argc, char **argv)
                 continue;
             baseline_run(conninfo, (enum baseline_kind)b, &w, o.seed, o.clients, o.seconds,
                          &base_res[b]);
-            failures += baseline_check(conninfo, (enum baseline_kind)b,
-                                       (long long)w.n_accounts * FUNDS);
+            failures +=
+                baseline_check(conninfo, (enum baseline_kind)b, (long long)w.n_accounts * FUNDS);
             if (rate_of(&base_res[b]) > best)
                 best = rate_of(&base_res[b]);
         }
@@ -334,8 +338,8 @@ int main(int argc, char **argv)
             http_load_run(&single, &single_res);
         single_res.system = "ledgerd (single)";
         snprintf(prefix, sizeof prefix, "%s-b-%llu", w.name, (unsigned long long)o.seed);
-        struct http_load batch = {base, &w, o.seed + 1, prefix, o.batch_clients, 1000, o.seconds,
-                                  0, ledgerd};
+        struct http_load batch = {base, &w,        o.seed + 1, prefix, o.batch_clients,
+                                  1000, o.seconds, 0,          ledgerd};
         if (wanted(o.systems, "batch"))
             http_load_run(&batch, &batch_res);
         batch_res.system = "ledgerd (batch of 1000)";
@@ -365,8 +369,8 @@ int main(int argc, char **argv)
         }
         if (k == WL_UNIFORM && wanted(o.systems, "open")) {
             snprintf(prefix, sizeof prefix, "%s-o-%llu", w.name, (unsigned long long)o.seed);
-            struct http_load open = {base, &w, o.seed + 2, prefix, 0, 1, o.seconds, o.open_rate,
-                                     ledgerd};
+            struct http_load open = {base, &w,        o.seed + 2,  prefix, 0,
+                                     1,    o.seconds, o.open_rate, ledgerd};
             struct result open_res;
             http_load_run(&open, &open_res);
             printf("\nopen loop, %s, single transfers at %.0f/s offered: %.0f/s done, p50 %.2f ms,"

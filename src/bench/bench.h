@@ -19,8 +19,8 @@ enum workload_kind { WL_UNIFORM, WL_HOT, WL_HOT_SPEND, WL_ZIPF, WL_COUNT };
 struct workload {
     enum workload_kind kind;
     const char *name;
-    int n_accounts;      /* accounts besides the bank */
-    double *zipf_cdf;    /* WL_ZIPF only */
+    int n_accounts;   /* accounts besides the bank */
+    double *zipf_cdf; /* WL_ZIPF only */
 };
 
 struct rng {
@@ -76,8 +76,8 @@ struct http_load {
     int clients;           /* connections (closed loop) */
     int batch;             /* transfers per request; 1 = POST /v1/transfers */
     double seconds;
-    double rate;   /* > 0: open loop at this many requests/s */
-    int rss_pid;   /* sampled for RSS while running; 0 none */
+    double rate; /* > 0: open loop at this many requests/s */
+    int rss_pid; /* sampled for RSS while running; 0 none */
 };
 
 int http_load_run(const struct http_load *cfg, struct result *out);

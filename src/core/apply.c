@@ -166,8 +166,7 @@ static void undo_save_transfer(struct core_batch *b, int *n_undo, int slot)
 }
 
 static void emit_entry(struct core_batch *b, int account_slot, int transfer_slot,
-                       enum entry_kind kind, i128 amount, i128 pending_change,
-                       int64_t effective_us)
+                       enum entry_kind kind, i128 amount, i128 pending_change, int64_t effective_us)
 {
     struct core_account *a = &b->accounts[account_slot];
     struct core_entry *e = &b->entries[b->n_entries++];
@@ -267,8 +266,7 @@ static enum status transfer_apply(struct core_batch *b, struct core_op *op, bool
 }
 
 /* Post, void or expire of a pending transfer: checks, then settles. */
-static enum status settle_apply(struct core_batch *b, struct core_op *op, bool atomic,
-                                int *n_undo)
+static enum status settle_apply(struct core_batch *b, struct core_op *op, bool atomic, int *n_undo)
 {
     struct core_transfer *t = &b->transfers[op->transfer];
     if (op->kind == OP_POST && op->has_amount &&
@@ -319,8 +317,8 @@ static enum status settle_apply(struct core_batch *b, struct core_op *op, bool a
         .effective_us = max64(b->now_us, max64(from->last_effective_us, to->last_effective_us)),
     };
     if (amount_sub(&plan.from_pending_out, t->amount) ||
-        amount_sub(&plan.to_pending_in, t->amount) ||
-        amount_sub(&plan.from_balance, posted) || amount_add(&plan.to_balance, posted))
+        amount_sub(&plan.to_pending_in, t->amount) || amount_sub(&plan.from_balance, posted) ||
+        amount_add(&plan.to_balance, posted))
         return STATUS_AMOUNT_OVERFLOW;
     /* The reservation was checked against min_balance when it was made;
      * releasing it can only raise available. */

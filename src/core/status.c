@@ -6,7 +6,7 @@
 const char *status_code(enum status s)
 {
     switch (s) {
-#define X(name, num, code, http, message)                                                                   \
+#define X(name, num, code, http, message)                                                          \
     case STATUS_##name:                                                                            \
         return code;
 #include "status.def"
@@ -18,7 +18,7 @@ const char *status_code(enum status s)
 int status_http(enum status s)
 {
     switch (s) {
-#define X(name, num, code, http, message)                                                                   \
+#define X(name, num, code, http, message)                                                          \
     case STATUS_##name:                                                                            \
         return http;
 #include "status.def"

@@ -68,9 +68,9 @@ enum transfer_state {
 
 /* A transfer known to the batch: loaded from the journal or created by it. */
 struct core_transfer {
-    int64_t id;   /* store's internal id; 0 until the store has inserted it */
-    bool exists;  /* in the journal, or created earlier in this batch */
-    bool created; /* created by this batch: the store inserts it */
+    int64_t id;                       /* store's internal id; 0 until the store has inserted it */
+    bool exists;                      /* in the journal, or created earlier in this batch */
+    bool created;                     /* created by this batch: the store inserts it */
     int64_t from_account, to_account; /* internal account ids */
     i128 amount;
     char currency[CURRENCY_LEN_MAX + 1];
@@ -81,10 +81,10 @@ struct core_transfer {
     int64_t created_us, effective_us;
 
     /* Pending transfers only. */
-    int64_t timeout_s;   /* 0: none */
-    int64_t deadline_us; /* TIME_NONE: never expires */
+    int64_t timeout_s;          /* 0: none */
+    int64_t deadline_us;        /* TIME_NONE: never expires */
     struct core_cost unit_cost; /* applied to the credited account on post */
-    bool settled;        /* posted, voided or expired: the settle_ fields hold */
+    bool settled;               /* posted, voided or expired: the settle_ fields hold */
     i128 posted_amount;
     int64_t settle_from_seq, settle_to_seq;
     i128 settle_from_balance, settle_to_balance;
@@ -103,8 +103,8 @@ enum entry_kind {
 /* One change of one account's state. */
 struct core_entry {
     struct core_cost avg_cost; /* after the change; n = 0 when not tracked */
-    int account; /* slot in core_batch.accounts */
-    int transfer; /* slot in core_batch.transfers */
+    int account;               /* slot in core_batch.accounts */
+    int transfer;              /* slot in core_batch.transfers */
     int64_t seq;
     enum entry_kind kind;
     i128 amount;         /* signed change of balance */
@@ -126,17 +126,17 @@ enum op_kind {
  * transfer and from/to are its accounts. */
 struct core_op {
     enum op_kind kind;
-    int transfer;              /* slot in core_batch.transfers */
-    const char *from_id;       /* client's ids, compared for same_account */
+    int transfer;        /* slot in core_batch.transfers */
+    const char *from_id; /* client's ids, compared for same_account */
     const char *to_id;
-    int from, to;              /* slots in core_batch.accounts; -1: no such account */
+    int from, to; /* slots in core_batch.accounts; -1: no such account */
     enum amount_parse_result amount_parse;
     i128 amount;
     bool has_currency;
     char currency[CURRENCY_LEN_MAX + 1];
     bool pending;
-    int64_t timeout_s;    /* pending only; 0: none */
-    bool has_amount;      /* post: false posts the whole reservation */
+    int64_t timeout_s; /* pending only; 0: none */
+    bool has_amount;   /* post: false posts the whole reservation */
     bool has_unit_cost;
     struct core_cost unit_cost;
     bool has_expect_from_seq, has_expect_to_seq;

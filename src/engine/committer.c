@@ -13,6 +13,7 @@
  *  - If the connection breaks after COMMIT was sent, the outcome is looked
  *    up on a new connection before anyone is answered.
  */
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -384,7 +385,9 @@ static void batch_run(struct engine *e, struct batch *b)
         if (r == STORE_UNKNOWN) {
             int landed = n_new > 0 ? batch_outcome(e, b) : 0;
             log_warn("connection lost during COMMIT of %d transfers; committed: %s", b->n_ops,
-                     landed == 1 ? "yes" : landed == 0 ? "no" : "unknown");
+                     landed == 1   ? "yes"
+                     : landed == 0 ? "no"
+                                   : "unknown");
             if (landed == 1) {
                 outcome = STATUS_OK;
                 break;
@@ -451,6 +454,10 @@ static void *committer_main(void *arg)
             batch_init(&b, list);
             batch_run(e, &b);
             batch_free(&b);
+            /* A large batch's arrays go back to the system, so RSS follows
+             * the load and not its peak. */
+            if (b.n_ops >= 1000)
+                malloc_trim(0);
         } else {
             metrics_db_error();
             log_warn("could not reach the database for a batch");

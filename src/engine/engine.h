@@ -66,7 +66,7 @@ struct engine {
     bool stopping;
     pthread_t committer;
     const char *conninfo;
-    PGconn *conn; /* the committer's own; no other thread touches it */
+    PGconn *conn;  /* the committer's own; no other thread touches it */
     bool prepared; /* conn has the write path's statements prepared */
 
     /* The expiry sweeper: its own thread and connection. */

@@ -10,7 +10,8 @@ struct metrics g_metrics;
 
 static const double latency_bounds[LATENCY_BUCKETS] = {
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5};
-static const double batch_bounds[BATCH_BUCKETS] = {1, 2, 4, 8, 16, 32, 64, 128, 256, 1024, 4096, 16384};
+static const double batch_bounds[BATCH_BUCKETS] = {1,  2,   4,   8,    16,   32,
+                                                   64, 128, 256, 1024, 4096, 16384};
 
 static const char *const route_names[ROUTE_COUNT] = {
     "POST /v1/accounts",
@@ -62,8 +63,8 @@ void metrics_retry(void)
     __atomic_fetch_add(&g_metrics.batch_retries, 1, __ATOMIC_RELAXED);
 }
 
-static void render_histogram(FILE *f, const char *name, const char *help,
-                             const struct histogram *h, const double *bounds, int n, double scale)
+static void render_histogram(FILE *f, const char *name, const char *help, const struct histogram *h,
+                             const double *bounds, int n, double scale)
 {
     fprintf(f, "# HELP %s %s\n# TYPE %s histogram\n", name, help, name);
     uint64_t cumulative = 0;

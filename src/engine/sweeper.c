@@ -50,8 +50,8 @@ static int sweep_once(struct engine *e, PGconn **conn, char (*ids)[ID_LEN_MAX + 
         memcpy(ops[i].id, ids[i], sizeof ops[i].id);
     }
     struct sweep_wait w = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false};
-    struct engine_request r = {.ops = ops, .n_ops = n, .atomic = false, .done = sweep_done,
-                               .done_arg = &w};
+    struct engine_request r = {
+        .ops = ops, .n_ops = n, .atomic = false, .done = sweep_done, .done_arg = &w};
     if (!engine_submit(e, &r))
         return 0; /* queue full or stopping: the next sweep tries again */
     pthread_mutex_lock(&w.lock);

@@ -116,8 +116,7 @@ static void sort_cost(struct core_cost *c)
  * most 18 fraction digits. */
 static bool parse_unit_cost(json_t *v, struct core_cost *c, struct codec_error *err)
 {
-    if (!json_is_object(v) || json_object_size(v) == 0 ||
-        json_object_size(v) > COST_CURRENCIES_MAX)
+    if (!json_is_object(v) || json_object_size(v) == 0 || json_object_size(v) > COST_CURRENCIES_MAX)
         return fail(err, "\"%s\" must be an object of 1 to 8 currency: decimal string pairs",
                     "unit_cost");
     const char *key;
@@ -136,8 +135,10 @@ static bool parse_unit_cost(json_t *v, struct core_cost *c, struct codec_error *
             s = text;
         }
         if (s == NULL || !cost_parse(s, strlen(s), &c->value[c->n]))
-            return fail(err, "\"unit_cost.%.32s\" must be a decimal string >= 0 with at most 20"
-                        " integer and 18 fraction digits", key);
+            return fail(err,
+                        "\"unit_cost.%.32s\" must be a decimal string >= 0 with at most 20"
+                        " integer and 18 fraction digits",
+                        key);
         snprintf(c->currency[c->n], sizeof c->currency[c->n], "%s", key);
         c->n++;
     }
@@ -152,9 +153,9 @@ static int cmp_currency(const void *a, const void *b)
 
 bool codec_parse_transfer(json_t *obj, struct engine_op *op, struct codec_error *err)
 {
-    static const char *const allowed[] = {"id",       "from",         "to",     "amount",
-                                          "currency", "pending",      "timeout_s", "metadata",
-                                          "effective_at", "expect",   "unit_cost", NULL};
+    static const char *const allowed[] = {"id",           "from",    "to",        "amount",
+                                          "currency",     "pending", "timeout_s", "metadata",
+                                          "effective_at", "expect",  "unit_cost", NULL};
     memset(op, 0, sizeof *op);
     if (!json_is_object(obj))
         return fail(err, "a transfer must be a JSON object%s", "");
@@ -281,7 +282,8 @@ json_t *codec_account(const struct store_account *a)
     json_t *o = json_object();
     json_object_set_new(o, "id", json_string(a->ext_id));
     json_object_set_new(o, "currency", json_string(a->currency));
-    json_object_set_new(o, "min_balance", a->min_unbounded ? json_null() : codec_amount(a->min_balance));
+    json_object_set_new(o, "min_balance",
+                        a->min_unbounded ? json_null() : codec_amount(a->min_balance));
     json_t *costs = json_array();
     for (int i = 0; i < a->n_cost_currencies; i++)
         json_array_append_new(costs, json_string(a->cost_currencies[i]));

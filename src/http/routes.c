@@ -267,8 +267,8 @@ static enum MHD_Result account_entries(struct http_request *r, const char *id)
         json_array_append_new(arr, codec_entry(&entries[i]));
     json_t *body = json_object();
     json_object_set_new(body, "entries", arr);
-    json_object_set_new(body, "next_after_seq", more ? json_integer(entries[shown - 1].seq)
-                                                     : json_null());
+    json_object_set_new(body, "next_after_seq",
+                        more ? json_integer(entries[shown - 1].seq) : json_null());
     store_entries_free(entries, n);
     return http_reply_json(r, 200, body);
 }
@@ -331,7 +331,8 @@ static enum MHD_Result transfers_create(struct http_request *r)
     json_decref(root);
     if (!ok)
         return http_reply_error(r, err.status, err.message);
-    enum status s = core_check_amount(r->engine_req.ops[0].amount_parse, r->engine_req.ops[0].amount);
+    enum status s =
+        core_check_amount(r->engine_req.ops[0].amount_parse, r->engine_req.ops[0].amount);
     if (s != STATUS_OK)
         return http_reply_error(r, s, status_message(s));
     return queue_transfers(r);

@@ -27,8 +27,7 @@ static double now_s(void)
 enum MHD_Result http_reply_text(struct http_request *r, int http_status, const char *content_type,
                                 char *text, size_t len)
 {
-    struct MHD_Response *resp =
-        MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE);
+    struct MHD_Response *resp = MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE);
     if (resp == NULL) {
         free(text);
         return MHD_NO;
@@ -93,13 +92,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         r->started = now_s();
         r->route = ROUTE_OTHER;
         *con_cls = r;
-        const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-                                                     MHD_HTTP_HEADER_CONTENT_LENGTH);
+        const char *cl =
+            MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
         if (cl && strtoull(cl, NULL, 10) > BODY_BYTES_MAX) {
             /* Refused before a byte of the body is read. */
             r->body_too_large = true;
-            return http_reply_error(r, STATUS_BODY_TOO_LARGE,
-                                    "request body is larger than 16 MiB");
+            return http_reply_error(r, STATUS_BODY_TOO_LARGE, "request body is larger than 16 MiB");
         }
         return MHD_YES;
     }
@@ -200,9 +198,8 @@ struct http_server *http_start(const struct http_config *cfg, struct engine *eng
     s->daemon = MHD_start_daemon(
         flags, cfg->port, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, &addr,
         MHD_OPTION_THREAD_POOL_SIZE, (unsigned)cfg->threads, MHD_OPTION_NOTIFY_COMPLETED,
-        on_completed, s, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60,
-        MHD_OPTION_CONNECTION_LIMIT, (unsigned)4096, MHD_OPTION_LISTEN_BACKLOG_SIZE,
-        (unsigned)1024, MHD_OPTION_END);
+        on_completed, s, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60, MHD_OPTION_CONNECTION_LIMIT,
+        (unsigned)4096, MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)1024, MHD_OPTION_END);
     if (s->daemon == NULL) {
         log_error("could not listen on %s:%u", host, cfg->port);
         free(s);

@@ -11,6 +11,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,10 +23,10 @@
 #include "util/log.h"
 #include "verify.h"
 
-#define QUEUE_OPS_MAX    100000
-#define BATCH_OPS_MAX    10000
-#define HTTP_THREADS     4
-#define READ_POOL_SIZE   8
+#define QUEUE_OPS_MAX  100000
+#define BATCH_OPS_MAX  10000
+#define HTTP_THREADS   4
+#define READ_POOL_SIZE 8
 
 _Static_assert(BATCH_OPS_MAX >= BATCH_TRANSFERS_MAX, "a whole batch request fits one commit");
 
@@ -46,11 +47,13 @@ static void usage(FILE *f)
 
 static int parse_options(int argc, char **argv, struct options *o)
 {
-    static const struct option longopts[] = {
-        {"db", required_argument, NULL, 'd'},         {"listen", required_argument, NULL, 'l'},
-        {"data", required_argument, NULL, 'D'},       {"log-level", required_argument, NULL, 'v'},
-        {"token-file", required_argument, NULL, 't'}, {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0}};
+    static const struct option longopts[] = {{"db", required_argument, NULL, 'd'},
+                                             {"listen", required_argument, NULL, 'l'},
+                                             {"data", required_argument, NULL, 'D'},
+                                             {"log-level", required_argument, NULL, 'v'},
+                                             {"token-file", required_argument, NULL, 't'},
+                                             {"help", no_argument, NULL, 'h'},
+                                             {NULL, 0, NULL, 0}};
     o->listen = "127.0.0.1:8080";
     o->data = "./ledger-data";
     int c;
@@ -158,6 +161,9 @@ static int load_tokens(const char *path, char ***tokens, int *n)
 
 static int serve(const struct options *o)
 {
+    /* Few malloc arenas: request threads allocate and free large batch
+     * bodies, and one arena per thread kept RSS growing under load. */
+    mallopt(M_ARENA_MAX, 2);
     char host[256];
     uint16_t port;
     if (parse_listen(o->listen, host, sizeof host, &port) != 0) {

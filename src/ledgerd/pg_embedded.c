@@ -125,8 +125,7 @@ static void grant_search_path(const char *data_dir, uid_t uid)
             snprintf(cmd, sizeof cmd, "setfacl -m u:%u:x '%s'", (unsigned)uid, path);
             log_info("granting the PostgreSQL user search permission on %s", path);
             if (system(cmd) != 0)
-                log_warn("could not run setfacl on %s; PostgreSQL may not reach its folder",
-                         path);
+                log_warn("could not run setfacl on %s; PostgreSQL may not reach its folder", path);
         }
         *slash = '/';
     }
@@ -209,8 +208,8 @@ int pg_embedded_start(struct pg_embedded *pg, const char *data_dir)
     if (access(version_file, F_OK) != 0) {
         log_info("creating PostgreSQL cluster in %s", pg->data_dir);
         snprintf(prog, sizeof prog, "%s/initdb", pg->bindir);
-        char *argv[] = {prog, "-D", pg->data_dir, "-A", "trust", "-U", PG_SUPERUSER, "-E",
-                        "UTF8", "--locale=C", NULL};
+        char *argv[] = {prog,         "-D", pg->data_dir, "-A",         "trust", "-U",
+                        PG_SUPERUSER, "-E", "UTF8",       "--locale=C", NULL};
         pid_t pid = spawn(argv, root, uid, gid, "/dev/null");
         int status = 0;
         if (pid < 0 || waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) ||
@@ -222,8 +221,16 @@ int pg_embedded_start(struct pg_embedded *pg, const char *data_dir)
     }
 
     snprintf(prog, sizeof prog, "%s/postgres", pg->bindir);
-    char *argv[] = {prog, "-D", pg->data_dir, "-k", pg->data_dir, "-c", "listen_addresses=",
-                    "-c", "max_connections=200", NULL};
+    char *argv[] = {prog,
+                    "-D",
+                    pg->data_dir,
+                    "-k",
+                    pg->data_dir,
+                    "-c",
+                    "listen_addresses=",
+                    "-c",
+                    "max_connections=200",
+                    NULL};
     pg->pid = spawn(argv, root, uid, gid, log_path);
     if (pg->pid < 0) {
         log_error("could not start postgres: %s", strerror(errno));

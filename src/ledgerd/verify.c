@@ -167,16 +167,15 @@ static void chain_step(struct audit *a, struct chain *c, PGresult *res)
     }
     if (c->balance != amount_of(res, 0, 4) || c->pending_out != amount_of(res, 0, 5) ||
         c->pending_in != amount_of(res, 0, 6)) {
-        violation(a, "account %s seq %lld: figures differ from previous entry + change",
-                  c->ext_id, (long long)seq);
+        violation(a, "account %s seq %lld: figures differ from previous entry + change", c->ext_id,
+                  (long long)seq);
         c->broken = true;
         return;
     }
     c->seq = seq;
     i128 available = c->balance;
     if (c->bounded && (amount_sub(&available, c->pending_out) || available < c->min_balance))
-        violation(a, "account %s seq %lld: available below min_balance", c->ext_id,
-                  (long long)seq);
+        violation(a, "account %s seq %lld: available below min_balance", c->ext_id, (long long)seq);
     if (c->cost.n == 0)
         return;
 

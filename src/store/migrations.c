@@ -144,9 +144,8 @@ int store_migrate(PGconn *conn, int *version_out, char *err, size_t errlen)
     int current = atoi(PQgetvalue(res, 0, 0));
     PQclear(res);
     if (current > N_MIGRATIONS) {
-        snprintf(err, errlen,
-                 "database schema version %d is newer than this ledgerd knows (%d)", current,
-                 N_MIGRATIONS);
+        snprintf(err, errlen, "database schema version %d is newer than this ledgerd knows (%d)",
+                 current, N_MIGRATIONS);
         goto unlock;
     }
     for (int v = current + 1; v <= N_MIGRATIONS; v++) {

@@ -84,7 +84,8 @@ PGconn *store_pool_get(struct store_pool *p)
 
     /* Connect outside the lock: it may take up to connect_timeout. */
     PGconn *conn = p->conns[slot];
-    if (conn != NULL && PQstatus(conn) == CONNECTION_OK && PQtransactionStatus(conn) != PQTRANS_IDLE)
+    if (conn != NULL && PQstatus(conn) == CONNECTION_OK &&
+        PQtransactionStatus(conn) != PQTRANS_IDLE)
         PQclear(PQexec(conn, "ROLLBACK"));
     bool ok = store_ensure(&conn, p->conninfo);
     pthread_mutex_lock(&p->lock);
@@ -230,8 +231,23 @@ void pg_parse_cost(const char *currencies, const char *values, struct core_cost 
     }
 }
 
-void pg_get_pending(const PGresult *res, int row, int col, struct core_transfer *t)
+void pg_get_transfer(const PGresult *res, int row, int col, struct core_transfer *t)
 {
+    memset(t, 0, sizeof *t);
+    t->exists = true;
+    t->id = pg_get_i64(res, row, col);
+    t->from_account = pg_get_i64(res, row, col + 1);
+    t->to_account = pg_get_i64(res, row, col + 2);
+    t->amount = pg_get_amount(res, row, col + 3);
+    snprintf(t->currency, sizeof t->currency, "%s", PQgetvalue(res, row, col + 4));
+    t->pending = PQgetvalue(res, row, col + 5)[0] == 't';
+    t->from_seq = pg_get_i64(res, row, col + 6);
+    t->to_seq = pg_get_i64(res, row, col + 7);
+    t->from_balance = pg_get_amount(res, row, col + 8);
+    t->to_balance = pg_get_amount(res, row, col + 9);
+    t->created_us = pg_get_i64(res, row, col + 10);
+    t->effective_us = pg_get_i64(res, row, col + 11);
+    col += 12; /* the pending state follows */
     t->deadline_us = TIME_NONE;
     pg_parse_cost(PQgetvalue(res, row, col + 9), PQgetvalue(res, row, col + 10), &t->unit_cost);
     if (!t->pending) {
@@ -240,10 +256,10 @@ void pg_get_pending(const PGresult *res, int row, int col, struct core_transfer 
     }
     const char *state = PQgetvalue(res, row, col);
     LEDGER_ASSERT(!PQgetisnull(res, row, col));
-    t->state = strcmp(state, "pending") == 0   ? TRANSFER_PENDING
-               : strcmp(state, "posted") == 0  ? TRANSFER_POSTED
-               : strcmp(state, "voided") == 0  ? TRANSFER_VOIDED
-                                               : TRANSFER_EXPIRED;
+    t->state = strcmp(state, "pending") == 0  ? TRANSFER_PENDING
+               : strcmp(state, "posted") == 0 ? TRANSFER_POSTED
+               : strcmp(state, "voided") == 0 ? TRANSFER_VOIDED
+                                              : TRANSFER_EXPIRED;
     if (!PQgetisnull(res, row, col + 1))
         t->deadline_us = pg_get_i64(res, row, col + 1);
     t->settled = t->state != TRANSFER_PENDING;

@@ -137,8 +137,8 @@ int store_get_account(PGconn *conn, const char *ext_id, struct store_account *ou
 {
     const char *params[] = {ext_id};
     PGresult *res =
-        PQexecParams(conn, "SELECT " ACCOUNT_COLUMNS " FROM ledger.accounts WHERE ext_id = $1",
-                     1, NULL, params, NULL, NULL, 0);
+        PQexecParams(conn, "SELECT " ACCOUNT_COLUMNS " FROM ledger.accounts WHERE ext_id = $1", 1,
+                     NULL, params, NULL, NULL, 0);
     int r = -1;
     if (PQresultStatus(res) == PGRES_TUPLES_OK) {
         r = PQntuples(res) == 1;
@@ -161,9 +161,9 @@ int store_balance_at(PGconn *conn, const char *ext_id, int64_t at_us, struct sto
         "SELECT e.balance, e.seq, coalesce(e.avg_cost, (SELECT jsonb_object_agg(c,"
         " '0.000000000000000000') FROM unnest(a.cost_currencies) c)) FROM ledger.accounts a"
         " LEFT JOIN LATERAL (SELECT balance, seq, avg_cost FROM ledger.entries"
-        "  WHERE account_id = a.id AND effective_at <= " SQL_US_TO_TS("$2::bigint")
-        "  ORDER BY effective_at DESC, seq DESC LIMIT 1) e ON true"
-        " WHERE a.ext_id = $1",
+        "  WHERE account_id = a.id AND effective_at <= " SQL_US_TO_TS(
+            "$2::bigint") "  ORDER BY effective_at DESC, seq DESC LIMIT 1) e ON true"
+                          " WHERE a.ext_id = $1",
         2, NULL, params, NULL, NULL, 0);
     int r = -1;
     if (PQresultStatus(res) == PGRES_TUPLES_OK) {
@@ -196,12 +196,17 @@ int store_list_entries(PGconn *conn, const char *ext_id, int64_t after_seq, int 
     PGresult *res = PQexecParams(
         conn,
         "SELECT a.id, e.seq, t.ext_id, e.kind, e.amount, e.pending_change, e.balance,"
-        " e.pending_out, e.pending_in, e.avg_cost, " SQL_TS_TO_US("e.effective_at") ", "
-        SQL_TS_TO_US("e.created_at") " FROM ledger.accounts a"
-        " LEFT JOIN LATERAL (SELECT * FROM ledger.entries WHERE account_id = a.id"
-        "  AND seq > $2::bigint ORDER BY seq LIMIT $3::int) e ON true"
-        " LEFT JOIN ledger.transfers t ON t.id = e.transfer_id"
-        " WHERE a.ext_id = $1 ORDER BY e.seq",
+        " e.pending_out, e.pending_in, e.avg_cost, " SQL_TS_TO_US(
+            "e.effective_at") ", " SQL_TS_TO_US("e.created_at") " FROM ledger.accounts a"
+                                                                " LEFT JOIN LATERAL (SELECT * FROM "
+                                                                "ledger.entries WHERE account_id = "
+                                                                "a.id"
+                                                                "  AND seq > $2::bigint ORDER BY "
+                                                                "seq LIMIT $3::int) e ON true"
+                                                                " LEFT JOIN ledger.transfers t ON "
+                                                                "t.id = e.transfer_id"
+                                                                " WHERE a.ext_id = $1 ORDER BY "
+                                                                "e.seq",
         3, NULL, params, NULL, NULL, 0);
     int r = -1;
     *out = NULL;
@@ -240,18 +245,13 @@ done:
 int store_get_transfer(PGconn *conn, const char *ext_id, struct store_transfer *out)
 {
     const char *params[] = {ext_id};
-    PGresult *res = PQexecParams(
-        conn,
-        "SELECT t.ext_id, fa.ext_id, ta.ext_id, t.amount, t.currency, t.pending, t.from_seq,"
-        " t.to_seq, fe.balance, te.balance, " SQL_TS_TO_US("t.created_at") ", "
-        SQL_TS_TO_US("t.effective_at") ", t.metadata, t.from_account_id, t.to_account_id, "
-        PG_PENDING_COLUMNS " FROM ledger.transfers t"
-        " JOIN ledger.accounts fa ON fa.id = t.from_account_id"
-        " JOIN ledger.accounts ta ON ta.id = t.to_account_id"
-        " JOIN ledger.entries fe ON fe.account_id = t.from_account_id AND fe.seq = t.from_seq"
-        " JOIN ledger.entries te ON te.account_id = t.to_account_id AND te.seq = t.to_seq"
-        PG_PENDING_JOINS " WHERE t.ext_id = $1",
-        1, NULL, params, NULL, NULL, 0);
+    PGresult *res =
+        PQexecParams(conn,
+                     "SELECT t.ext_id, fa.ext_id, ta.ext_id, t.metadata, " PG_TRANSFER_COLUMNS
+                     " FROM ledger.transfers t JOIN ledger.accounts fa ON fa.id = t.from_account_id"
+                     " JOIN ledger.accounts ta ON ta.id = t.to_account_id" PG_TRANSFER_JOINS
+                     " WHERE t.ext_id = $1",
+                     1, NULL, params, NULL, NULL, 0);
     int r = -1;
     if (PQresultStatus(res) == PGRES_TUPLES_OK) {
         r = PQntuples(res) == 1;
@@ -260,21 +260,8 @@ int store_get_transfer(PGconn *conn, const char *ext_id, struct store_transfer *
             snprintf(out->ext_id, sizeof out->ext_id, "%s", PQgetvalue(res, 0, 0));
             snprintf(out->from, sizeof out->from, "%s", PQgetvalue(res, 0, 1));
             snprintf(out->to, sizeof out->to, "%s", PQgetvalue(res, 0, 2));
-            struct core_transfer *t = &out->t;
-            t->exists = true;
-            t->amount = pg_get_amount(res, 0, 3);
-            snprintf(t->currency, sizeof t->currency, "%s", PQgetvalue(res, 0, 4));
-            t->pending = PQgetvalue(res, 0, 5)[0] == 't';
-            t->from_seq = pg_get_i64(res, 0, 6);
-            t->to_seq = pg_get_i64(res, 0, 7);
-            t->from_balance = pg_get_amount(res, 0, 8);
-            t->to_balance = pg_get_amount(res, 0, 9);
-            t->created_us = pg_get_i64(res, 0, 10);
-            t->effective_us = pg_get_i64(res, 0, 11);
-            out->metadata_json = dup_or_null(res, 0, 12);
-            t->from_account = pg_get_i64(res, 0, 13);
-            t->to_account = pg_get_i64(res, 0, 14);
-            pg_get_pending(res, 0, 15, t);
+            out->metadata_json = dup_or_null(res, 0, 3);
+            pg_get_transfer(res, 0, 4, &out->t);
         }
     }
     PQclear(res);

@@ -3,16 +3,16 @@
  *
  * Only the engine's committer calls these, on its own connection:
  *
- *   round trip 1: BEGIN; lock the batch's accounts (SELECT ... WHERE ext_id
- *                 = ANY($1) ORDER BY ext_id FOR NO KEY UPDATE); read which
- *                 transfer ids exist; Sync
+ *   round trip 1: BEGIN; lock the batch's accounts (advisory locks in
+ *                 ext_id order); read them; read which transfer ids
+ *                 exist; Sync
  *   (core judges the batch)
  *   round trip 2: insert transfers + entries; record pending states; write
  *                 back the touched accounts; COMMIT; Sync
  *
- * The transfer ids are read in their own statement, after the locking one
- * has finished, so its snapshot sees whatever the previous lock holder
- * committed. Statements are prepared once per connection. The connection
+ * Accounts and transfer ids are read in their own statements, after the
+ * locking one has finished, so their snapshots see whatever the previous
+ * lock holder committed. Statements are prepared once per connection. The connection
  * is in non-blocking pipeline mode only inside a batch, and every send is
  * flushed while reading, so neither side can block on a full socket
  * (libpq_pipeline.c). Nothing here judges a transfer: that is core's job.
@@ -25,20 +25,28 @@
 #include "core/assert.h"
 #include "pg_internal.h"
 
+/* Transaction-scoped advisory locks, one per account, taken in the order of
+ * the array (sorted by strcmp): every process locks in the same order, so
+ * batches cannot deadlock each other, and unlike row locks they write no
+ * WAL and dirty no page. Only the committers write account state, and they
+ * all take these locks. A hash collision only serialises two accounts. */
 #define SQL_LOCK_ACCOUNTS                                                                          \
-    "SELECT id, ext_id, currency, min_balance, balance, pending_out, pending_in, seq, "           \
-    SQL_TS_TO_US("last_effective_at") ", cost_currencies,"                                        \
-    " CASE WHEN cardinality(cost_currencies) > 0"                                                 \
-    "  THEN ARRAY(SELECT avg_cost ->> c FROM unnest(cost_currencies) c) END FROM ledger.accounts" \
-    " WHERE ext_id = ANY($1::text[]) ORDER BY ext_id FOR NO KEY UPDATE"
+    "SELECT pg_advisory_xact_lock(hashtextextended(x, 0)) FROM unnest($1::text[]) x"
+
+/* A new statement after the locks: its snapshot sees whatever the previous
+ * holder of any of these locks committed. */
+#define SQL_LOAD_ACCOUNTS                                                                          \
+    "SELECT id, ext_id, currency, min_balance, balance, pending_out, pending_in, "                 \
+    "seq, " SQL_TS_TO_US(                                                                          \
+        "last_effective_at") ", cost_currencies,"                                                  \
+                             " CASE WHEN cardinality(cost_currencies) > 0"                         \
+                             "  THEN ARRAY(SELECT avg_cost ->> c FROM unnest(cost_currencies) c) " \
+                             "END FROM ledger.accounts"                                            \
+                             " WHERE ext_id = ANY($1::text[]) ORDER BY ext_id"
 
 #define SQL_LOAD_TRANSFERS                                                                         \
-    "SELECT t.id, t.ext_id, t.from_account_id, t.to_account_id, t.amount, t.currency, t.pending,"      \
-    " t.from_seq, t.to_seq, fe.balance, te.balance, " SQL_TS_TO_US("t.created_at") ", "           \
-    SQL_TS_TO_US("t.effective_at") ", " PG_PENDING_COLUMNS " FROM ledger.transfers t"              \
-    " JOIN ledger.entries fe ON fe.account_id = t.from_account_id AND fe.seq = t.from_seq"       \
-    " JOIN ledger.entries te ON te.account_id = t.to_account_id AND te.seq = t.to_seq"           \
-    PG_PENDING_JOINS " WHERE t.ext_id = ANY($1::text[]) ORDER BY t.ext_id"
+    "SELECT t.ext_id, " PG_TRANSFER_COLUMNS " FROM ledger.transfers t" PG_TRANSFER_JOINS           \
+    " WHERE t.ext_id = ANY($1::text[]) ORDER BY t.ext_id"
 
 /* The whole journal write of a batch in one statement: new transfers,
  * their entries and the pending states. Rows of transfers created by this
@@ -46,39 +54,104 @@
  * older transfers (settlements) come with their id. $1..$13 transfers,
  * $14..$26 entries, $27..$34 pending states. */
 #define SQL_WRITE_JOURNAL                                                                          \
-    "WITH t AS (INSERT INTO ledger.transfers (ext_id, from_account_id, to_account_id,"           \
-    " amount, currency, pending, from_seq, to_seq, metadata, effective_at, created_at,"          \
-    " timeout_s, unit_cost)"                                                                      \
-    " SELECT x, f, tt, a, cur, p, fs, ts, m::jsonb, " SQL_US_TO_TS("eff") ", "                    \
-    SQL_US_TO_TS("cre") ", tmo, uc::jsonb FROM unnest($1::text[], $2::bigint[],"                  \
-    " $3::bigint[], $4::numeric[], $5::text[], $6::bool[], $7::bigint[], $8::bigint[],"          \
-    " $9::text[], $10::bigint[], $11::bigint[], $12::bigint[], $13::text[])"                      \
-    " AS u(x, f, tt, a, cur, p, fs, ts, m, eff, cre, tmo, uc)"                                    \
-    " RETURNING id, ext_id),"                                                                     \
-    " e AS (INSERT INTO ledger.entries (account_id, seq, transfer_id, kind, amount,"              \
-    " pending_change, balance, pending_out, pending_in, effective_at, created_at, avg_cost)"     \
-    " SELECT e.acc, e.seq, coalesce(e.tid, t.id), e.kind::ledger.entry_kind, e.a, e.pc,"         \
-    " e.b, e.po, e.pi, " SQL_US_TO_TS("e.eff") ", " SQL_US_TO_TS("e.cre") ", e.ac::jsonb"        \
-    " FROM unnest($14::bigint[], $15::bigint[], $16::bigint[], $17::text[], $18::text[],"        \
-    " $19::numeric[], $20::numeric[], $21::numeric[], $22::numeric[], $23::numeric[],"           \
-    " $24::bigint[], $25::bigint[], $26::text[])"                                                 \
-    " AS e(acc, seq, tid, x, kind, a, pc, b, po, pi, eff, cre, ac)"                              \
-    " LEFT JOIN t ON e.tid IS NULL AND t.ext_id = e.x)"                                           \
-    " INSERT INTO ledger.pending_transfers AS p (transfer_id, state, deadline, posted_amount,"   \
-    " settle_from_seq, settle_to_seq, settled_at)"                                                \
-    " SELECT coalesce(u.tid, t.id), u.st, " SQL_US_TO_TS("u.dl") ", u.pa, u.sfs, u.sts, "         \
-    SQL_US_TO_TS("u.sat") " FROM unnest($27::bigint[], $28::text[], $29::text[], $30::bigint[],"  \
-    " $31::numeric[], $32::bigint[], $33::bigint[], $34::bigint[])"                               \
-    " AS u(tid, x, st, dl, pa, sfs, sts, sat) LEFT JOIN t ON u.tid IS NULL AND t.ext_id = u.x"   \
-    " ON CONFLICT (transfer_id) DO UPDATE SET state = excluded.state,"                            \
-    " posted_amount = excluded.posted_amount, settle_from_seq = excluded.settle_from_seq,"       \
-    " settle_to_seq = excluded.settle_to_seq, settled_at = excluded.settled_at"
+    "WITH t AS (INSERT INTO ledger.transfers (ext_id, from_account_id, to_account_id,"             \
+    " amount, currency, pending, from_seq, to_seq, metadata, effective_at, created_at,"            \
+    " timeout_s, unit_cost)"                                                                       \
+    " SELECT x, f, tt, a, cur, p, fs, ts, m::jsonb, " SQL_US_TO_TS("eff") ", " SQL_US_TO_TS(       \
+        "cre") ", tmo, uc::jsonb FROM unnest($1::text[], $2::bigint[],"                            \
+               " $3::bigint[], $4::numeric[], $5::text[], $6::bool[], $7::bigint[], $8::bigint[]," \
+               " $9::text[], $10::bigint[], $11::bigint[], $12::bigint[], $13::text[])"            \
+               " AS u(x, f, tt, a, cur, p, fs, ts, m, eff, cre, tmo, uc)"                          \
+               " RETURNING id, ext_id),"                                                           \
+               " e AS (INSERT INTO ledger.entries (account_id, seq, transfer_id, kind, amount,"    \
+               " pending_change, balance, pending_out, pending_in, effective_at, created_at, "     \
+               "avg_cost)"                                                                         \
+               " SELECT e.acc, e.seq, coalesce(e.tid, t.id), e.kind::ledger.entry_kind, e.a, "     \
+               "e.pc,"                                                                             \
+               " e.b, e.po, e.pi, " SQL_US_TO_TS("e.eff") ", " SQL_US_TO_TS(                       \
+                   "e.cre") ", e.ac::jsonb"                                                        \
+                            " FROM unnest($14::bigint[], $15::bigint[], $16::bigint[], "           \
+                            "$17::text[], $18::text[],"                                            \
+                            " $19::numeric[], $20::numeric[], $21::numeric[], $22::numeric[], "    \
+                            "$23::numeric[],"                                                      \
+                            " $24::bigint[], $25::bigint[], $26::text[])"                          \
+                            " AS e(acc, seq, tid, x, kind, a, pc, b, po, pi, eff, cre, ac)"        \
+                            " LEFT JOIN t ON e.tid IS NULL AND t.ext_id = e.x)"                    \
+                            " INSERT INTO ledger.pending_transfers AS p (transfer_id, state, "     \
+                            "deadline, posted_amount,"                                             \
+                            " settle_from_seq, settle_to_seq, settled_at)"                         \
+                            " SELECT coalesce(u.tid, t.id), u.st, " SQL_US_TO_TS(                  \
+                                "u.dl") ", u.pa, u.sfs, u.sts, " SQL_US_TO_TS("u.sat") " FROM "    \
+                                                                                       "unnest($"  \
+                                                                                       "27::"      \
+                                                                                       "bigint[]," \
+                                                                                       " $28::"    \
+                                                                                       "text[], "  \
+                                                                                       "$29::"     \
+                                                                                       "text[], "  \
+                                                                                       "$30::"     \
+                                                                                       "bigint[]," \
+                                                                                       " $31::"    \
+                                                                                       "numeric[]" \
+                                                                                       ", "        \
+                                                                                       "$32::"     \
+                                                                                       "bigint[]," \
+                                                                                       " $33::"    \
+                                                                                       "bigint[]," \
+                                                                                       " $34::"    \
+                                                                                       "bigint[])" \
+                                                                                       " AS "      \
+                                                                                       "u(tid, "   \
+                                                                                       "x, st, "   \
+                                                                                       "dl, pa, "  \
+                                                                                       "sfs, "     \
+                                                                                       "sts, "     \
+                                                                                       "sat) "     \
+                                                                                       "LEFT "     \
+                                                                                       "JOIN t "   \
+                                                                                       "ON u.tid " \
+                                                                                       "IS NULL "  \
+                                                                                       "AND "      \
+                                                                                       "t.ext_id " \
+                                                                                       "= u.x"     \
+                                                                                       " ON "      \
+                                                                                       "CONFLICT " \
+                                                                                       "(transfer" \
+                                                                                       "_id) DO "  \
+                                                                                       "UPDATE "   \
+                                                                                       "SET "      \
+                                                                                       "state = "  \
+                                                                                       "excluded." \
+                                                                                       "state,"    \
+                                                                                       " posted_"  \
+                                                                                       "amount = " \
+                                                                                       "excluded." \
+                                                                                       "posted_"   \
+                                                                                       "amount, "  \
+                                                                                       "settle_"   \
+                                                                                       "from_seq " \
+                                                                                       "= "        \
+                                                                                       "excluded." \
+                                                                                       "settle_"   \
+                                                                                       "from_seq," \
+                                                                                       " settle_"  \
+                                                                                       "to_seq = " \
+                                                                                       "excluded." \
+                                                                                       "settle_"   \
+                                                                                       "to_seq, "  \
+                                                                                       "settled_"  \
+                                                                                       "at = "     \
+                                                                                       "excluded." \
+                                                                                       "settled_"  \
+                                                                                       "at"
 
 #define SQL_WRITE_ACCOUNTS                                                                         \
-    "UPDATE ledger.accounts a SET balance = u.b, pending_out = u.po, pending_in = u.pi,"         \
-    " seq = u.seq, last_effective_at = " SQL_US_TO_TS("u.eff") ", avg_cost = u.ac::jsonb"        \
-    " FROM unnest($1::bigint[], $2::numeric[], $3::numeric[], $4::numeric[], $5::bigint[],"      \
-    " $6::bigint[], $7::text[]) AS u(id, b, po, pi, seq, eff, ac) WHERE a.id = u.id"
+    "UPDATE ledger.accounts a SET balance = u.b, pending_out = u.po, pending_in = u.pi,"           \
+    " seq = u.seq, last_effective_at = " SQL_US_TO_TS(                                             \
+        "u.eff") ", avg_cost = u.ac::jsonb"                                                        \
+                 " FROM unnest($1::bigint[], $2::numeric[], $3::numeric[], $4::numeric[], "        \
+                 "$5::bigint[],"                                                                   \
+                 " $6::bigint[], $7::text[]) AS u(id, b, po, pi, seq, eff, ac) WHERE a.id = u.id"
 
 static const struct {
     const char *name;
@@ -86,6 +159,7 @@ static const struct {
     int n_params;
 } statements[] = {
     {"ledger_lock_accounts", SQL_LOCK_ACCOUNTS, 1},
+    {"ledger_load_accounts", SQL_LOAD_ACCOUNTS, 1},
     {"ledger_load_transfers", SQL_LOAD_TRANSFERS, 1},
     {"ledger_write_journal", SQL_WRITE_JOURNAL, 34},
     {"ledger_write_accounts", SQL_WRITE_ACCOUNTS, 7},
@@ -94,8 +168,8 @@ static const struct {
 int store_prepare_write_path(PGconn *conn, char *err, size_t errlen)
 {
     for (size_t i = 0; i < sizeof statements / sizeof statements[0]; i++) {
-        PGresult *res = PQprepare(conn, statements[i].name, statements[i].sql,
-                                  statements[i].n_params, NULL);
+        PGresult *res =
+            PQprepare(conn, statements[i].name, statements[i].sql, statements[i].n_params, NULL);
         bool ok = PQresultStatus(res) == PGRES_COMMAND_OK;
         if (!ok)
             snprintf(err, errlen, "%s", PQresultErrorMessage(res));
@@ -254,23 +328,9 @@ static void transfers_from_rows(const PGresult *res, const char *const *ids, int
         memset(&transfers[i], 0, sizeof transfers[i]);
     int row = 0, rows = PQntuples(res);
     for (int i = 0; i < n && row < rows; i++) {
-        if (strcmp(ids[i], PQgetvalue(res, row, 1)) != 0)
+        if (strcmp(ids[i], PQgetvalue(res, row, 0)) != 0)
             continue;
-        struct core_transfer *t = &transfers[i];
-        t->exists = true;
-        t->id = pg_get_i64(res, row, 0);
-        t->from_account = pg_get_i64(res, row, 2);
-        t->to_account = pg_get_i64(res, row, 3);
-        t->amount = pg_get_amount(res, row, 4);
-        snprintf(t->currency, sizeof t->currency, "%s", PQgetvalue(res, row, 5));
-        t->pending = PQgetvalue(res, row, 6)[0] == 't';
-        t->from_seq = pg_get_i64(res, row, 7);
-        t->to_seq = pg_get_i64(res, row, 8);
-        t->from_balance = pg_get_amount(res, row, 9);
-        t->to_balance = pg_get_amount(res, row, 10);
-        t->created_us = pg_get_i64(res, row, 11);
-        t->effective_us = pg_get_i64(res, row, 12);
-        pg_get_pending(res, row, 13, t);
+        pg_get_transfer(res, row, 1, &transfers[i]);
         row++;
     }
     LEDGER_ASSERT(row == rows);
@@ -288,6 +348,7 @@ enum store_result store_batch_load(PGconn *conn, const struct store_batch_reads 
     pipeline_begin(conn);
     bool sent = PQsendQueryParams(conn, "BEGIN", 0, NULL, NULL, NULL, NULL, 0) == 1 &&
                 send_prepared(conn, "ledger_lock_accounts", 1, acc_params) &&
+                send_prepared(conn, "ledger_load_accounts", 1, acc_params) &&
                 send_prepared(conn, "ledger_load_transfers", 1, xfer_params) &&
                 PQpipelineSync(conn) == 1 && pipeline_flush(conn);
     sbuf_free(&acc);
@@ -299,6 +360,7 @@ enum store_result store_batch_load(PGconn *conn, const struct store_batch_reads 
         return r == STORE_OK ? STORE_FAILED : r;
     }
     PQclear(pipeline_expect(conn, PGRES_COMMAND_OK, &r, err));
+    PQclear(pipeline_expect(conn, PGRES_TUPLES_OK, &r, err));
     PGresult *locked = pipeline_expect(conn, PGRES_TUPLES_OK, &r, err);
     PGresult *loaded = pipeline_expect(conn, PGRES_TUPLES_OK, &r, err);
     if (locked && loaded) {
@@ -372,7 +434,6 @@ static void columns_free(struct columns *c)
     for (int i = 0; i < c->n; i++)
         sbuf_free(&c->col[i]);
 }
-
 
 static void put_cost(struct sbuf *col, const struct core_cost *cost)
 {
@@ -555,8 +616,8 @@ void store_batch_rollback(PGconn *conn)
 int store_transfer_committed(PGconn *conn, const char *ext_id)
 {
     const char *params[] = {ext_id};
-    PGresult *res = PQexecParams(conn, "SELECT 1 FROM ledger.transfers WHERE ext_id = $1", 1,
-                                 NULL, params, NULL, NULL, 0);
+    PGresult *res = PQexecParams(conn, "SELECT 1 FROM ledger.transfers WHERE ext_id = $1", 1, NULL,
+                                 params, NULL, NULL, 0);
     int r = PQresultStatus(res) == PGRES_TUPLES_OK ? PQntuples(res) > 0 : -1;
     PQclear(res);
     return r;

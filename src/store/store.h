@@ -75,8 +75,8 @@ int store_prepare_write_path(PGconn *conn, char *err, size_t errlen);
 struct store_batch_reads {
     const char *const *account_ids; /* sorted by strcmp, unique */
     int n_accounts;
-    struct core_account *accounts; /* [n_accounts], filled where found */
-    bool *found;                   /* [n_accounts] */
+    struct core_account *accounts;   /* [n_accounts], filled where found */
+    bool *found;                     /* [n_accounts] */
     const char *const *transfer_ids; /* sorted by strcmp, unique */
     int n_transfers;
     struct core_transfer *transfers; /* [n_transfers]: loaded, or zeroed */
@@ -123,7 +123,6 @@ void store_batch_rollback(PGconn *conn);
 int store_transfer_committed(PGconn *conn, const char *ext_id);
 
 /* ---- reads and account creation ---- */
-
 
 struct store_account {
     char ext_id[ID_LEN_MAX + 1];
