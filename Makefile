@@ -56,7 +56,7 @@ smoke: $(BUILD)/ledgerd $(BUILD)/ledger-bench
 bench: $(BUILD)/ledgerd $(BUILD)/ledger-bench
 	$(BUILD)/ledger-bench
 
-check: unit api smoke
+check: unit smoke api
 
 format:
 	clang-format -i $(wildcard src/*/*.c src/*/*.h tests/unit/*.c tests/unit/*.h)

@@ -2,7 +2,7 @@
  * committer.c - group commit: many requests, one database transaction.
  *
  * Rules kept here:
- *  - Only the committer thread touches e->conn.
+ *  - Each committer thread has its own connection; no other thread uses it.
  *  - A request's done callback runs only after COMMIT returned (or after
  *    the batch definitely did not commit): durability comes before any
  *    reply, in this one place.
@@ -224,7 +224,7 @@ static int batch_apply(struct batch *b)
 
 /* One attempt: lock and load, apply, write and commit. *n_new counts the
  * transfers it created (for the unknown-outcome lookup). */
-static enum store_result batch_attempt(struct engine *e, struct batch *b, int *n_new,
+static enum store_result batch_attempt(struct committer *c, struct batch *b, int *n_new,
                                        struct store_error *err)
 {
     *n_new = 0;
@@ -238,7 +238,7 @@ static enum store_result batch_attempt(struct engine *e, struct batch *b, int *n
         .n_transfers = b->n_transfers,
         .transfers = b->transfers,
     };
-    enum store_result r = store_batch_load(e->conn, &rd, err);
+    enum store_result r = store_batch_load(c->conn, &rd, err);
     if (r != STORE_OK)
         return r;
     uint64_t t1 = mono_us();
@@ -272,7 +272,7 @@ static enum store_result batch_attempt(struct engine *e, struct batch *b, int *n
         .n_accounts = b->n_accounts,
     };
     uint64_t t2 = mono_us();
-    r = store_batch_write_commit(e->conn, &w, err);
+    r = store_batch_write_commit(c->conn, &w, err);
     log_debug("batch of %d transfers: lock+load %llu us, rules %llu us, write+commit %llu us",
               b->n_ops, (unsigned long long)(t1 - t0), (unsigned long long)(t2 - t1),
               (unsigned long long)(mono_us() - t2));
@@ -281,32 +281,32 @@ static enum store_result batch_attempt(struct engine *e, struct batch *b, int *n
 
 /* A usable connection with the write path prepared, reconnecting if the
  * old one broke. */
-static bool committer_connect(struct engine *e)
+static bool committer_connect(struct committer *c)
 {
-    if (e->conn == NULL || PQstatus(e->conn) != CONNECTION_OK)
-        e->prepared = false;
-    if (!store_ensure(&e->conn, e->conninfo))
+    if (c->conn == NULL || PQstatus(c->conn) != CONNECTION_OK)
+        c->prepared = false;
+    if (!store_ensure(&c->conn, c->e->conninfo))
         return false;
-    if (!e->prepared) {
+    if (!c->prepared) {
         char err[256];
-        if (store_prepare_write_path(e->conn, err, sizeof err) != 0) {
+        if (store_prepare_write_path(c->conn, err, sizeof err) != 0) {
             log_error("could not prepare the write path: %s", err);
-            PQfinish(e->conn);
-            e->conn = NULL;
+            PQfinish(c->conn);
+            c->conn = NULL;
             return false;
         }
-        e->prepared = true;
+        c->prepared = true;
     }
     return true;
 }
 
 /* After the connection broke during COMMIT: did the batch land? Asks on a
  * new connection for a while; 1 yes, 0 no, -1 could not tell. */
-static int batch_outcome(struct engine *e, const struct batch *b)
+static int batch_outcome(struct committer *c, const struct batch *b)
 {
     for (int attempt = 0; attempt < 10; attempt++) {
-        if (committer_connect(e)) {
-            int r = store_transfer_committed(e->conn, b->new_transfers[0].ext_id);
+        if (committer_connect(c)) {
+            int r = store_transfer_committed(c->conn, b->new_transfers[0].ext_id);
             if (r >= 0)
                 return r;
         }
@@ -319,7 +319,7 @@ static int batch_outcome(struct engine *e, const struct batch *b)
  * accounts, from the journal (a transfer's accounts never change, so no
  * lock is needed) or from a transfer created in the same batch. Returns -1
  * when the database cannot be asked. */
-static int resolve_settlements(struct engine *e, struct engine_request *list)
+static int resolve_settlements(struct committer *c, struct engine_request *list)
 {
     int n = 0;
     for (struct engine_request *r = list; r; r = r->next)
@@ -339,7 +339,7 @@ static int resolve_settlements(struct engine *e, struct engine_request *list)
                 ops[k] = &r->ops[i];
                 ids[k++] = r->ops[i].id;
             }
-    int rc = store_transfer_accounts(e->conn, ids, n, from, to, found);
+    int rc = store_transfer_accounts(c->conn, ids, n, from, to, found);
     for (k = 0; rc == 0 && k < n; k++) {
         struct engine_op *op = ops[k];
         op->from[0] = op->to[0] = '\0';
@@ -365,25 +365,25 @@ static int resolve_settlements(struct engine *e, struct engine_request *list)
 }
 
 /* Runs the batch to a definite end and sets every request's status. */
-static void batch_run(struct engine *e, struct batch *b)
+static void batch_run(struct committer *c, struct batch *b)
 {
     enum status outcome = STATUS_UNAVAILABLE;
     for (int attempt = 0; attempt < BATCH_ATTEMPTS_MAX; attempt++) {
-        if (!committer_connect(e)) {
+        if (!committer_connect(c)) {
             metrics_db_error();
             log_warn("could not connect to the database for a batch of %d transfers", b->n_ops);
             break;
         }
         struct store_error err = {{0}, {0}};
         int n_new = 0;
-        enum store_result r = batch_attempt(e, b, &n_new, &err);
+        enum store_result r = batch_attempt(c, b, &n_new, &err);
         if (r == STORE_OK) {
             outcome = STATUS_OK;
             break;
         }
         metrics_db_error();
         if (r == STORE_UNKNOWN) {
-            int landed = n_new > 0 ? batch_outcome(e, b) : 0;
+            int landed = n_new > 0 ? batch_outcome(c, b) : 0;
             log_warn("connection lost during COMMIT of %d transfers; committed: %s", b->n_ops,
                      landed == 1   ? "yes"
                      : landed == 0 ? "no"
@@ -396,7 +396,7 @@ static void batch_run(struct engine *e, struct batch *b)
                 continue;
             break;
         }
-        store_batch_rollback(e->conn);
+        store_batch_rollback(c->conn);
         if (r == STORE_RETRY) {
             metrics_retry();
             log_debug("retrying batch of %d transfers after SQLSTATE %s", b->n_ops, err.sqlstate);
@@ -416,17 +416,18 @@ static void batch_run(struct engine *e, struct batch *b)
             struct engine_op *op = &r->ops[i];
             if (outcome != STATUS_OK)
                 continue;
-            const struct core_op *c = &b->core_ops[k];
-            op->status = c->status;
-            op->replayed = c->replayed;
-            op->result = c->result;
+            const struct core_op *judged = &b->core_ops[k];
+            op->status = judged->status;
+            op->replayed = judged->replayed;
+            op->result = judged->result;
         }
     }
 }
 
 static void *committer_main(void *arg)
 {
-    struct engine *e = arg;
+    struct committer *c = arg;
+    struct engine *e = c->e;
     for (;;) {
         pthread_mutex_lock(&e->lock);
         while (e->head == NULL && !e->stopping)
@@ -450,9 +451,9 @@ static void *committer_main(void *arg)
         pthread_mutex_unlock(&e->lock);
 
         struct batch b;
-        if (committer_connect(e) && resolve_settlements(e, list) == 0) {
+        if (committer_connect(c) && resolve_settlements(c, list) == 0) {
             batch_init(&b, list);
-            batch_run(e, &b);
+            batch_run(c, &b);
             batch_free(&b);
             /* A large batch's arrays go back to the system, so RSS follows
              * the load and not its peak. */
@@ -472,7 +473,8 @@ static void *committer_main(void *arg)
     return NULL;
 }
 
-int engine_start(struct engine *e, const char *conninfo, int queued_ops_max, int batch_ops_max)
+int engine_start(struct engine *e, const char *conninfo, int queued_ops_max, int batch_ops_max,
+                 int n_committers)
 {
     memset(e, 0, sizeof *e);
     pthread_mutex_init(&e->lock, NULL);
@@ -480,8 +482,14 @@ int engine_start(struct engine *e, const char *conninfo, int queued_ops_max, int
     e->conninfo = conninfo;
     e->queued_ops_max = queued_ops_max;
     e->batch_ops_max = batch_ops_max;
-    if (pthread_create(&e->committer, NULL, committer_main, e) != 0)
-        return -1;
+    e->n_committers = n_committers < 1                ? 1
+                      : n_committers > COMMITTERS_MAX ? COMMITTERS_MAX
+                                                      : n_committers;
+    for (int i = 0; i < e->n_committers; i++) {
+        e->committers[i].e = e;
+        if (pthread_create(&e->committers[i].thread, NULL, committer_main, &e->committers[i]) != 0)
+            return -1;
+    }
     return engine_sweeper_start(e);
 }
 
@@ -508,9 +516,11 @@ void engine_stop(struct engine *e)
     engine_sweeper_stop(e);
     pthread_mutex_lock(&e->lock);
     e->stopping = true;
-    pthread_cond_signal(&e->wake);
+    pthread_cond_broadcast(&e->wake);
     pthread_mutex_unlock(&e->lock);
-    pthread_join(e->committer, NULL);
-    PQfinish(e->conn);
-    e->conn = NULL;
+    for (int i = 0; i < e->n_committers; i++) {
+        pthread_join(e->committers[i].thread, NULL);
+        PQfinish(e->committers[i].conn);
+        e->committers[i].conn = NULL;
+    }
 }

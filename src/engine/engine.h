@@ -56,6 +56,18 @@ struct engine_request {
     struct engine_request *next;
 };
 
+#define COMMITTERS_MAX 8
+
+struct engine;
+
+/* One committer thread and its own database connection. */
+struct committer {
+    struct engine *e;
+    pthread_t thread;
+    PGconn *conn;  /* no other thread touches it */
+    bool prepared; /* conn has the write path's statements prepared */
+};
+
 struct engine {
     pthread_mutex_t lock;
     pthread_cond_t wake;
@@ -64,10 +76,11 @@ struct engine {
     int queued_ops_max; /* back-pressure: submit refuses beyond this */
     int batch_ops_max;  /* transfers judged in one database transaction */
     bool stopping;
-    pthread_t committer;
     const char *conninfo;
-    PGconn *conn;  /* the committer's own; no other thread touches it */
-    bool prepared; /* conn has the write path's statements prepared */
+    /* Several committers judge disjoint batches at once; batches that share
+     * an account serialise on its lock in the database. */
+    struct committer committers[COMMITTERS_MAX];
+    int n_committers;
 
     /* The expiry sweeper: its own thread and connection. */
     pthread_t sweeper;
@@ -75,7 +88,8 @@ struct engine {
     bool sweeper_stopping;
 };
 
-int engine_start(struct engine *e, const char *conninfo, int queued_ops_max, int batch_ops_max);
+int engine_start(struct engine *e, const char *conninfo, int queued_ops_max, int batch_ops_max,
+                 int n_committers);
 /* Queues r; false (r untouched) when the queue is full or stopping. */
 bool engine_submit(struct engine *e, struct engine_request *r);
 /* Stops the sweeper, stops taking requests, finishes what is queued,

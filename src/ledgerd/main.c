@@ -27,6 +27,9 @@
 #define BATCH_OPS_MAX  10000
 #define HTTP_THREADS   4
 #define READ_POOL_SIZE 8
+/* Two committers keep both cores of PostgreSQL busy on disjoint batches;
+ * batches that share an account take turns on its lock. */
+#define COMMITTERS 2
 
 _Static_assert(BATCH_OPS_MAX >= BATCH_TRANSFERS_MAX, "a whole batch request fits one commit");
 
@@ -210,7 +213,7 @@ static int serve(const struct options *o)
     struct store_pool pool;
     struct engine engine;
     if (store_pool_init(&pool, conninfo, READ_POOL_SIZE) != 0 ||
-        engine_start(&engine, conninfo, QUEUE_OPS_MAX, BATCH_OPS_MAX) != 0) {
+        engine_start(&engine, conninfo, QUEUE_OPS_MAX, BATCH_OPS_MAX, COMMITTERS) != 0) {
         log_error("could not start the write path");
         goto stop_pg;
     }
