@@ -207,7 +207,7 @@ static int parse_options(int argc, char **argv, struct options *o)
     o->batch_clients = 4;
     o->open_rate = 5000;
     o->workloads = "uniform,hot,hot-spend,zipf";
-    o->systems = "single,batch,lock,serializable,optimistic,ceiling,open";
+    o->systems = "single,batch,lock,serializable,optimistic,ceiling,open,reads";
     int c;
     while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
         switch (c) {
@@ -242,11 +242,12 @@ static int parse_options(int argc, char **argv, struct options *o)
             o->db = optarg;
             break;
         default:
-            fprintf(stderr, "usage: ledger-bench [--smoke] [--seed N] [--seconds S] [--clients N]"
-                            " [--rate R] [--workloads uniform,hot,hot-spend,zipf]"
-                            " [--systems single,batch,lock,serializable,optimistic,ceiling,open]"
-                            " [--ledgerd-log FILE] [--db CONNINFO]"
-                            " [--ledgerd PATH]\n");
+            fprintf(stderr,
+                    "usage: ledger-bench [--smoke] [--seed N] [--seconds S] [--clients N]"
+                    " [--rate R] [--workloads uniform,hot,hot-spend,zipf]"
+                    " [--systems single,batch,lock,serializable,optimistic,ceiling,open,reads]"
+                    " [--ledgerd-log FILE] [--db CONNINFO]"
+                    " [--ledgerd PATH]\n");
             return -1;
         }
     }
@@ -332,14 +333,27 @@ int main(int argc, char **argv)
         }
         char prefix[64];
         snprintf(prefix, sizeof prefix, "%s-s-%llu", w.name, (unsigned long long)o.seed);
-        struct http_load single = {base, &w, o.seed, prefix, o.clients, 1, o.seconds, 0, ledgerd};
+        struct http_load single = {.base_url = base,
+                                   .w = &w,
+                                   .seed = o.seed,
+                                   .id_prefix = prefix,
+                                   .clients = o.clients,
+                                   .batch = 1,
+                                   .seconds = o.seconds,
+                                   .rss_pid = ledgerd};
         struct result single_res = {0}, batch_res = {0};
         if (wanted(o.systems, "single"))
             http_load_run(&single, &single_res);
         single_res.system = "ledgerd (single)";
         snprintf(prefix, sizeof prefix, "%s-b-%llu", w.name, (unsigned long long)o.seed);
-        struct http_load batch = {base, &w,        o.seed + 1, prefix, o.batch_clients,
-                                  1000, o.seconds, 0,          ledgerd};
+        struct http_load batch = {.base_url = base,
+                                  .w = &w,
+                                  .seed = o.seed + 1,
+                                  .id_prefix = prefix,
+                                  .clients = o.batch_clients,
+                                  .batch = 1000,
+                                  .seconds = o.seconds,
+                                  .rss_pid = ledgerd};
         if (wanted(o.systems, "batch"))
             http_load_run(&batch, &batch_res);
         batch_res.system = "ledgerd (batch of 1000)";
@@ -369,8 +383,14 @@ int main(int argc, char **argv)
         }
         if (k == WL_UNIFORM && wanted(o.systems, "open")) {
             snprintf(prefix, sizeof prefix, "%s-o-%llu", w.name, (unsigned long long)o.seed);
-            struct http_load open = {base, &w,        o.seed + 2,  prefix, 0,
-                                     1,    o.seconds, o.open_rate, ledgerd};
+            struct http_load open = {.base_url = base,
+                                     .w = &w,
+                                     .seed = o.seed + 2,
+                                     .id_prefix = prefix,
+                                     .batch = 1,
+                                     .seconds = o.seconds,
+                                     .rate = o.open_rate,
+                                     .rss_pid = ledgerd};
             struct result open_res;
             http_load_run(&open, &open_res);
             printf("\nopen loop, %s, single transfers at %.0f/s offered: %.0f/s done, p50 %.2f ms,"
@@ -379,6 +399,24 @@ int main(int argc, char **argv)
                    open_res.p999_ms, (unsigned long long)open_res.errors,
                    open_res.rss_kb_max / 1024);
             failures += open_res.errors > 0;
+        }
+        if (wanted(o.systems, "reads")) {
+            struct http_load reads = {.base_url = base,
+                                      .w = &w,
+                                      .seed = o.seed + 3,
+                                      .id_prefix = "",
+                                      .clients = 8,
+                                      .batch = 1,
+                                      .seconds = o.seconds / 2,
+                                      .reads = true,
+                                      .rss_pid = ledgerd};
+            struct result read_res;
+            http_load_run(&reads, &read_res);
+            printf("\nreads, %s, 8 clients (balance?at= and entries pages of random accounts):"
+                   " %.0f/s, p50 %.2f ms, p99 %.2f ms, p99.9 %.2f ms, errors %llu\n",
+                   w.name, rate_of(&read_res), read_res.p50_ms, read_res.p99_ms, read_res.p999_ms,
+                   (unsigned long long)read_res.errors);
+            failures += read_res.errors > 0;
         }
         workload_free(&w);
     }

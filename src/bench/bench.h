@@ -77,6 +77,7 @@ struct http_load {
     int batch;             /* transfers per request; 1 = POST /v1/transfers */
     double seconds;
     double rate; /* > 0: open loop at this many requests/s */
+    bool reads;  /* GET balance?at= and entries pages instead of transfers */
     int rss_pid; /* sampled for RSS while running; 0 none */
 };
 

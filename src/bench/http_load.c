@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "bench.h"
 
@@ -79,8 +80,37 @@ static void append_transfer(struct load *l, struct conn *c)
     body_append(c, item, (size_t)n);
 }
 
+/* A read: the balance of a random account at a random recent time, or its
+ * latest page of entries. */
+static void prepare_read(struct load *l, struct conn *c, uint64_t started_ns)
+{
+    char acc[64], url[512];
+    workload_account(l->cfg->w, (int)rng_below(&l->rng, (uint64_t)l->cfg->w->n_accounts), acc,
+                     sizeof acc);
+    if (rng_next(&l->rng) & 1) {
+        time_t at = time(NULL) - (time_t)rng_below(&l->rng, 600);
+        struct tm tm;
+        gmtime_r(&at, &tm);
+        snprintf(url, sizeof url, "%s/v1/accounts/%s/balance?at=%04d-%02d-%02dT%02d:%02d:%02dZ",
+                 l->cfg->base_url, acc, tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+                 tm.tm_min, tm.tm_sec);
+    } else {
+        snprintf(url, sizeof url, "%s/v1/accounts/%s/entries?after_seq=0&limit=100",
+                 l->cfg->base_url, acc);
+    }
+    c->resp_len = 0;
+    curl_easy_setopt(c->easy, CURLOPT_HTTPGET, 1L);
+    curl_easy_setopt(c->easy, CURLOPT_URL, url);
+    c->started_ns = started_ns;
+    c->busy = true;
+}
+
 static void prepare(struct load *l, struct conn *c, uint64_t started_ns)
 {
+    if (l->cfg->reads) {
+        prepare_read(l, c, started_ns);
+        return;
+    }
     c->body_len = 0;
     c->resp_len = 0;
     if (l->cfg->batch <= 1) {
@@ -121,6 +151,13 @@ static void finish(struct load *l, struct conn *c, CURLcode rc)
         return;
     }
     samples_add(&l->lat, us);
+    if (l->cfg->reads) {
+        if (status == 200)
+            l->out->transfers++;
+        else
+            l->out->errors++;
+        return;
+    }
     if (l->cfg->batch <= 1) {
         if (status == 200 || status == 201)
             l->out->transfers++;

@@ -17,6 +17,23 @@ static char *dup_or_null(const PGresult *res, int row, int col)
     return PQgetisnull(res, row, col) ? NULL : strdup(PQgetvalue(res, row, col));
 }
 
+/* Runs sql as the named prepared statement, preparing it on this
+ * connection the first time (SQLSTATE 26000: no such statement yet). */
+static PGresult *exec_read(PGconn *conn, const char *name, const char *sql, int n,
+                           const char *const *params)
+{
+    PGresult *res = PQexecPrepared(conn, name, n, params, NULL, NULL, 0);
+    const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+    if (PQresultStatus(res) != PGRES_FATAL_ERROR || state == NULL || strcmp(state, "26000") != 0)
+        return res;
+    PQclear(res);
+    res = PQprepare(conn, name, sql, n, NULL);
+    if (PQresultStatus(res) != PGRES_COMMAND_OK)
+        return res;
+    PQclear(res);
+    return PQexecPrepared(conn, name, n, params, NULL, NULL, 0);
+}
+
 void store_account_free(struct store_account *a)
 {
     free(a->metadata_json);
@@ -137,8 +154,8 @@ int store_get_account(PGconn *conn, const char *ext_id, struct store_account *ou
 {
     const char *params[] = {ext_id};
     PGresult *res =
-        PQexecParams(conn, "SELECT " ACCOUNT_COLUMNS " FROM ledger.accounts WHERE ext_id = $1", 1,
-                     NULL, params, NULL, NULL, 0);
+        exec_read(conn, "ledger_get_account",
+                  "SELECT " ACCOUNT_COLUMNS " FROM ledger.accounts WHERE ext_id = $1", 1, params);
     int r = -1;
     if (PQresultStatus(res) == PGRES_TUPLES_OK) {
         r = PQntuples(res) == 1;
@@ -156,15 +173,15 @@ int store_balance_at(PGconn *conn, const char *ext_id, int64_t at_us, struct sto
     const char *params[] = {ext_id, at};
     /* One probe of entries_as_of; the LEFT JOIN keeps "no entry yet"
      * apart from "no such account". */
-    PGresult *res = PQexecParams(
-        conn,
+    PGresult *res = exec_read(
+        conn, "ledger_balance_at",
         "SELECT e.balance, e.seq, coalesce(e.avg_cost, (SELECT jsonb_object_agg(c,"
         " '0.000000000000000000') FROM unnest(a.cost_currencies) c)) FROM ledger.accounts a"
         " LEFT JOIN LATERAL (SELECT balance, seq, avg_cost FROM ledger.entries"
         "  WHERE account_id = a.id AND effective_at <= " SQL_US_TO_TS(
             "$2::bigint") "  ORDER BY effective_at DESC, seq DESC LIMIT 1) e ON true"
                           " WHERE a.ext_id = $1",
-        2, NULL, params, NULL, NULL, 0);
+        2, params);
     int r = -1;
     if (PQresultStatus(res) == PGRES_TUPLES_OK) {
         r = PQntuples(res) == 1;
@@ -193,8 +210,8 @@ int store_list_entries(PGconn *conn, const char *ext_id, int64_t after_seq, int 
     snprintf(after, sizeof after, "%lld", (long long)after_seq);
     snprintf(lim, sizeof lim, "%d", limit + 1);
     const char *params[] = {ext_id, after, lim};
-    PGresult *res = PQexecParams(
-        conn,
+    PGresult *res = exec_read(
+        conn, "ledger_list_entries",
         "SELECT a.id, e.seq, t.ext_id, e.kind, e.amount, e.pending_change, e.balance,"
         " e.pending_out, e.pending_in, e.avg_cost, " SQL_TS_TO_US(
             "e.effective_at") ", " SQL_TS_TO_US("e.created_at") " FROM ledger.accounts a"
@@ -207,7 +224,7 @@ int store_list_entries(PGconn *conn, const char *ext_id, int64_t after_seq, int 
                                                                 "t.id = e.transfer_id"
                                                                 " WHERE a.ext_id = $1 ORDER BY "
                                                                 "e.seq",
-        3, NULL, params, NULL, NULL, 0);
+        3, params);
     int r = -1;
     *out = NULL;
     *n_out = 0;
@@ -246,12 +263,12 @@ int store_get_transfer(PGconn *conn, const char *ext_id, struct store_transfer *
 {
     const char *params[] = {ext_id};
     PGresult *res =
-        PQexecParams(conn,
-                     "SELECT t.ext_id, fa.ext_id, ta.ext_id, t.metadata, " PG_TRANSFER_COLUMNS
-                     " FROM ledger.transfers t JOIN ledger.accounts fa ON fa.id = t.from_account_id"
-                     " JOIN ledger.accounts ta ON ta.id = t.to_account_id" PG_TRANSFER_JOINS
-                     " WHERE t.ext_id = $1",
-                     1, NULL, params, NULL, NULL, 0);
+        exec_read(conn, "ledger_get_transfer",
+                  "SELECT t.ext_id, fa.ext_id, ta.ext_id, t.metadata, " PG_TRANSFER_COLUMNS
+                  " FROM ledger.transfers t JOIN ledger.accounts fa ON fa.id = t.from_account_id"
+                  " JOIN ledger.accounts ta ON ta.id = t.to_account_id" PG_TRANSFER_JOINS
+                  " WHERE t.ext_id = $1",
+                  1, params);
     int r = -1;
     if (PQresultStatus(res) == PGRES_TUPLES_OK) {
         r = PQntuples(res) == 1;
