@@ -165,6 +165,25 @@ static void print_row(const struct result *r, double best_baseline)
     fflush(stdout);
 }
 
+/* Lets the database settle between measured runs: the previous run's
+ * dirty pages are flushed and autovacuum has finished, so no run pays for
+ * another's leftovers. */
+static void settle(const char *conninfo)
+{
+    PGconn *c = PQconnectdb(conninfo);
+    PQclear(PQexec(c, "CHECKPOINT"));
+    for (int i = 0; i < 60; i++) {
+        PGresult *r = PQexec(c, "SELECT count(*) FROM pg_stat_activity"
+                                " WHERE backend_type = 'autovacuum worker'");
+        bool busy = PQresultStatus(r) == PGRES_TUPLES_OK && atoi(PQgetvalue(r, 0, 0)) > 0;
+        PQclear(r);
+        if (!busy)
+            break;
+        usleep(500 * 1000);
+    }
+    PQfinish(c);
+}
+
 /* Is name one of the comma-separated list? */
 static bool wanted(const char *list, const char *name)
 {
@@ -324,6 +343,7 @@ int main(int argc, char **argv)
             base_res[b].system = baseline_name((enum baseline_kind)b);
             if (!wanted(o.systems, baseline_name((enum baseline_kind)b)))
                 continue;
+            settle(conninfo);
             baseline_run(conninfo, (enum baseline_kind)b, &w, o.seed, o.clients, o.seconds,
                          &base_res[b]);
             failures +=
@@ -342,8 +362,10 @@ int main(int argc, char **argv)
                                    .seconds = o.seconds,
                                    .rss_pid = ledgerd};
         struct result single_res = {0}, batch_res = {0};
-        if (wanted(o.systems, "single"))
+        if (wanted(o.systems, "single")) {
+            settle(conninfo);
             http_load_run(&single, &single_res);
+        }
         single_res.system = "ledgerd (single)";
         snprintf(prefix, sizeof prefix, "%s-b-%llu", w.name, (unsigned long long)o.seed);
         struct http_load batch = {.base_url = base,
@@ -354,11 +376,15 @@ int main(int argc, char **argv)
                                   .batch = 1000,
                                   .seconds = o.seconds,
                                   .rss_pid = ledgerd};
-        if (wanted(o.systems, "batch"))
+        if (wanted(o.systems, "batch")) {
+            settle(conninfo);
             http_load_run(&batch, &batch_res);
+        }
         batch_res.system = "ledgerd (batch of 1000)";
-        if (k == WL_UNIFORM && wanted(o.systems, "ceiling"))
+        if (k == WL_UNIFORM && wanted(o.systems, "ceiling")) {
+            settle(conninfo);
             ceiling_run(conninfo, &w, o.seed, o.seconds, &ceiling);
+        }
 
         char title[128];
         snprintf(title, sizeof title, "%s (%d accounts)", w.name, w.n_accounts);
@@ -392,6 +418,7 @@ int main(int argc, char **argv)
                                      .rate = o.open_rate,
                                      .rss_pid = ledgerd};
             struct result open_res;
+            settle(conninfo);
             http_load_run(&open, &open_res);
             printf("\nopen loop, %s, single transfers at %.0f/s offered: %.0f/s done, p50 %.2f ms,"
                    " p99 %.2f ms, p99.9 %.2f ms, errors %llu, RSS %ld MB\n",
@@ -411,6 +438,7 @@ int main(int argc, char **argv)
                                       .reads = true,
                                       .rss_pid = ledgerd};
             struct result read_res;
+            settle(conninfo);
             http_load_run(&reads, &read_res);
             printf("\nreads, %s, 8 clients (balance?at= and entries pages of random accounts):"
                    " %.0f/s, p50 %.2f ms, p99 %.2f ms, p99.9 %.2f ms, errors %llu\n",
