@@ -259,3 +259,67 @@ class QueryPlans(unittest.TestCase):
         self.assertEqual(len(scans), 1)
         self.assertEqual(scans[0]["Index Name"], "entries_pkey")
         self.assertLessEqual(scans[0]["Actual Rows"], 101)
+
+
+def postgres_pids(pg):
+    """The postmaster of the test cluster and all its children."""
+    with open(os.path.join(pg.data, "postmaster.pid")) as f:
+        postmaster = int(f.readline())
+    out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(postmaster)], capture_output=True,
+                         text=True).stdout.split()
+    return [postmaster] + [int(p) for p in out]
+
+
+class BackPressure(unittest.TestCase):
+    def test_full_queue_answers_503_and_applies_nothing(self):
+        pg = harness.cluster()
+        pg.reset()
+        d = harness.Ledgerd(db=pg.conninfo)
+        c = d.client()
+        c.account("world", min_balance=None)
+        c.account("bp")
+        pids = postgres_pids(pg)
+        results = []
+        lock = threading.Lock()
+
+        def send(i):
+            items = [{"id": "bp-%d-%d" % (i, k), "from": "world", "to": "bp", "amount": 1}
+                     for k in range(8190)]
+            cl = d.client()
+            cl.timeout = 120
+            status, resp = cl.post("/v1/transfers/batch", {"transfers": items, "atomic": True})
+            with lock:
+                results.append((i, status, resp, dict(cl.last_headers)))
+            cl.close()
+
+        try:
+            # A stalled database: the committer waits, the queue (100,000
+            # transfers) fills up.
+            for pid in pids:
+                os.kill(pid, signal.SIGSTOP)
+            threads = [threading.Thread(target=send, args=(i,)) for i in range(16)]
+            for t in threads:
+                t.start()
+            deadline = time.time() + 30
+            while time.time() < deadline and not any(r[1] == 503 for r in results):
+                time.sleep(0.1)
+        finally:
+            for pid in pids:
+                os.kill(pid, signal.SIGCONT)
+        for t in threads:
+            t.join()
+        refused = [r for r in results if r[1] == 503]
+        accepted = [r for r in results if r[1] == 200]
+        self.assertGreater(len(refused), 0)
+        self.assertEqual(len(refused) + len(accepted), 16, [r[:2] for r in results])
+        for _, _, resp, headers in refused:
+            self.assertEqual(resp["error"], "unavailable")
+            self.assertIn("Retry-After", headers)
+        # Refused batches applied nothing; accepted ones applied whole.
+        for i, status, resp, _ in results:
+            status_get, _ = c.get("/v1/transfers/bp-%d-0" % i)
+            self.assertEqual(status_get, 200 if status == 200 else 404, i)
+        self.assertEqual(c.balance("bp"), 8190 * len(accepted))
+        rc, out = harness.verify(pg.conninfo)
+        self.assertEqual(rc, 0, out)
+        d.stop()
