@@ -187,6 +187,15 @@ static enum MHD_Result account_balance(struct http_request *r, const char *id)
         return http_reply_error(r, STATUS_INVALID_REQUEST, msg);
     const char *at = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, "at");
     int64_t at_us = INT64_MAX;
+    char at_buf[64];
+    if (at && strlen(at) < sizeof at_buf) {
+        /* An unencoded '+' of an offset arrives as a space (form encoding). */
+        snprintf(at_buf, sizeof at_buf, "%s", at);
+        for (char *p = at_buf; *p; p++)
+            if (*p == ' ')
+                *p = '+';
+        at = at_buf;
+    }
     if (at && !time_parse_rfc3339(at, strlen(at), &at_us))
         return http_reply_error(r, STATUS_INVALID_REQUEST, "\"at\" must be an RFC 3339 date-time");
     enum MHD_Result ret;

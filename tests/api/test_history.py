@@ -262,6 +262,16 @@ class BalanceAtTest(HistoryTestCase):
         self.assertEqual(self.balance_at(a, "2022-05-05T05:05:05Z"), ("60", 3))
         self.assertEqual(self.balance_at(a, "2022-05-05T05:05:04.999999Z"), ("0", 0))
 
+    def test_unencoded_plus_in_offset(self):
+        # "+05:30" typed into a URL without encoding arrives as a space.
+        w, a = self.acct("w", None), self.acct("a")
+        self.ok(self.uid("t1"), w, a, 9, effective_at="2022-06-01T10:00:00Z")
+        status, resp = self.c.get("/v1/accounts/%s/balance?at=2022-06-01T15:30:00+05:30" % a)
+        self.assertEqual((status, resp["balance"], resp["at"]),
+                         (200, "9", "2022-06-01T10:00:00.000000Z"))
+        status, resp = self.c.get("/v1/accounts/%s/balance?at=2022-06-01T15:29:59+05:30" % a)
+        self.assertEqual((status, resp["balance"]), (200, "0"))
+
     def test_new_account_balance(self):
         a = self.acct("a")
         self.assertEqual(self.balance_at(a), ("0", 0))
