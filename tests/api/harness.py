@@ -96,7 +96,7 @@ class Cluster:
 class Ledgerd:
     """One ledgerd process serving HTTP on a free loopback port."""
 
-    def __init__(self, db=None, data=None, extra=(), cwd=None, log_level="warn"):
+    def __init__(self, db=None, data=None, extra=(), cwd=None, log_level="warn", env=None):
         self.port = free_port()
         self.argv = [LEDGERD, "--listen", "127.0.0.1:%d" % self.port, "--log-level", log_level]
         if db:
@@ -105,12 +105,14 @@ class Ledgerd:
             self.argv += ["--data", data]
         self.argv += list(extra)
         self.cwd = cwd
+        self.env = dict(os.environ, **(env or {}))
         self.log = tempfile.NamedTemporaryFile(prefix="ledgerd-log-", suffix=".txt", delete=False)
         self.proc = None
         self.start()
 
     def start(self, timeout=60):
-        self.proc = subprocess.Popen(self.argv, stdout=self.log, stderr=self.log, cwd=self.cwd)
+        self.proc = subprocess.Popen(self.argv, stdout=self.log, stderr=self.log, cwd=self.cwd,
+                                     env=self.env)
         deadline = time.time() + timeout
         while time.time() < deadline:
             if self.proc.poll() is not None:

@@ -323,3 +323,29 @@ class BackPressure(unittest.TestCase):
         rc, out = harness.verify(pg.conninfo)
         self.assertEqual(rc, 0, out)
         d.stop()
+
+
+class CommitOutcome(unittest.TestCase):
+    def test_connection_lost_after_commit_sent(self):
+        """The connection breaks right after COMMIT is sent (injected fault):
+        ledgerd looks the batch up before answering, and answers what
+        happened: committed, once."""
+        pg = harness.cluster()
+        pg.reset()
+        d = harness.Ledgerd(db=pg.conninfo, log_level="info", env={"LEDGERD_FAULT": "commit_lost"})
+        try:
+            c = d.client()
+            c.account("world", min_balance=None)
+            c.account("co")
+            status, resp = c.transfer("co-1", "world", "co", 7)
+            self.assertEqual((status, resp["to_balance"], resp["replayed"]), (201, "7", False))
+            self.assertIn("connection lost during COMMIT of 1 transfers; committed: yes",
+                          d.read_log())
+            self.assertEqual(c.transfer("co-2", "world", "co", 1)[0], 201)
+            self.assertEqual([e["transfer_id"] for e in c.entries("co")], ["co-1", "co-2"])
+            status, again = c.transfer("co-1", "world", "co", 7)
+            self.assertEqual((status, again["replayed"]), (200, True))
+            rc, out = harness.verify(pg.conninfo)
+            self.assertEqual(rc, 0, out)
+        finally:
+            d.stop()
