@@ -40,7 +40,8 @@ struct options {
     const char *workloads;
     const char *systems;
     const char *ledgerd_log;
-    const char *db; /* an existing database instead of a private cluster */
+    const char *db;   /* an existing database instead of a private cluster */
+    uint64_t journal; /* transfers written before measuring, to test a large journal */
 };
 
 /* log: NULL, or a file that gets ledgerd's debug log (per-batch timings). */
@@ -219,6 +220,7 @@ static int parse_options(int argc, char **argv, struct options *o)
                                              {"systems", required_argument, NULL, 'y'},
                                              {"ledgerd-log", required_argument, NULL, 'L'},
                                              {"db", required_argument, NULL, 'D'},
+                                             {"journal", required_argument, NULL, 'J'},
                                              {NULL, 0, NULL, 0}};
     o->seed = (uint64_t)time(NULL);
     o->seconds = 10;
@@ -259,6 +261,9 @@ static int parse_options(int argc, char **argv, struct options *o)
             break;
         case 'D':
             o->db = optarg;
+            break;
+        case 'J':
+            o->journal = strtoull(optarg, NULL, 10);
             break;
         default:
             fprintf(stderr,
@@ -335,6 +340,28 @@ int main(int argc, char **argv)
             failures++;
             workload_free(&w);
             break;
+        }
+        if (o.journal > 0) {
+            /* A large journal first: the measurements below then run on it. */
+            char jprefix[64];
+            snprintf(jprefix, sizeof jprefix, "%s-j-%llu", w.name, (unsigned long long)o.seed);
+            struct http_load fill = {.base_url = base,
+                                     .w = &w,
+                                     .seed = o.seed + 4,
+                                     .id_prefix = jprefix,
+                                     .clients = 4,
+                                     .batch = 1000,
+                                     .seconds = 86400,
+                                     .max_requests = o.journal / 1000,
+                                     .rss_pid = ledgerd};
+            struct result fill_res;
+            http_load_run(&fill, &fill_res);
+            printf("\njournal preloaded with %llu transfers of %s in %.0f s (%.0f/s), RSS %ld MB,"
+                   " errors %llu\n",
+                   (unsigned long long)fill_res.transfers, w.name, fill_res.seconds,
+                   rate_of(&fill_res), fill_res.rss_kb_max / 1024,
+                   (unsigned long long)fill_res.errors);
+            sql(conninfo, "VACUUM ANALYZE");
         }
         struct result base_res[BASE_COUNT];
         memset(base_res, 0, sizeof base_res);

@@ -76,9 +76,10 @@ struct http_load {
     int clients;           /* connections (closed loop) */
     int batch;             /* transfers per request; 1 = POST /v1/transfers */
     double seconds;
-    double rate; /* > 0: open loop at this many requests/s */
-    bool reads;  /* GET balance?at= and entries pages instead of transfers */
-    int rss_pid; /* sampled for RSS while running; 0 none */
+    double rate;           /* > 0: open loop at this many requests/s */
+    bool reads;            /* GET balance?at= and entries pages instead of transfers */
+    uint64_t max_requests; /* > 0: stop after sending this many (closed loop) */
+    int rss_pid;           /* sampled for RSS while running; 0 none */
 };
 
 int http_load_run(const struct http_load *cfg, struct result *out);

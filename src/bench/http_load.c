@@ -36,6 +36,7 @@ struct load {
     struct curl_slist *headers;
     struct samples lat;
     struct result *out;
+    uint64_t sent; /* requests prepared so far */
 };
 
 static size_t on_data(char *ptr, size_t size, size_t nmemb, void *user)
@@ -129,6 +130,7 @@ static void prepare(struct load *l, struct conn *c, uint64_t started_ns)
     curl_easy_setopt(c->easy, CURLOPT_POSTFIELDSIZE, (long)c->body_len);
     c->started_ns = started_ns;
     c->busy = true;
+    l->sent++;
 }
 
 static size_t count_of(const char *s, const char *needle)
@@ -260,7 +262,8 @@ int http_load_run(const struct http_load *cfg, struct result *out)
             CURLcode rc = msg->data.result;
             curl_multi_remove_handle(multi, c->easy);
             finish(&l, c, rc);
-            if (!open_loop && now_ns() < end) {
+            if (!open_loop && now_ns() < end &&
+                (cfg->max_requests == 0 || l.sent < cfg->max_requests)) {
                 prepare(&l, c, now_ns());
                 curl_multi_add_handle(multi, c->easy);
             }
