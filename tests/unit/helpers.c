@@ -100,6 +100,7 @@ struct core_transfer *fx_existing(struct fx *f, int t, int from, int to, i128 am
     tr->to_balance = 1234;
     tr->created_us = NOW_US - 1000;
     tr->effective_us = NOW_US - 2000;
+    tr->deadline_us = TIME_NONE; /* as the store loads a transfer without a timeout */
     return tr;
 }
 
@@ -193,4 +194,22 @@ void check_entry(const struct core_entry *got, const struct core_entry *want, co
 #undef CHECK_I128
     if (!ok)
         _fail(file, line);
+}
+
+void take_snap(const struct fx *f, struct snap *s)
+{
+    memcpy(s->accounts, f->accounts, sizeof s->accounts);
+    memcpy(s->transfers, f->transfers, sizeof s->transfers);
+}
+
+void assert_unchanged(const struct fx *f, const struct snap *s)
+{
+    assert_memory_equal(f->accounts, s->accounts, sizeof s->accounts);
+    assert_memory_equal(f->transfers, s->transfers, sizeof s->transfers);
+}
+
+void next_run(struct fx *f)
+{
+    f->n_ops = 0;
+    f->n_requests = 0;
 }

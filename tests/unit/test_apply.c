@@ -6,31 +6,6 @@
 
 #include "tests.h"
 
-/* The accounts and transfers as they were before a run. */
-struct snap {
-    struct core_account accounts[FX_ACCOUNTS];
-    struct core_transfer transfers[FX_TRANSFERS];
-};
-
-static void take_snap(const struct fx *f, struct snap *s)
-{
-    memcpy(s->accounts, f->accounts, sizeof s->accounts);
-    memcpy(s->transfers, f->transfers, sizeof s->transfers);
-}
-
-static void assert_unchanged(const struct fx *f, const struct snap *s)
-{
-    assert_memory_equal(f->accounts, s->accounts, sizeof s->accounts);
-    assert_memory_equal(f->transfers, s->transfers, sizeof s->transfers);
-}
-
-/* Forget the ops and requests of the last run; keep accounts and transfers. */
-static void next_run(struct fx *f)
-{
-    f->n_ops = 0;
-    f->n_requests = 0;
-}
-
 /* Runs a single op in its own batch and returns its status; the batch must
  * change nothing unless the op succeeded. */
 static enum status run_one(struct fx *f, const struct core_op *op)

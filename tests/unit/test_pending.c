@@ -11,31 +11,6 @@
 #define E18 ((i128)1000000000000000000LL)
 #define SEC INT64_C(1000000)
 
-/* The accounts and transfers as they were before a run. */
-struct snap {
-    struct core_account accounts[FX_ACCOUNTS];
-    struct core_transfer transfers[FX_TRANSFERS];
-};
-
-static void take_snap(const struct fx *f, struct snap *s)
-{
-    memcpy(s->accounts, f->accounts, sizeof s->accounts);
-    memcpy(s->transfers, f->transfers, sizeof s->transfers);
-}
-
-static void assert_unchanged(const struct fx *f, const struct snap *s)
-{
-    assert_memory_equal(f->accounts, s->accounts, sizeof s->accounts);
-    assert_memory_equal(f->transfers, s->transfers, sizeof s->transfers);
-}
-
-/* Forget the ops and requests of the last run; keep accounts and transfers. */
-static void next_run(struct fx *f)
-{
-    f->n_ops = 0;
-    f->n_requests = 0;
-}
-
 /* Runs the ops added since next_run in one non-atomic request and returns
  * the status of op; a failed op or a replay must change nothing. */
 static enum status run_one(struct fx *f, const struct core_op *op)

@@ -88,4 +88,16 @@ void check_entry(const struct core_entry *got, const struct core_entry *want, co
 #define assert_entry(got, ...)                                                                     \
     check_entry((got), &(const struct core_entry){__VA_ARGS__}, __FILE__, __LINE__)
 
+/* The accounts and transfers as they were before a run. */
+struct snap {
+    struct core_account accounts[FX_ACCOUNTS];
+    struct core_transfer transfers[FX_TRANSFERS];
+};
+
+void take_snap(const struct fx *f, struct snap *s);
+/* Asserts that accounts and transfers are byte for byte as in s. */
+void assert_unchanged(const struct fx *f, const struct snap *s);
+/* Forget the ops and requests of the last run; keep accounts and transfers. */
+void next_run(struct fx *f);
+
 #endif
