@@ -92,6 +92,10 @@ struct core_transfer {
     bool pending_dirty; /* its pending state changed in this batch */
 };
 
+/* "posted", "pending", "voided", "expired": the API's status and the
+ * store's state column. */
+const char *transfer_state_name(enum transfer_state s);
+
 enum entry_kind {
     ENTRY_POSTED = 1,
     ENTRY_PENDING = 2,
@@ -99,6 +103,9 @@ enum entry_kind {
     ENTRY_VOID_PENDING = 4,
     ENTRY_EXPIRE_PENDING = 5,
 };
+
+/* "posted", "pending", "post_pending", ...: the API's and the journal's name. */
+const char *entry_kind_name(enum entry_kind k);
 
 /* One change of one account's state. */
 struct core_entry {

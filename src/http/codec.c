@@ -306,21 +306,6 @@ json_t *codec_account(const struct store_account *a)
     return o;
 }
 
-static const char *transfer_state_name(enum transfer_state s)
-{
-    switch (s) {
-    case TRANSFER_POSTED:
-        return "posted";
-    case TRANSFER_PENDING:
-        return "pending";
-    case TRANSFER_VOIDED:
-        return "voided";
-    case TRANSFER_EXPIRED:
-        return "expired";
-    }
-    return "posted";
-}
-
 json_t *codec_cost(const struct core_cost *c)
 {
     json_t *o = json_object();

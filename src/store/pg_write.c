@@ -391,23 +391,6 @@ enum store_result store_batch_load(PGconn *conn, const struct store_batch_reads 
 
 /* ---- round trip 2 ---- */
 
-static const char *entry_kind_name(enum entry_kind k)
-{
-    switch (k) {
-    case ENTRY_POSTED:
-        return "posted";
-    case ENTRY_PENDING:
-        return "pending";
-    case ENTRY_POST_PENDING:
-        return "post_pending";
-    case ENTRY_VOID_PENDING:
-        return "void_pending";
-    case ENTRY_EXPIRE_PENDING:
-        return "expire_pending";
-    }
-    LEDGER_ASSERT(!"unknown entry kind");
-}
-
 /* A multi-row statement's parameters: one array literal per column. */
 struct columns {
     struct sbuf col[16];
@@ -516,21 +499,6 @@ static void journal_columns(const struct store_batch_writes *w, struct columns *
     }
 }
 
-static const char *state_name(enum transfer_state s)
-{
-    switch (s) {
-    case TRANSFER_PENDING:
-        return "pending";
-    case TRANSFER_POSTED:
-        return "posted";
-    case TRANSFER_VOIDED:
-        return "voided";
-    case TRANSFER_EXPIRED:
-        return "expired";
-    }
-    LEDGER_ASSERT(!"unknown transfer state");
-}
-
 static void pending_columns(const struct store_batch_writes *w, struct columns *c)
 {
     columns_init(c, 8);
@@ -539,7 +507,7 @@ static void pending_columns(const struct store_batch_writes *w, struct columns *
         columns_row(c);
         put_i64_or_null(&c->col[0], t->id == 0, t->id);
         sbuf_put_quoted(&c->col[1], w->pending[i].ext_id);
-        sbuf_puts(&c->col[2], state_name(t->state));
+        sbuf_puts(&c->col[2], transfer_state_name(t->state));
         put_i64_or_null(&c->col[3], t->deadline_us == TIME_NONE, t->deadline_us);
         if (t->settled)
             sbuf_put_amount(&c->col[4], t->posted_amount);

@@ -140,23 +140,6 @@ void fx_run(struct fx *f)
     assert_true(core_entries_balanced(&f->b));
 }
 
-static const char *kind_name(enum entry_kind k)
-{
-    switch (k) {
-    case ENTRY_POSTED:
-        return "posted";
-    case ENTRY_PENDING:
-        return "pending";
-    case ENTRY_POST_PENDING:
-        return "post_pending";
-    case ENTRY_VOID_PENDING:
-        return "void_pending";
-    case ENTRY_EXPIRE_PENDING:
-        return "expire_pending";
-    }
-    return "?";
-}
-
 void check_entry(const struct core_entry *got, const struct core_entry *want, const char *file,
                  int line)
 {
@@ -179,7 +162,8 @@ void check_entry(const struct core_entry *got, const struct core_entry *want, co
     CHECK_INT(transfer)
     CHECK_INT(seq)
     if (got->kind != want->kind) {
-        print_error("entry.kind: got %s, want %s\n", kind_name(got->kind), kind_name(want->kind));
+        print_error("entry.kind: got %s, want %s\n", entry_kind_name(got->kind),
+                    entry_kind_name(want->kind));
         ok = false;
     }
     CHECK_I128(amount)
@@ -212,4 +196,13 @@ void next_run(struct fx *f)
 {
     f->n_ops = 0;
     f->n_requests = 0;
+}
+
+void expect_statuses(const struct fx *f, const enum status *want, int n)
+{
+    assert_int_equal(f->n_ops, n);
+    for (int i = 0; i < n; i++)
+        if (f->ops[i].status != want[i])
+            fail_msg("op %d: status %s, want %s", i, status_code(f->ops[i].status),
+                     status_code(want[i]));
 }

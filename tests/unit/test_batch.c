@@ -7,19 +7,6 @@
 
 #include "tests.h"
 
-static void expect_statuses(const struct fx *f, const enum status *want, int n)
-{
-    assert_int_equal(f->n_ops, n);
-    for (int i = 0; i < n; i++)
-        if (f->ops[i].status != want[i])
-            fail_msg("op %d: status %s, want %s", i, status_code(f->ops[i].status),
-                     status_code(want[i]));
-}
-
-#define EXPECT_STATUSES(f, ...)                                                                    \
-    expect_statuses((f), (const enum status[]){__VA_ARGS__},                                       \
-                    (int)(sizeof((const enum status[]){__VA_ARGS__}) / sizeof(enum status)))
-
 /* Each account's entries carry seq previous + 1 and balance previous +
  * amount, starting from the given state; the account ends at its last entry. */
 static void check_entry_chains(const struct fx *f, const struct core_account *before)

@@ -114,19 +114,6 @@ static void track(struct fx *f, int a, const char *c1, const char *c2)
         strcpy(c->currency[c->n++], c2);
 }
 
-static void expect_statuses(const struct fx *f, const enum status *want, int n)
-{
-    assert_int_equal(f->n_ops, n);
-    for (int i = 0; i < n; i++)
-        if (f->ops[i].status != want[i])
-            fail_msg("op %d: status %s, want %s", i, status_code(f->ops[i].status),
-                     status_code(want[i]));
-}
-
-#define EXPECT_STATUSES(f, ...)                                                                    \
-    expect_statuses((f), (const enum status[]){__VA_ARGS__},                                       \
-                    (int)(sizeof((const enum status[]){__VA_ARGS__}) / sizeof(enum status)))
-
 static const char *kind_name(enum op_kind k)
 {
     return k == OP_POST ? "post" : k == OP_VOID ? "void" : k == OP_EXPIRE ? "expire" : "transfer";

@@ -100,4 +100,10 @@ void assert_unchanged(const struct fx *f, const struct snap *s);
 /* Forget the ops and requests of the last run; keep accounts and transfers. */
 void next_run(struct fx *f);
 
+/* Asserts the statuses of all ops of the last run, in order. */
+void expect_statuses(const struct fx *f, const enum status *want, int n);
+#define EXPECT_STATUSES(f, ...)                                                                    \
+    expect_statuses((f), (const enum status[]){__VA_ARGS__},                                       \
+                    (int)(sizeof((const enum status[]){__VA_ARGS__}) / sizeof(enum status)))
+
 #endif
