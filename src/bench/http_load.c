@@ -225,12 +225,17 @@ int http_load_run(const struct http_load *cfg, struct result *out)
     uint64_t *backlog_at = NULL;
     size_t backlog_cap = 0, backlog_head = 0;
     int running = 0;
+    /* Counted here, not taken from curl_multi_perform: when group commit
+     * answers every connection at once, perform reports 0 running just
+     * before the loop below adds them all again. */
+    int in_flight = 0;
     uint64_t last_rss = 0;
 
     if (!open_loop)
         for (int i = 0; i < n_conns; i++) {
             prepare(&l, &conns[i], now_ns());
             curl_multi_add_handle(multi, conns[i].easy);
+            in_flight++;
         }
     for (;;) {
         uint64_t now = now_ns();
@@ -250,6 +255,7 @@ int http_load_run(const struct http_load *cfg, struct result *out)
             prepare(&l, &conns[i], backlog_at[backlog_head++]);
             backlog--;
             curl_multi_add_handle(multi, conns[i].easy);
+            in_flight++;
         }
         curl_multi_perform(multi, &running);
         CURLMsg *msg;
@@ -261,11 +267,13 @@ int http_load_run(const struct http_load *cfg, struct result *out)
             curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&c);
             CURLcode rc = msg->data.result;
             curl_multi_remove_handle(multi, c->easy);
+            in_flight--;
             finish(&l, c, rc);
             if (!open_loop && now_ns() < end &&
                 (cfg->max_requests == 0 || l.sent < cfg->max_requests)) {
                 prepare(&l, c, now_ns());
                 curl_multi_add_handle(multi, c->easy);
+                in_flight++;
             }
         }
         if (cfg->rss_pid && now - last_rss > 200000000ULL) {
@@ -275,7 +283,7 @@ int http_load_run(const struct http_load *cfg, struct result *out)
             last_rss = now;
         }
         now = now_ns();
-        bool pending_work = running > 0 || (open_loop && (now < end || backlog > 0));
+        bool pending_work = in_flight > 0 || (open_loop && (now < end || backlog > 0));
         if (!pending_work)
             break;
         int timeout_ms = 1;
