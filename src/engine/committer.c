@@ -8,8 +8,8 @@
  *    reply, in this one place.
  *  - Accounts are locked in ext_id order (store); transfer ids are read
  *    after the locks are held, in a new statement.
- *  - Retryable SQLSTATEs (40001, 40P01, 23505 on a transfer id) roll back
- *    and run the whole batch again from fresh state.
+ *  - Retryable SQLSTATEs (40001, 40P01, 53200, 23505 on a transfer id)
+ *    roll back and run the whole batch again from fresh state.
  *  - If the connection breaks after COMMIT was sent, the outcome is looked
  *    up on a new connection before anyone is answered.
  */
@@ -400,6 +400,10 @@ static void batch_run(struct committer *c, struct batch *b)
         if (r == STORE_RETRY) {
             metrics_retry();
             log_debug("retrying batch of %d transfers after SQLSTATE %s", b->n_ops, err.sqlstate);
+            /* What made it retryable (a lock table full, a deadlock) is
+             * other sessions' doing: give them time to finish. */
+            if (attempt > 0)
+                usleep((useconds_t)attempt * 2000);
             continue;
         }
         log_error("could not commit batch of %d transfers: %s%s%s", b->n_ops, err.message,

@@ -3,9 +3,9 @@
  *
  * Only the engine's committer calls these, on its own connection:
  *
- *   round trip 1: BEGIN; lock the batch's accounts (advisory locks in
- *                 ext_id order); read them; read which transfer ids
- *                 exist; Sync
+ *   round trip 1: BEGIN; lock the batch's accounts (a batch-wide lock,
+ *                 then advisory locks in ext_id order); read them; read
+ *                 which transfer ids exist; Sync
  *   (core judges the batch)
  *   round trip 2: insert transfers + entries; record pending states; write
  *                 back the touched accounts; COMMIT; Sync
@@ -33,6 +33,18 @@
  * all take these locks. A hash collision only serialises two accounts. */
 #define SQL_LOCK_ACCOUNTS                                                                          \
     "SELECT pg_advisory_xact_lock(hashtextextended(x, 0)) FROM unnest($1::text[]) x"
+
+/* Every advisory lock takes a slot in PostgreSQL's shared lock table
+ * (max_locks_per_transaction x max_connections slots for all sessions), and
+ * a batch request may name 16,380 accounts. So every batch first takes one
+ * batch-wide lock: shared when it then locks its accounts one by one,
+ * exclusive (and nothing else) when it names more than LOCKED_ACCOUNTS_MAX
+ * accounts. A big batch then holds one slot and still excludes every other
+ * batch of every process. The two-int key space cannot meet the one-bigint
+ * keys of the account locks. */
+#define LOCKED_ACCOUNTS_MAX 1024
+#define SQL_LOCK_SHARED     "SELECT pg_advisory_xact_lock_shared(1818584167, 1)"
+#define SQL_LOCK_EXCLUSIVE  "SELECT pg_advisory_xact_lock(1818584167, 1)"
 
 /* A new statement after the locks: its snapshot sees whatever the previous
  * holder of any of these locks committed. */
@@ -159,6 +171,8 @@ static const struct {
     const char *sql;
     int n_params;
 } statements[] = {
+    {"ledger_lock_shared", SQL_LOCK_SHARED, 0},
+    {"ledger_lock_exclusive", SQL_LOCK_EXCLUSIVE, 0},
     {"ledger_lock_accounts", SQL_LOCK_ACCOUNTS, 1},
     {"ledger_load_accounts", SQL_LOAD_ACCOUNTS, 1},
     {"ledger_load_transfers", SQL_LOAD_TRANSFERS, 1},
@@ -359,9 +373,12 @@ enum store_result store_batch_load(PGconn *conn, const struct store_batch_reads 
     ids_array(&acc, rd->account_ids, rd->n_accounts);
     ids_array(&xfer, rd->transfer_ids, rd->n_transfers);
     const char *acc_params[] = {acc.data}, *xfer_params[] = {xfer.data};
+    bool one_by_one = rd->n_accounts <= LOCKED_ACCOUNTS_MAX;
     pipeline_begin(conn);
     bool sent = PQsendQueryParams(conn, "BEGIN", 0, NULL, NULL, NULL, NULL, 0) == 1 &&
-                send_prepared(conn, "ledger_lock_accounts", 1, acc_params) &&
+                (one_by_one ? send_prepared(conn, "ledger_lock_shared", 0, NULL) &&
+                                  send_prepared(conn, "ledger_lock_accounts", 1, acc_params)
+                            : send_prepared(conn, "ledger_lock_exclusive", 0, NULL)) &&
                 send_prepared(conn, "ledger_load_accounts", 1, acc_params) &&
                 send_prepared(conn, "ledger_load_transfers", 1, xfer_params) &&
                 PQpipelineSync(conn) == 1 && pipeline_flush(conn);
@@ -374,15 +391,16 @@ enum store_result store_batch_load(PGconn *conn, const struct store_batch_reads 
         return r == STORE_OK ? STORE_FAILED : r;
     }
     PQclear(pipeline_expect(conn, PGRES_COMMAND_OK, &r, err));
-    PQclear(pipeline_expect(conn, PGRES_TUPLES_OK, &r, err));
-    PGresult *locked = pipeline_expect(conn, PGRES_TUPLES_OK, &r, err);
-    PGresult *loaded = pipeline_expect(conn, PGRES_TUPLES_OK, &r, err);
-    if (locked && loaded) {
-        accounts_from_rows(locked, rd->account_ids, rd->n_accounts, rd->accounts, rd->found);
-        transfers_from_rows(loaded, rd->transfer_ids, rd->n_transfers, rd->transfers);
+    for (int i = 0; i < (one_by_one ? 2 : 1); i++)
+        PQclear(pipeline_expect(conn, PGRES_TUPLES_OK, &r, err));
+    PGresult *accounts = pipeline_expect(conn, PGRES_TUPLES_OK, &r, err);
+    PGresult *transfers = pipeline_expect(conn, PGRES_TUPLES_OK, &r, err);
+    if (accounts && transfers) {
+        accounts_from_rows(accounts, rd->account_ids, rd->n_accounts, rd->accounts, rd->found);
+        transfers_from_rows(transfers, rd->transfer_ids, rd->n_transfers, rd->transfers);
     }
-    PQclear(locked);
-    PQclear(loaded);
+    PQclear(accounts);
+    PQclear(transfers);
     if (PQstatus(conn) == CONNECTION_OK && !pipeline_drain_to_sync(conn) && r == STORE_OK)
         r = STORE_FAILED;
     pipeline_end(conn);

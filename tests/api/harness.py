@@ -45,7 +45,8 @@ class Cluster:
     """A private PostgreSQL cluster on a Unix socket, run as an unprivileged
     user when the tests run as root."""
 
-    def __init__(self):
+    def __init__(self, options="-c max_connections=300"):
+        self.options = options
         self.dir = tempfile.mkdtemp(prefix="ledgerd-test-pg-")
         os.chmod(self.dir, 0o755)
         self.data = os.path.join(self.dir, "data")
@@ -69,7 +70,7 @@ class Cluster:
     def start(self):
         self._run([os.path.join(self.bindir, "pg_ctl"), "-D", self.data, "-w", "-l",
                    os.path.join(self.dir, "postgres.log"), "-o",
-                   "-k %s -c listen_addresses='' -c max_connections=300" % self.dir, "start"],
+                   "-k %s -c listen_addresses='' %s" % (self.dir, self.options), "start"],
                   quiet=True)
 
     def stop(self, mode="fast"):
@@ -146,8 +147,8 @@ class Ledgerd:
             self.terminate()
         os.unlink(self.log.name)
 
-    def client(self, token=None):
-        return Client(self.port, token)
+    def client(self, token=None, timeout=30):
+        return Client(self.port, token, timeout)
 
 
 class Client:

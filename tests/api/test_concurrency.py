@@ -194,5 +194,51 @@ class Concurrency(unittest.TestCase):
         self.assertLess(int(xact_after) - int(xact_before), transfers)
 
 
+class SmallLockTable(unittest.TestCase):
+    """Big batches must not need one lock-table slot per account: here the
+    whole cluster has about 420 slots and four concurrent batches name
+    1,200 accounts each, on two processes."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.pg = harness.Cluster("-c max_connections=20 -c max_locks_per_transaction=10")
+        cls.a = harness.Ledgerd(db=cls.pg.conninfo)
+        cls.b = harness.Ledgerd(db=cls.pg.conninfo)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.a.stop()
+        cls.b.stop()
+        cls.pg.destroy()
+
+    def test_concurrent_big_batches(self):
+        per_batch, batches = 600, 4
+
+        def create(i):
+            c = self.a.client()
+            for k in range(i * per_batch, (i + 1) * per_batch):
+                c.account("big-src-%d" % k, min_balance="-10")
+                c.account("big-dst-%d" % k)
+            c.close()
+
+        run_threads(batches, create)
+
+        def send(i):
+            c = (self.a if i % 2 else self.b).client(timeout=120)
+            items = [{"id": "big-%d" % k, "from": "big-src-%d" % k, "to": "big-dst-%d" % k,
+                      "amount": 3} for k in range(i * per_batch, (i + 1) * per_batch)]
+            status, resp = c.post("/v1/transfers/batch", {"transfers": items, "atomic": True})
+            self.assertEqual(status, 200, resp)
+            self.assertEqual({r["status"] for r in resp["results"]}, {"posted"})
+            c.close()
+
+        run_threads(batches, send)
+        _, total, _ = self.pg.psql("SELECT count(*) || ' ' || sum(balance) FROM ledger.accounts"
+                                   " WHERE ext_id LIKE 'big-dst-%'")
+        self.assertEqual(total, "%d %d" % (per_batch * batches, 3 * per_batch * batches))
+        code, out = harness.verify(self.pg.conninfo)
+        self.assertEqual(code, 0, out)
+
+
 if __name__ == "__main__":
     unittest.main()
