@@ -297,6 +297,7 @@ static bool committer_connect(struct committer *c)
         }
         c->prepared = true;
     }
+    store_refresh_plans(c->conn, &c->planned_ns);
     return true;
 }
 

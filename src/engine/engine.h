@@ -64,8 +64,9 @@ struct engine;
 struct committer {
     struct engine *e;
     pthread_t thread;
-    PGconn *conn;  /* no other thread touches it */
-    bool prepared; /* conn has the write path's statements prepared */
+    PGconn *conn;       /* no other thread touches it */
+    bool prepared;      /* conn has the write path's statements prepared */
+    int64_t planned_ns; /* store_refresh_plans */
 };
 
 struct engine {

@@ -36,11 +36,12 @@ static void sweep_done(struct engine_request *r)
 }
 
 /* Expires up to SWEEP_LIMIT due transfers; returns how many were due. */
-static int sweep_once(struct engine *e, PGconn **conn, char (*ids)[ID_LEN_MAX + 1],
-                      struct engine_op *ops)
+static int sweep_once(struct engine *e, PGconn **conn, int64_t *planned_ns,
+                      char (*ids)[ID_LEN_MAX + 1], struct engine_op *ops)
 {
     if (!store_ensure(conn, e->conninfo))
         return 0;
+    store_refresh_plans(*conn, planned_ns);
     int n = store_due_pending(*conn, SWEEP_LIMIT, ids);
     if (n <= 0)
         return 0;
@@ -70,12 +71,13 @@ static void *sweeper_main(void *arg)
 {
     struct engine *e = arg;
     PGconn *conn = NULL;
+    int64_t planned_ns = 0;
     char(*ids)[ID_LEN_MAX + 1] = calloc(SWEEP_LIMIT, sizeof *ids);
     struct engine_op *ops = calloc(SWEEP_LIMIT, sizeof *ops);
     pthread_mutex_lock(&e->lock);
     while (!e->sweeper_stopping && ids && ops) {
         pthread_mutex_unlock(&e->lock);
-        int due = sweep_once(e, &conn, ids, ops);
+        int due = sweep_once(e, &conn, &planned_ns, ids, ops);
         pthread_mutex_lock(&e->lock);
         if (due == SWEEP_LIMIT)
             continue; /* more are due right now */

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "core/assert.h"
 #include "pg_internal.h"
@@ -28,6 +29,17 @@ PGconn *store_connect(const char *conninfo, char *err, size_t errlen)
     PQclear(PQexec(conn, "SET statement_timeout = '30s'; SET jit = off;"
                          " SET plan_cache_mode = force_generic_plan"));
     return conn;
+}
+
+void store_refresh_plans(PGconn *conn, int64_t *planned_ns)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    int64_t now = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+    if (*planned_ns != 0 && now - *planned_ns < PLAN_REFRESH_NS)
+        return;
+    PQclear(PQexec(conn, "DISCARD PLANS"));
+    *planned_ns = now;
 }
 
 bool store_ensure(PGconn **conn, const char *conninfo)
@@ -55,7 +67,8 @@ int store_pool_init(struct store_pool *p, const char *conninfo, int size)
     p->size = size;
     p->conns = calloc((size_t)size, sizeof *p->conns);
     p->busy = calloc((size_t)size, sizeof *p->busy);
-    return p->conns && p->busy ? 0 : -1;
+    p->planned_ns = calloc((size_t)size, sizeof *p->planned_ns);
+    return p->conns && p->busy && p->planned_ns ? 0 : -1;
 }
 
 void store_pool_destroy(struct store_pool *p)
@@ -64,6 +77,7 @@ void store_pool_destroy(struct store_pool *p)
         PQfinish(p->conns[i]);
     free(p->conns);
     free(p->busy);
+    free(p->planned_ns);
     pthread_mutex_destroy(&p->lock);
     pthread_cond_destroy(&p->free_cond);
 }
@@ -92,6 +106,8 @@ PGconn *store_pool_get(struct store_pool *p)
         PQtransactionStatus(conn) != PQTRANS_IDLE)
         PQclear(PQexec(conn, "ROLLBACK"));
     bool ok = store_ensure(&conn, p->conninfo);
+    if (ok)
+        store_refresh_plans(conn, &p->planned_ns[slot]);
     pthread_mutex_lock(&p->lock);
     p->conns[slot] = conn;
     if (!ok) {

@@ -36,6 +36,15 @@ PGconn *store_connect(const char *conninfo, char *err, size_t errlen);
 /* True when conn is usable, reconnecting it in place if it broke. */
 bool store_ensure(PGconn **conn, const char *conninfo);
 
+/* Connections use generic plans, made from the table sizes of the moment
+ * and kept until something (usually autovacuum's ANALYZE) invalidates
+ * them: a plan made while a table was nearly empty may scan it where an
+ * index is now right. Callers call this before using a connection; every
+ * PLAN_REFRESH_NS it drops the plans, to be made again on their next use.
+ * *planned_ns starts at 0. */
+#define PLAN_REFRESH_NS (10 * 1000000000LL)
+void store_refresh_plans(PGconn *conn, int64_t *planned_ns);
+
 /* A fixed set of connections for the request threads (reads, account
  * creation, health checks). */
 struct store_pool {
@@ -44,6 +53,7 @@ struct store_pool {
     const char *conninfo;
     PGconn **conns;
     bool *busy;
+    int64_t *planned_ns; /* store_refresh_plans, per slot */
     int size;
 };
 

@@ -261,6 +261,74 @@ class QueryPlans(unittest.TestCase):
         self.assertLessEqual(scans[0]["Actual Rows"], 101)
 
 
+class PlansLedgerdUses(unittest.TestCase):
+    """ledgerd's own (generic, cached) plans: made while the journal was
+    empty, they must still be index probes once it has grown, without any
+    ANALYZE (autovacuum is off here), because ledgerd drops its plans every
+    PLAN_REFRESH_NS (10 s). auto_explain logs every plan ledgerd runs."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.pg = harness.Cluster("-c max_connections=50 -c autovacuum=off"
+                                 " -c session_preload_libraries=auto_explain"
+                                 " -c auto_explain.log_min_duration=0"
+                                 " -c auto_explain.log_analyze=on -c auto_explain.log_format=json")
+        cls.d = harness.Ledgerd(db=cls.pg.conninfo)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.d.stop()
+        cls.pg.destroy()
+
+    def plans_since(self, offset):
+        with open(os.path.join(self.pg.dir, "postgres.log")) as f:
+            f.seek(offset)
+            text = f.read()
+        plans, decoder = [], json.JSONDecoder()
+        for part in text.split(" plan:")[1:]:
+            start = part.find("{")
+            plans.append(decoder.raw_decode(part[start:].replace("\n\t", "\n"))[0])
+        return plans
+
+    def entries_scans(self, node, out):
+        if node.get("Relation Name") == "entries" and "Scan" in node["Node Type"]:
+            out.append(node)
+        for child in node.get("Plans", []):
+            self.entries_scans(child, out)
+        return out
+
+    def test_plans_stay_index_probes_as_the_journal_grows(self):
+        c = self.d.client(timeout=120)
+        c.account("world", min_balance=None)
+        c.account("long")
+        at = lambda: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 2))
+        # First plans, made on empty tables (two read connections at most).
+        for i in range(4):
+            self.assertEqual(c.transfer("first-%d" % i, "world", "long", 1)[0], 201)
+            self.assertEqual(c.get("/v1/accounts/long/entries?after_seq=0&limit=10")[0], 200)
+            self.assertEqual(c.get("/v1/accounts/long/balance?at=" + at())[0], 200)
+        for b in range(2):
+            items = [{"id": "grow-%d-%d" % (b, i), "from": "world", "to": "long", "amount": 1}
+                     for i in range(8190)]
+            status, _ = c.post("/v1/transfers/batch", {"transfers": items, "atomic": True})
+            self.assertEqual(status, 200)
+        time.sleep(10.5)
+        offset = os.path.getsize(os.path.join(self.pg.dir, "postgres.log"))
+        for i in range(4):
+            status, resp = c.get("/v1/accounts/long/entries?after_seq=8000&limit=100")
+            self.assertEqual((status, len(resp["entries"])), (200, 100))
+            status, resp = c.get("/v1/accounts/long/balance?at=" + at())
+            self.assertEqual((status, resp["balance"]), (200, str(16384 + i)))
+            self.assertEqual(c.transfer("last-%d" % i, "world", "long", 1)[0], 201)
+        scans = []
+        for plan in self.plans_since(offset):
+            scans += self.entries_scans(plan["Plan"], [])
+        self.assertGreaterEqual(len(scans), 8)
+        for scan in scans:
+            self.assertIn("Index", scan["Node Type"], scan)
+            self.assertLessEqual(scan["Actual Rows"], 101, scan)
+
+
 def postgres_pids(pg):
     """The postmaster of the test cluster and all its children."""
     with open(os.path.join(pg.data, "postmaster.pid")) as f:
