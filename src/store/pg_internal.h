@@ -36,49 +36,29 @@ void pg_parse_cost(const char *currencies, const char *values, struct core_cost 
 /* The columns and joins that load a transfer (table alias t) with its
  * balances after it and its pending state; pg_get_transfer reads them
  * starting at column col. */
-#define PG_TRANSFER_COLUMNS                                                                        \
-    "t.id, t.from_account_id, t.to_account_id, t.amount, t.currency, t.pending, t.from_seq,"       \
-    " t.to_seq, fe.balance, te.balance, " SQL_TS_TO_US("t.created_at") ", " SQL_TS_TO_US(          \
-        "t.effective_at") ", p.state, " SQL_TS_TO_US("p.deadline") ", p.posted_amount,"            \
-                                                                   " p.settle_from_seq, "          \
-                                                                   "p.settle_to_seq, "             \
-                                                                   "sfe.balance, "                 \
-                                                                   "ste.balance, " SQL_TS_TO_US(   \
-                                                                       "p.settled_at") ", "        \
-                                                                                       "t."        \
-                                                                                       "timeout_"  \
-                                                                                       "s,"        \
-                                                                                       " (SELECT " \
-                                                                                       "array_"    \
-                                                                                       "agg(k "    \
-                                                                                       "ORDER BY " \
-                                                                                       "k) FROM "  \
-                                                                                       "jsonb_"    \
-                                                                                       "object_"   \
-                                                                                       "keys(t."   \
-                                                                                       "unit_"     \
-                                                                                       "cost) k)," \
-                                                                                       " (SELECT " \
-                                                                                       "array_"    \
-                                                                                       "agg(t."    \
-                                                                                       "unit_"     \
-                                                                                       "cost ->> " \
-                                                                                       "k ORDER "  \
-                                                                                       "BY k) "    \
-                                                                                       "FROM "     \
-                                                                                       "jsonb_"    \
-                                                                                       "object_"   \
-                                                                                       "keys(t."   \
-                                                                                       "unit_"     \
-                                                                                       "cost) k)"
-#define PG_TRANSFER_JOINS                                                                          \
-    " JOIN ledger.entries fe ON fe.account_id = t.from_account_id AND fe.seq = t.from_seq"         \
-    " JOIN ledger.entries te ON te.account_id = t.to_account_id AND te.seq = t.to_seq"             \
-    " LEFT JOIN ledger.pending_transfers p ON p.transfer_id = t.id"                                \
-    " LEFT JOIN ledger.entries sfe ON sfe.account_id = t.from_account_id"                          \
-    "  AND sfe.seq = p.settle_from_seq"                                                            \
-    " LEFT JOIN ledger.entries ste ON ste.account_id = t.to_account_id"                            \
-    "  AND ste.seq = p.settle_to_seq"
+/* clang-format off */
+#define PG_TRANSFER_COLUMNS                                                    \
+    "t.id, t.from_account_id, t.to_account_id, t.amount, t.currency,"          \
+    " t.pending, t.from_seq, t.to_seq, fe.balance, te.balance, "               \
+    SQL_TS_TO_US("t.created_at") ", " SQL_TS_TO_US("t.effective_at") ","       \
+    " p.state, " SQL_TS_TO_US("p.deadline") ", p.posted_amount,"               \
+    " p.settle_from_seq, p.settle_to_seq, sfe.balance, ste.balance, "          \
+    SQL_TS_TO_US("p.settled_at") ", t.timeout_s,"                              \
+    " (SELECT array_agg(k ORDER BY k)"                                         \
+    "   FROM jsonb_object_keys(t.unit_cost) k),"                               \
+    " (SELECT array_agg(t.unit_cost ->> k ORDER BY k)"                         \
+    "   FROM jsonb_object_keys(t.unit_cost) k)"
+#define PG_TRANSFER_JOINS                                                      \
+    " JOIN ledger.entries fe"                                                  \
+    "  ON fe.account_id = t.from_account_id AND fe.seq = t.from_seq"           \
+    " JOIN ledger.entries te"                                                  \
+    "  ON te.account_id = t.to_account_id AND te.seq = t.to_seq"               \
+    " LEFT JOIN ledger.pending_transfers p ON p.transfer_id = t.id"            \
+    " LEFT JOIN ledger.entries sfe"                                            \
+    "  ON sfe.account_id = t.from_account_id AND sfe.seq = p.settle_from_seq"  \
+    " LEFT JOIN ledger.entries ste"                                            \
+    "  ON ste.account_id = t.to_account_id AND ste.seq = p.settle_to_seq"
+/* clang-format on */
 void pg_get_transfer(const PGresult *res, int row, int col, struct core_transfer *t);
 
 /* Parses a numeric(39,0) column; aborts through LEDGER_ASSERT if the

@@ -46,19 +46,20 @@
 #define SQL_LOCK_SHARED     "SELECT pg_advisory_xact_lock_shared(1818584167, 1)"
 #define SQL_LOCK_EXCLUSIVE  "SELECT pg_advisory_xact_lock(1818584167, 1)"
 
+/* clang-format off */
+
 /* A new statement after the locks: its snapshot sees whatever the previous
  * holder of any of these locks committed. */
-#define SQL_LOAD_ACCOUNTS                                                                          \
-    "SELECT id, ext_id, currency, min_balance, balance, pending_out, pending_in, "                 \
-    "seq, " SQL_TS_TO_US(                                                                          \
-        "last_effective_at") ", cost_currencies,"                                                  \
-                             " CASE WHEN cardinality(cost_currencies) > 0"                         \
-                             "  THEN ARRAY(SELECT avg_cost ->> c FROM unnest(cost_currencies) c) " \
-                             "END FROM ledger.accounts"                                            \
-                             " WHERE ext_id = ANY($1::text[]) ORDER BY ext_id"
+#define SQL_LOAD_ACCOUNTS                                                      \
+    "SELECT id, ext_id, currency, min_balance, balance, pending_out,"          \
+    " pending_in, seq, " SQL_TS_TO_US("last_effective_at") ", cost_currencies,"\
+    " CASE WHEN cardinality(cost_currencies) > 0"                              \
+    "  THEN ARRAY(SELECT avg_cost ->> c FROM unnest(cost_currencies) c) END"   \
+    " FROM ledger.accounts WHERE ext_id = ANY($1::text[]) ORDER BY ext_id"
 
-#define SQL_LOAD_TRANSFERS                                                                         \
-    "SELECT t.ext_id, " PG_TRANSFER_COLUMNS " FROM ledger.transfers t" PG_TRANSFER_JOINS           \
+#define SQL_LOAD_TRANSFERS                                                     \
+    "SELECT t.ext_id, " PG_TRANSFER_COLUMNS                                    \
+    " FROM ledger.transfers t" PG_TRANSFER_JOINS                               \
     " WHERE t.ext_id = ANY($1::text[]) ORDER BY t.ext_id"
 
 /* The whole journal write of a batch in one statement: new transfers,
@@ -66,105 +67,53 @@
  * batch find their internal id by ext_id among the rows just inserted;
  * older transfers (settlements) come with their id. $1..$13 transfers,
  * $14..$26 entries, $27..$34 pending states. */
-#define SQL_WRITE_JOURNAL                                                                          \
-    "WITH t AS (INSERT INTO ledger.transfers (ext_id, from_account_id, to_account_id,"             \
-    " amount, currency, pending, from_seq, to_seq, metadata, effective_at, created_at,"            \
-    " timeout_s, unit_cost)"                                                                       \
-    " SELECT x, f, tt, a, cur, p, fs, ts, m::jsonb, " SQL_US_TO_TS("eff") ", " SQL_US_TO_TS(       \
-        "cre") ", tmo, uc::jsonb FROM unnest($1::text[], $2::bigint[],"                            \
-               " $3::bigint[], $4::numeric[], $5::text[], $6::bool[], $7::bigint[], $8::bigint[]," \
-               " $9::text[], $10::bigint[], $11::bigint[], $12::bigint[], $13::text[])"            \
-               " AS u(x, f, tt, a, cur, p, fs, ts, m, eff, cre, tmo, uc)"                          \
-               " RETURNING id, ext_id),"                                                           \
-               " e AS (INSERT INTO ledger.entries (account_id, seq, transfer_id, kind, amount,"    \
-               " pending_change, balance, pending_out, pending_in, effective_at, created_at, "     \
-               "avg_cost)"                                                                         \
-               " SELECT e.acc, e.seq, coalesce(e.tid, t.id), e.kind::ledger.entry_kind, e.a, "     \
-               "e.pc,"                                                                             \
-               " e.b, e.po, e.pi, " SQL_US_TO_TS("e.eff") ", " SQL_US_TO_TS(                       \
-                   "e.cre") ", e.ac::jsonb"                                                        \
-                            " FROM unnest($14::bigint[], $15::bigint[], $16::bigint[], "           \
-                            "$17::text[], $18::text[],"                                            \
-                            " $19::numeric[], $20::numeric[], $21::numeric[], $22::numeric[], "    \
-                            "$23::numeric[],"                                                      \
-                            " $24::bigint[], $25::bigint[], $26::text[])"                          \
-                            " AS e(acc, seq, tid, x, kind, a, pc, b, po, pi, eff, cre, ac)"        \
-                            " LEFT JOIN t ON e.tid IS NULL AND t.ext_id = e.x)"                    \
-                            " INSERT INTO ledger.pending_transfers AS p (transfer_id, state, "     \
-                            "deadline, posted_amount,"                                             \
-                            " settle_from_seq, settle_to_seq, settled_at)"                         \
-                            " SELECT coalesce(u.tid, t.id), u.st, " SQL_US_TO_TS(                  \
-                                "u.dl") ", u.pa, u.sfs, u.sts, " SQL_US_TO_TS("u.sat") " FROM "    \
-                                                                                       "unnest($"  \
-                                                                                       "27::"      \
-                                                                                       "bigint[]," \
-                                                                                       " $28::"    \
-                                                                                       "text[], "  \
-                                                                                       "$29::"     \
-                                                                                       "text[], "  \
-                                                                                       "$30::"     \
-                                                                                       "bigint[]," \
-                                                                                       " $31::"    \
-                                                                                       "numeric[]" \
-                                                                                       ", "        \
-                                                                                       "$32::"     \
-                                                                                       "bigint[]," \
-                                                                                       " $33::"    \
-                                                                                       "bigint[]," \
-                                                                                       " $34::"    \
-                                                                                       "bigint[])" \
-                                                                                       " AS "      \
-                                                                                       "u(tid, "   \
-                                                                                       "x, st, "   \
-                                                                                       "dl, pa, "  \
-                                                                                       "sfs, "     \
-                                                                                       "sts, "     \
-                                                                                       "sat) "     \
-                                                                                       "LEFT "     \
-                                                                                       "JOIN t "   \
-                                                                                       "ON u.tid " \
-                                                                                       "IS NULL "  \
-                                                                                       "AND "      \
-                                                                                       "t.ext_id " \
-                                                                                       "= u.x"     \
-                                                                                       " ON "      \
-                                                                                       "CONFLICT " \
-                                                                                       "(transfer" \
-                                                                                       "_id) DO "  \
-                                                                                       "UPDATE "   \
-                                                                                       "SET "      \
-                                                                                       "state = "  \
-                                                                                       "excluded." \
-                                                                                       "state,"    \
-                                                                                       " posted_"  \
-                                                                                       "amount = " \
-                                                                                       "excluded." \
-                                                                                       "posted_"   \
-                                                                                       "amount, "  \
-                                                                                       "settle_"   \
-                                                                                       "from_seq " \
-                                                                                       "= "        \
-                                                                                       "excluded." \
-                                                                                       "settle_"   \
-                                                                                       "from_seq," \
-                                                                                       " settle_"  \
-                                                                                       "to_seq = " \
-                                                                                       "excluded." \
-                                                                                       "settle_"   \
-                                                                                       "to_seq, "  \
-                                                                                       "settled_"  \
-                                                                                       "at = "     \
-                                                                                       "excluded." \
-                                                                                       "settled_"  \
-                                                                                       "at"
+#define SQL_WRITE_JOURNAL                                                      \
+    "WITH t AS ("                                                              \
+    " INSERT INTO ledger.transfers (ext_id, from_account_id, to_account_id,"   \
+    "  amount, currency, pending, from_seq, to_seq, metadata, effective_at,"   \
+    "  created_at, timeout_s, unit_cost)"                                      \
+    " SELECT x, f, tt, a, cur, p, fs, ts, m::jsonb, "                          \
+    "  " SQL_US_TO_TS("eff") ", " SQL_US_TO_TS("cre") ", tmo, uc::jsonb"       \
+    " FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::numeric[],"      \
+    "  $5::text[], $6::bool[], $7::bigint[], $8::bigint[], $9::text[],"        \
+    "  $10::bigint[], $11::bigint[], $12::bigint[], $13::text[])"              \
+    "  AS u(x, f, tt, a, cur, p, fs, ts, m, eff, cre, tmo, uc)"                \
+    " RETURNING id, ext_id),"                                                  \
+    "e AS ("                                                                   \
+    " INSERT INTO ledger.entries (account_id, seq, transfer_id, kind, amount," \
+    "  pending_change, balance, pending_out, pending_in, effective_at,"        \
+    "  created_at, avg_cost)"                                                  \
+    " SELECT e.acc, e.seq, coalesce(e.tid, t.id), e.kind::ledger.entry_kind,"  \
+    "  e.a, e.pc, e.b, e.po, e.pi, "                                           \
+    "  " SQL_US_TO_TS("e.eff") ", " SQL_US_TO_TS("e.cre") ", e.ac::jsonb"      \
+    " FROM unnest($14::bigint[], $15::bigint[], $16::bigint[], $17::text[],"   \
+    "  $18::text[], $19::numeric[], $20::numeric[], $21::numeric[],"           \
+    "  $22::numeric[], $23::numeric[], $24::bigint[], $25::bigint[],"          \
+    "  $26::text[])"                                                           \
+    "  AS e(acc, seq, tid, x, kind, a, pc, b, po, pi, eff, cre, ac)"           \
+    " LEFT JOIN t ON e.tid IS NULL AND t.ext_id = e.x)"                        \
+    "INSERT INTO ledger.pending_transfers AS p (transfer_id, state, deadline," \
+    " posted_amount, settle_from_seq, settle_to_seq, settled_at)"              \
+    " SELECT coalesce(u.tid, t.id), u.st, " SQL_US_TO_TS("u.dl") ", u.pa,"     \
+    "  u.sfs, u.sts, " SQL_US_TO_TS("u.sat")                                   \
+    " FROM unnest($27::bigint[], $28::text[], $29::text[], $30::bigint[],"     \
+    "  $31::numeric[], $32::bigint[], $33::bigint[], $34::bigint[])"           \
+    "  AS u(tid, x, st, dl, pa, sfs, sts, sat)"                                \
+    " LEFT JOIN t ON u.tid IS NULL AND t.ext_id = u.x"                         \
+    " ON CONFLICT (transfer_id) DO UPDATE SET state = excluded.state,"         \
+    "  posted_amount = excluded.posted_amount,"                                \
+    "  settle_from_seq = excluded.settle_from_seq,"                            \
+    "  settle_to_seq = excluded.settle_to_seq, settled_at = excluded.settled_at"
 
-#define SQL_WRITE_ACCOUNTS                                                                         \
-    "UPDATE ledger.accounts a SET balance = u.b, pending_out = u.po, pending_in = u.pi,"           \
-    " seq = u.seq, last_effective_at = " SQL_US_TO_TS(                                             \
-        "u.eff") ", avg_cost = u.ac::jsonb"                                                        \
-                 " FROM unnest($1::bigint[], $2::numeric[], $3::numeric[], $4::numeric[], "        \
-                 "$5::bigint[],"                                                                   \
-                 " $6::bigint[], $7::text[]) AS u(id, b, po, pi, seq, eff, ac) WHERE a.id = u.id"
+#define SQL_WRITE_ACCOUNTS                                                     \
+    "UPDATE ledger.accounts a SET balance = u.b, pending_out = u.po,"          \
+    " pending_in = u.pi, seq = u.seq,"                                         \
+    " last_effective_at = " SQL_US_TO_TS("u.eff") ", avg_cost = u.ac::jsonb"   \
+    " FROM unnest($1::bigint[], $2::numeric[], $3::numeric[], $4::numeric[],"  \
+    "  $5::bigint[], $6::bigint[], $7::text[]) AS u(id, b, po, pi, seq, eff, ac)"\
+    " WHERE a.id = u.id"
+
+/* clang-format on */
 
 static const struct {
     const char *name;
