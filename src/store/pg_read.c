@@ -166,22 +166,40 @@ int store_get_account(PGconn *conn, const char *ext_id, struct store_account *ou
     return r;
 }
 
+/* clang-format off */
+
+/* One probe of entries_as_of; the LEFT JOIN keeps "no entry yet" apart
+ * from "no such account". */
+#define SQL_BALANCE_AT                                                         \
+    "SELECT e.balance, e.seq, coalesce(e.avg_cost,"                            \
+    "  (SELECT jsonb_object_agg(c, '0.000000000000000000')"                    \
+    "   FROM unnest(a.cost_currencies) c))"                                    \
+    " FROM ledger.accounts a"                                                  \
+    " LEFT JOIN LATERAL (SELECT balance, seq, avg_cost FROM ledger.entries"    \
+    "  WHERE account_id = a.id"                                                \
+    "   AND effective_at <= " SQL_US_TO_TS("$2::bigint")                       \
+    "  ORDER BY effective_at DESC, seq DESC LIMIT 1) e ON true"                \
+    " WHERE a.ext_id = $1"
+
+#define SQL_LIST_ENTRIES                                                       \
+    "SELECT a.id, e.seq, t.ext_id, e.kind, e.amount, e.pending_change,"        \
+    " e.balance, e.pending_out, e.pending_in, e.avg_cost, "                    \
+    SQL_TS_TO_US("e.effective_at") ", " SQL_TS_TO_US("e.created_at")           \
+    " FROM ledger.accounts a"                                                  \
+    " LEFT JOIN LATERAL (SELECT * FROM ledger.entries"                         \
+    "  WHERE account_id = a.id AND seq > $2::bigint"                           \
+    "  ORDER BY seq LIMIT $3::int) e ON true"                                  \
+    " LEFT JOIN ledger.transfers t ON t.id = e.transfer_id"                    \
+    " WHERE a.ext_id = $1 ORDER BY e.seq"
+
+/* clang-format on */
+
 int store_balance_at(PGconn *conn, const char *ext_id, int64_t at_us, struct store_balance_at *out)
 {
     char at[24];
     snprintf(at, sizeof at, "%lld", (long long)at_us);
     const char *params[] = {ext_id, at};
-    /* One probe of entries_as_of; the LEFT JOIN keeps "no entry yet"
-     * apart from "no such account". */
-    PGresult *res = exec_read(
-        conn, "ledger_balance_at",
-        "SELECT e.balance, e.seq, coalesce(e.avg_cost, (SELECT jsonb_object_agg(c,"
-        " '0.000000000000000000') FROM unnest(a.cost_currencies) c)) FROM ledger.accounts a"
-        " LEFT JOIN LATERAL (SELECT balance, seq, avg_cost FROM ledger.entries"
-        "  WHERE account_id = a.id AND effective_at <= " SQL_US_TO_TS(
-            "$2::bigint") "  ORDER BY effective_at DESC, seq DESC LIMIT 1) e ON true"
-                          " WHERE a.ext_id = $1",
-        2, params);
+    PGresult *res = exec_read(conn, "ledger_balance_at", SQL_BALANCE_AT, 2, params);
     int r = -1;
     if (PQresultStatus(res) == PGRES_TUPLES_OK) {
         r = PQntuples(res) == 1;
@@ -210,21 +228,7 @@ int store_list_entries(PGconn *conn, const char *ext_id, int64_t after_seq, int 
     snprintf(after, sizeof after, "%lld", (long long)after_seq);
     snprintf(lim, sizeof lim, "%d", limit + 1);
     const char *params[] = {ext_id, after, lim};
-    PGresult *res = exec_read(
-        conn, "ledger_list_entries",
-        "SELECT a.id, e.seq, t.ext_id, e.kind, e.amount, e.pending_change, e.balance,"
-        " e.pending_out, e.pending_in, e.avg_cost, " SQL_TS_TO_US(
-            "e.effective_at") ", " SQL_TS_TO_US("e.created_at") " FROM ledger.accounts a"
-                                                                " LEFT JOIN LATERAL (SELECT * FROM "
-                                                                "ledger.entries WHERE account_id = "
-                                                                "a.id"
-                                                                "  AND seq > $2::bigint ORDER BY "
-                                                                "seq LIMIT $3::int) e ON true"
-                                                                " LEFT JOIN ledger.transfers t ON "
-                                                                "t.id = e.transfer_id"
-                                                                " WHERE a.ext_id = $1 ORDER BY "
-                                                                "e.seq",
-        3, params);
+    PGresult *res = exec_read(conn, "ledger_list_entries", SQL_LIST_ENTRIES, 3, params);
     int r = -1;
     *out = NULL;
     *n_out = 0;
