@@ -172,8 +172,7 @@ static int batch_apply(struct batch *b)
         for (int i = 0; i < r->n_ops; i++, k++) {
             const struct engine_op *op = b->ops[k];
             struct core_op *c = &b->core_ops[k];
-            memset(c, 0, sizeof *c);
-            c->kind = op->kind;
+            *c = op->core;
             c->transfer = slot_of(b->transfer_ids, b->n_transfers, op->id);
             c->from_id = op->from;
             c->to_id = op->to;
@@ -181,21 +180,9 @@ static int batch_apply(struct batch *b)
             int to = slot_of(b->account_ids, b->n_accounts, op->to);
             c->from = b->found[from] ? from : -1;
             c->to = b->found[to] ? to : -1;
-            c->amount_parse = op->amount_parse;
-            c->amount = op->amount;
-            c->has_currency = op->has_currency;
-            memcpy(c->currency, op->currency, sizeof c->currency);
-            c->pending = op->pending;
-            c->timeout_s = op->timeout_s;
-            c->has_amount = op->has_amount;
-            c->has_unit_cost = op->has_unit_cost;
-            c->unit_cost = op->unit_cost;
-            c->has_expect_from_seq = op->has_expect_from_seq;
-            c->has_expect_to_seq = op->has_expect_to_seq;
-            c->expect_from_seq = op->expect_from_seq;
-            c->expect_to_seq = op->expect_to_seq;
-            c->has_effective = op->has_effective;
-            c->effective_us = op->effective_us;
+            c->status = STATUS_OK;
+            c->replayed = false;
+            memset(&c->result, 0, sizeof c->result);
         }
     }
     struct core_batch cb = {
@@ -325,7 +312,7 @@ static int resolve_settlements(struct committer *c, struct engine_request *list)
     int n = 0;
     for (struct engine_request *r = list; r; r = r->next)
         for (int i = 0; i < r->n_ops; i++)
-            n += r->ops[i].kind != OP_TRANSFER;
+            n += r->ops[i].core.kind != OP_TRANSFER;
     if (n == 0)
         return 0;
     const char **ids = xcalloc((size_t)n, sizeof *ids);
@@ -336,7 +323,7 @@ static int resolve_settlements(struct committer *c, struct engine_request *list)
     int k = 0;
     for (struct engine_request *r = list; r; r = r->next)
         for (int i = 0; i < r->n_ops; i++)
-            if (r->ops[i].kind != OP_TRANSFER) {
+            if (r->ops[i].core.kind != OP_TRANSFER) {
                 ops[k] = &r->ops[i];
                 ids[k++] = r->ops[i].id;
             }
@@ -351,7 +338,7 @@ static int resolve_settlements(struct committer *c, struct engine_request *list)
         }
         for (struct engine_request *r = list; r && !op->from[0]; r = r->next)
             for (int i = 0; i < r->n_ops; i++)
-                if (r->ops[i].kind == OP_TRANSFER && strcmp(r->ops[i].id, op->id) == 0) {
+                if (r->ops[i].core.kind == OP_TRANSFER && strcmp(r->ops[i].id, op->id) == 0) {
                     memcpy(op->from, r->ops[i].from, sizeof op->from);
                     memcpy(op->to, r->ops[i].to, sizeof op->to);
                     break;
@@ -421,10 +408,7 @@ static void batch_run(struct committer *c, struct batch *b)
             struct engine_op *op = &r->ops[i];
             if (outcome != STATUS_OK)
                 continue;
-            const struct core_op *judged = &b->core_ops[k];
-            op->status = judged->status;
-            op->replayed = judged->replayed;
-            op->result = judged->result;
+            op->core = b->core_ops[k];
         }
     }
 }

@@ -19,29 +19,14 @@
  * and expire, id names the pending transfer and the committer fills from
  * and to with its accounts. */
 struct engine_op {
-    enum op_kind kind;
     char id[ID_LEN_MAX + 1];
-    char from[ID_LEN_MAX + 1];
+    char from[ID_LEN_MAX + 1]; /* settlements: filled in by the committer */
     char to[ID_LEN_MAX + 1];
-    enum amount_parse_result amount_parse;
-    i128 amount;
-    bool has_currency;
-    char currency[CURRENCY_LEN_MAX + 1];
-    bool pending;
-    int64_t timeout_s;
-    bool has_amount; /* post: a partial amount was given */
-    bool has_unit_cost;
-    struct core_cost unit_cost;
-    bool has_expect_from_seq, has_expect_to_seq;
-    int64_t expect_from_seq, expect_to_seq;
-    bool has_effective;
-    int64_t effective_us;
     char *metadata_json; /* owned by the request's creator; NULL for none */
-
-    /* Results, valid once done is called with STATUS_OK. */
-    enum status status;
-    bool replayed;
-    struct core_transfer result;
+    /* The op as core judges it: the HTTP layer fills its inputs; its
+     * results (status, replayed, result) are valid once done is called
+     * with STATUS_OK. The committer sets the slots and id pointers. */
+    struct core_op core;
 };
 
 struct engine_request {

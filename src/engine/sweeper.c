@@ -47,7 +47,7 @@ static int sweep_once(struct engine *e, PGconn **conn, int64_t *planned_ns,
         return 0;
     memset(ops, 0, (size_t)n * sizeof *ops);
     for (int i = 0; i < n; i++) {
-        ops[i].kind = OP_EXPIRE;
+        ops[i].core.kind = OP_EXPIRE;
         memcpy(ops[i].id, ids[i], sizeof ops[i].id);
     }
     struct sweep_wait w = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false};
@@ -61,7 +61,7 @@ static int sweep_once(struct engine *e, PGconn **conn, int64_t *planned_ns,
     pthread_mutex_unlock(&w.lock);
     int expired = 0;
     for (int i = 0; r.status == STATUS_OK && i < n; i++)
-        expired += ops[i].status == STATUS_OK;
+        expired += ops[i].core.status == STATUS_OK;
     if (expired > 0)
         log_info("expired %d pending transfer(s)", expired);
     return n;

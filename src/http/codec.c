@@ -166,40 +166,40 @@ bool codec_parse_transfer(json_t *obj, struct engine_op *op, struct codec_error 
     json_t *amount = json_object_get(obj, "amount");
     if (amount == NULL)
         return fail(err, "missing required field \"%s\"", "amount");
-    op->amount_parse = parse_amount(amount, &op->amount);
+    op->core.amount_parse = parse_amount(amount, &op->core.amount);
 
     json_t *v = json_object_get(obj, "currency");
-    if (v && !get_currency(v, "currency", op->currency, err))
+    if (v && !get_currency(v, "currency", op->core.currency, err))
         return false;
-    op->has_currency = v != NULL;
+    op->core.has_currency = v != NULL;
 
     v = json_object_get(obj, "pending");
     if (v && !json_is_boolean(v))
         return fail(err, "\"%s\" must be true or false", "pending");
-    op->pending = json_is_true(v);
+    op->core.pending = json_is_true(v);
     v = json_object_get(obj, "timeout_s");
     if (v) {
-        if (!op->pending)
+        if (!op->core.pending)
             return fail(err, "\"%s\" applies to pending transfers only", "timeout_s");
         if (!json_is_integer(v) || json_integer_value(v) < 1 ||
             json_integer_value(v) > TIMEOUT_S_MAX)
             return fail(err, "\"%s\" must be an integer from 1 to 315360000 (ten years)",
                         "timeout_s");
-        op->timeout_s = json_integer_value(v);
+        op->core.timeout_s = json_integer_value(v);
     }
     v = json_object_get(obj, "unit_cost");
     if (v) {
-        if (!parse_unit_cost(v, &op->unit_cost, err))
+        if (!parse_unit_cost(v, &op->core.unit_cost, err))
             return false;
-        op->has_unit_cost = true;
+        op->core.has_unit_cost = true;
     }
 
     v = json_object_get(obj, "effective_at");
     if (v) {
-        if (!json_is_string(v) ||
-            !time_parse_rfc3339(json_string_value(v), json_string_length(v), &op->effective_us))
+        if (!json_is_string(v) || !time_parse_rfc3339(json_string_value(v), json_string_length(v),
+                                                      &op->core.effective_us))
             return fail(err, "\"%s\" must be an RFC 3339 date-time", "effective_at");
-        op->has_effective = true;
+        op->core.has_effective = true;
     }
 
     v = json_object_get(obj, "expect");
@@ -208,8 +208,9 @@ bool codec_parse_transfer(json_t *obj, struct engine_op *op, struct codec_error 
         if (!json_is_object(v))
             return fail(err, "\"%s\" must be a JSON object", "expect");
         if (!only_known_keys(v, expect_keys, err) ||
-            !get_seq(v, "from_seq", &op->has_expect_from_seq, &op->expect_from_seq, err) ||
-            !get_seq(v, "to_seq", &op->has_expect_to_seq, &op->expect_to_seq, err))
+            !get_seq(v, "from_seq", &op->core.has_expect_from_seq, &op->core.expect_from_seq,
+                     err) ||
+            !get_seq(v, "to_seq", &op->core.has_expect_to_seq, &op->core.expect_to_seq, err))
             return false;
     }
     return get_metadata(obj, &op->metadata_json, err);
@@ -360,18 +361,18 @@ bool codec_parse_batch_item(json_t *obj, struct engine_op *op, struct codec_erro
     memset(op, 0, sizeof *op);
     const char *name = json_is_string(action) ? json_string_value(action) : "";
     if (strcmp(name, "post") == 0)
-        op->kind = OP_POST;
+        op->core.kind = OP_POST;
     else if (strcmp(name, "void") == 0)
-        op->kind = OP_VOID;
+        op->core.kind = OP_VOID;
     else
         return fail(err, "\"%s\" must be \"post\" or \"void\"", "action");
-    if (!only_known_keys(obj, op->kind == OP_POST ? post_keys : void_keys, err) ||
+    if (!only_known_keys(obj, op->core.kind == OP_POST ? post_keys : void_keys, err) ||
         !get_id(obj, "id", op->id, err))
         return false;
     json_t *amount = json_object_get(obj, "amount");
     if (amount) {
-        op->has_amount = true;
-        op->amount_parse = parse_amount(amount, &op->amount);
+        op->core.has_amount = true;
+        op->core.amount_parse = parse_amount(amount, &op->core.amount);
     }
     return true;
 }
@@ -387,8 +388,8 @@ bool codec_parse_settle(json_t *obj, enum op_kind kind, struct engine_op *op,
         return false;
     json_t *amount = obj ? json_object_get(obj, "amount") : NULL;
     if (amount) {
-        op->has_amount = true;
-        op->amount_parse = parse_amount(amount, &op->amount);
+        op->core.has_amount = true;
+        op->core.amount_parse = parse_amount(amount, &op->core.amount);
     }
     return true;
 }

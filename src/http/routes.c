@@ -341,7 +341,7 @@ static enum MHD_Result transfers_create(struct http_request *r)
     if (!ok)
         return http_reply_error(r, err.status, err.message);
     enum status s =
-        core_check_amount(r->engine_req.ops[0].amount_parse, r->engine_req.ops[0].amount);
+        core_check_amount(r->engine_req.ops[0].core.amount_parse, r->engine_req.ops[0].core.amount);
     if (s != STATUS_OK)
         return http_reply_error(r, s, status_message(s));
     return queue_transfers(r);
@@ -365,13 +365,14 @@ static enum MHD_Result transfer_settle(struct http_request *r, const char *id, e
     r->engine_req.n_ops = 1;
     r->engine_req.atomic = true;
     struct engine_op *op = &r->engine_req.ops[0];
-    op->kind = kind;
+    op->core.kind = kind;
     snprintf(op->id, sizeof op->id, "%s", id);
     bool ok = codec_parse_settle(root, kind, op, &err);
     json_decref(root);
     if (!ok)
         return http_reply_error(r, err.status, err.message);
-    if (op->has_amount && core_check_amount(op->amount_parse, op->amount) != STATUS_OK)
+    if (op->core.has_amount &&
+        core_check_amount(op->core.amount_parse, op->core.amount) != STATUS_OK)
         return http_reply_error(r, STATUS_INVALID_AMOUNT, status_message(STATUS_INVALID_AMOUNT));
     r->is_settle = true;
     return queue_transfers(r);
@@ -442,25 +443,25 @@ enum MHD_Result routes_reply_committed(struct http_request *r)
                                 "retry with the same id says replayed");
     if (!r->is_batch) {
         struct engine_op *op = &er->ops[0];
-        if (op->status != STATUS_OK)
-            return http_reply_error(r, op->status, status_message(op->status));
-        json_t *body = codec_transfer_result(op->id, op->from, op->to, &op->result);
-        json_object_set_new(body, "replayed", json_boolean(op->replayed));
-        return http_reply_json(r, op->replayed || r->is_settle ? 200 : 201, body);
+        if (op->core.status != STATUS_OK)
+            return http_reply_error(r, op->core.status, status_message(op->core.status));
+        json_t *body = codec_transfer_result(op->id, op->from, op->to, &op->core.result);
+        json_object_set_new(body, "replayed", json_boolean(op->core.replayed));
+        return http_reply_json(r, op->core.replayed || r->is_settle ? 200 : 201, body);
     }
     json_t *results = json_array();
     for (int i = 0; i < er->n_ops; i++) {
         struct engine_op *op = &er->ops[i];
         json_t *item;
-        if (op->status == STATUS_OK) {
-            item = codec_transfer_result(op->id, op->from, op->to, &op->result);
-            json_object_set_new(item, "replayed", json_boolean(op->replayed));
+        if (op->core.status == STATUS_OK) {
+            item = codec_transfer_result(op->id, op->from, op->to, &op->core.result);
+            json_object_set_new(item, "replayed", json_boolean(op->core.replayed));
         } else {
             item = json_object();
             json_object_set_new(item, "id", json_string(op->id));
             json_object_set_new(item, "status", json_string("rejected"));
-            json_object_set_new(item, "error", json_string(status_code(op->status)));
-            json_object_set_new(item, "message", json_string(status_message(op->status)));
+            json_object_set_new(item, "error", json_string(status_code(op->core.status)));
+            json_object_set_new(item, "message", json_string(status_message(op->core.status)));
         }
         json_array_append_new(results, item);
     }
