@@ -15,6 +15,7 @@ import socket
 import subprocess
 import tempfile
 import time
+import unittest
 import urllib.parse
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -225,6 +226,34 @@ class Client:
             if resp["next_after_seq"] is None:
                 return out
             after = resp["next_after_seq"]
+
+
+class LedgerdTestCase(unittest.TestCase):
+    """One ledgerd on a fresh ledger schema of the shared cluster per class."""
+
+    @classmethod
+    def setUpClass(cls):
+        cluster().reset()
+        cls.ledgerd = Ledgerd(db=cluster().conninfo)
+        cls.c = cls.ledgerd.client()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.c.close()
+        cls.ledgerd.stop()
+
+    def uid(self, suffix=""):
+        """An id unique to the running test method."""
+        name = self._testMethodName[len("test_"):][:40]
+        return name + ("." + suffix if suffix else "")
+
+    def assert_error(self, status, body, http_status, code, what=""):
+        """A SPEC error: this HTTP status, this code and a message."""
+        self.assertEqual(status, http_status, "%s: %r" % (what, body))
+        self.assertIsInstance(body, dict, what)
+        self.assertEqual(body.get("error"), code, "%s: %r" % (what, body))
+        self.assertIsInstance(body.get("message"), str, what)
+        self.assertTrue(body["message"].strip(), "%s: empty message" % what)
 
 
 def verify(db):

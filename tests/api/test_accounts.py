@@ -17,34 +17,12 @@ def parse_time(text):
         tzinfo=datetime.timezone.utc)
 
 
-class AccountsTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        harness.cluster().reset()
-        cls.ledgerd = harness.Ledgerd(db=harness.cluster().conninfo)
-        cls.c = cls.ledgerd.client()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.c.close()
-        cls.ledgerd.stop()
+class AccountsTest(harness.LedgerdTestCase):
 
     # helpers
 
-    def uid(self, suffix=""):
-        """An id unique to the running test method."""
-        name = self._testMethodName[len("test_"):][:40]
-        return name + ("." + suffix if suffix else "")
-
     def get_account(self, id):
         return self.c.get("/v1/accounts/" + urllib.parse.quote(id, safe=""))
-
-    def assert_error(self, status, body, http_status, code, what=""):
-        self.assertEqual(status, http_status, "%s: %r" % (what, body))
-        self.assertIsInstance(body, dict, what)
-        self.assertEqual(body.get("error"), code, "%s: %r" % (what, body))
-        self.assertIsInstance(body.get("message"), str, what)
-        self.assertTrue(body["message"].strip(), "%s: empty message" % what)
 
     def assert_absent(self, id, what=""):
         status, body = self.get_account(id)

@@ -79,24 +79,13 @@ class Model:
         return fmt18(self.mean)
 
 
-class CostTest(unittest.TestCase):
+class CostTest(harness.LedgerdTestCase):
     @classmethod
     def setUpClass(cls):
-        harness.cluster().reset()
-        cls.ledgerd = harness.Ledgerd(db=harness.cluster().conninfo)
-        cls.c = cls.ledgerd.client()
+        super().setUpClass()
         cls.committed = 0  # transfers this class got accepted (checked by verify)
 
-    @classmethod
-    def tearDownClass(cls):
-        cls.c.close()
-        cls.ledgerd.stop()
-
     # helpers
-
-    def uid(self, suffix):
-        name = self._testMethodName[len("test_"):][:40]
-        return "%s.%s" % (name, suffix)
 
     def token(self, suffix, costs=("USD", "BRL"), min_balance="0", currency="TOKA"):
         id = self.uid(suffix)
@@ -153,12 +142,6 @@ class CostTest(unittest.TestCase):
             acc = self.account(id)
             out[id] = (acc, self.entries(id))
         return out
-
-    def assert_error(self, status, body, http_status, code, what=""):
-        self.assertEqual(status, http_status, "%s: %r" % (what, body))
-        self.assertIsInstance(body, dict, what)
-        self.assertEqual(body.get("error"), code, "%s: %r" % (what, body))
-        self.assertTrue(isinstance(body.get("message"), str) and body["message"].strip(), what)
 
     def refused(self, http_status, code, id, frm, to, amount, unchanged=(), what="", **kw):
         before = self.snapshot(*unchanged)

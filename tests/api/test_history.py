@@ -18,21 +18,7 @@ def q(text):
     return urllib.parse.quote(text, safe="")
 
 
-class HistoryTestCase(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        harness.cluster().reset()
-        cls.ledgerd = harness.Ledgerd(db=harness.cluster().conninfo)
-        cls.c = cls.ledgerd.client()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.c.close()
-        cls.ledgerd.stop()
-
-    def uid(self, suffix):
-        name = self._testMethodName[len("test_"):][:40]
-        return "%s.%s" % (name, suffix)
+class HistoryTestCase(harness.LedgerdTestCase):
 
     def acct(self, suffix, min_balance="0", currency="USD"):
         id = self.uid(suffix)
@@ -70,12 +56,6 @@ class HistoryTestCase(unittest.TestCase):
         status, resp = self.c.get(path)
         self.assertEqual(status, 200, (at, resp))
         return resp["balance"], resp["seq"]
-
-    def assert_error(self, status, body, http_status, code, what=""):
-        self.assertEqual(status, http_status, "%s: %r" % (what, body))
-        self.assertEqual(body.get("error"), code, "%s: %r" % (what, body))
-        self.assertTrue(isinstance(body.get("message"), str) and body["message"].strip(), what)
-
 
 class EntriesTest(HistoryTestCase):
     def test_entry_fields(self):

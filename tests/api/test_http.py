@@ -38,20 +38,7 @@ def read_response(sock, timeout=10):
     return status, headers, body[:length]
 
 
-class HttpTestCase(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        harness.cluster().reset()
-        cls.ledgerd = harness.Ledgerd(db=harness.cluster().conninfo)
-        cls.c = cls.ledgerd.client()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.c.close()
-        cls.ledgerd.stop()
-
-    def uid(self, suffix):
-        return "%s.%s" % (self._testMethodName[len("test_"):][:40], suffix)
+class HttpTestCase(harness.LedgerdTestCase):
 
     def connect(self):
         return socket.create_connection(("127.0.0.1", self.ledgerd.port), timeout=10)

@@ -32,26 +32,11 @@ def now_plus(seconds):
     return t.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-class LedgerTestCase(unittest.TestCase):
+class LedgerTestCase(harness.LedgerdTestCase):
     """One ledgerd on a fresh schema per class; helpers for accounts and transfers."""
-
-    @classmethod
-    def setUpClass(cls):
-        harness.cluster().reset()
-        cls.ledgerd = harness.Ledgerd(db=harness.cluster().conninfo)
-        cls.c = cls.ledgerd.client()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.c.close()
-        cls.ledgerd.stop()
 
     def setUp(self):
         self._n = 0
-
-    def uid(self, suffix):
-        name = self._testMethodName[len("test_"):][:40]
-        return "%s.%s" % (name, suffix)
 
     def next_id(self, what="t"):
         self._n += 1
@@ -84,13 +69,6 @@ class LedgerTestCase(unittest.TestCase):
             a = self.get_account(id)
             out[id] = (a["balance"], a["seq"], a["available"], a["pending_out"], a["pending_in"])
         return out
-
-    def assert_error(self, status, body, http_status, code, what=""):
-        self.assertEqual(status, http_status, "%s: %r" % (what, body))
-        self.assertIsInstance(body, dict, what)
-        self.assertEqual(body.get("error"), code, "%s: %r" % (what, body))
-        self.assertIsInstance(body.get("message"), str, what)
-        self.assertTrue(body["message"].strip(), "%s: empty message" % what)
 
     def assert_no_transfer(self, id, what=""):
         status, body = self.c.get("/v1/transfers/" + urllib.parse.quote(id, safe=""))
