@@ -25,10 +25,11 @@
 
 #define QUEUE_OPS_MAX 100000
 #define BATCH_OPS_MAX 10000
-/* Requests only parse, queue and wait: more threads than cores bought
- * nothing but context switches in ledger-bench (2 beat 4 by 10-20 %). Reads
- * run on these threads too, so there are never more of them in flight. */
-#define HTTP_THREADS   2
+/* Reads run on these threads and block on the database, so they bound
+ * how many reads are in flight (one pooled connection each). ledger-bench
+ * found no steady difference between 2, 3 and 4 threads for writes, and 4
+ * overlap more of the page reads of a large journal. */
+#define HTTP_THREADS   4
 #define READ_POOL_SIZE HTTP_THREADS
 /* Two committers keep both cores of PostgreSQL busy on disjoint batches;
  * batches that share an account take turns on its lock. */
