@@ -159,6 +159,67 @@ class Concurrency(unittest.TestCase):
         for tid, st in outcomes.items():
             self.assertEqual(tid in stored, st == "posted", tid)
 
+    def test_big_batches_and_single_transfers_on_the_same_wallets(self):
+        # A batch naming more than 1,024 accounts locks them with one
+        # exclusive batch-wide lock; single transfers on the same wallets,
+        # from the other process, must still never see a stale balance.
+        c = self.a.client(timeout=120)
+        n, rounds = 600, 3
+        for i in range(n):
+            c.account("mix-src-%d" % i)
+            c.account("mix-dst-%d" % i)
+            self.assertEqual(c.transfer("mix-fund-%d" % i, "world", "mix-src-%d" % i, 10)[0], 201)
+        c.account("mix-sink")
+        posted = [0] * n  # per wallet, from the answers
+        other = []
+        lock = threading.Lock()
+
+        def note(i, status, resp):
+            with lock:
+                if status in (200, 201) and resp.get("status", "posted") == "posted":
+                    posted[i] += 1
+                elif not (status == 422 and resp.get("error") == "insufficient_funds"):
+                    other.append((status, resp))
+
+        def big(k):
+            cl = self.a.client(timeout=120)
+            items = [{"id": "mix-big-%d-%d" % (k, i), "from": "mix-src-%d" % i,
+                      "to": "mix-dst-%d" % i, "amount": 3} for i in range(n)]
+            status, resp = cl.post("/v1/transfers/batch", {"transfers": items})
+            if status != 200:
+                with lock:
+                    other.append((status, resp))
+                return
+            for i, r in enumerate(resp["results"]):
+                if r["status"] == "posted":
+                    note(i, 201, r)
+                elif r.get("error") != "insufficient_funds":
+                    note(i, 500, r)
+            cl.close()
+
+        def small(t):
+            cl = self.b.client()
+            for k in range(t, n * 2, 16):
+                i = k % n
+                note(i, *cl.transfer("mix-small-%d" % k, "mix-src-%d" % i, "mix-sink", 3))
+            cl.close()
+
+        def worker(t):
+            if t < rounds:
+                big(t)
+            else:
+                small(t - rounds)
+
+        run_threads(rounds + 16, worker)
+        self.assertEqual(other, [])
+        # 10 buys three spends of 3 from each wallet, whoever sent them.
+        self.assertEqual(posted, [3] * n)
+        for i in range(0, n, 37):
+            self.assertEqual(c.balance("mix-src-%d" % i), 1)
+        _, total, _ = self.pg.psql("SELECT sum(balance) FROM ledger.accounts"
+                                   " WHERE ext_id LIKE 'mix-%'")
+        self.assertEqual(int(total), 10 * n)
+
     def test_group_commit_on_hot_account(self):
         c = self.a.client()
         c.account("hot-merchant")
