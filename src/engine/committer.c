@@ -55,6 +55,7 @@ struct batch {
     int64_t *entry_transfer_id;
     const char **entry_transfer_ext;
     const char **transfer_metadata; /* by transfer slot: metadata of its creating op */
+    bool lock_all;                  /* the lock table was full: retry under the exclusive lock */
 };
 
 static int64_t now_us(void)
@@ -224,6 +225,7 @@ static enum store_result batch_attempt(struct committer *c, struct batch *b, int
         .transfer_ids = b->transfer_ids,
         .n_transfers = b->n_transfers,
         .transfers = b->transfers,
+        .lock_all = b->lock_all,
     };
     enum store_result r = store_batch_load(c->conn, &rd, err);
     if (r != STORE_OK)
@@ -388,8 +390,12 @@ static void batch_run(struct committer *c, struct batch *b)
         if (r == STORE_RETRY) {
             metrics_retry();
             log_debug("retrying batch of %d transfers after SQLSTATE %s", b->n_ops, err.sqlstate);
-            /* What made it retryable (a lock table full, a deadlock) is
-             * other sessions' doing: give them time to finish. */
+            /* A full lock table may be this batch's own doing (one lock per
+             * account): the exclusive batch-wide lock needs one slot. */
+            if (strcmp(err.sqlstate, "53200") == 0)
+                b->lock_all = true;
+            /* Else what made it retryable (a deadlock, locks held by others)
+             * is other sessions' doing: give them time to finish. */
             if (attempt > 0)
                 usleep((useconds_t)attempt * 2000);
             continue;

@@ -24,7 +24,7 @@
 /* How a store call ended; decided by SQLSTATE, never by message text. */
 enum store_result {
     STORE_OK = 0,
-    STORE_RETRY = 1,   /* 40001, 40P01, or 23505 on a transfer id: run the batch again */
+    STORE_RETRY = 1,   /* 40001, 40P01, 53200, or 23505 on a transfer id: run it again */
     STORE_FAILED = 2,  /* nothing was committed: connection lost or a hard error */
     STORE_UNKNOWN = 3, /* the connection broke after COMMIT was sent */
 };
@@ -90,6 +90,7 @@ struct store_batch_reads {
     const char *const *transfer_ids; /* sorted by strcmp, unique */
     int n_transfers;
     struct core_transfer *transfers; /* [n_transfers]: loaded, or zeroed */
+    bool lock_all;                   /* take the exclusive batch-wide lock whatever the size */
 };
 
 /* BEGIN; lock and load the accounts; then, in a new statement after the

@@ -300,6 +300,21 @@ class SmallLockTable(unittest.TestCase):
         code, out = harness.verify(self.pg.conninfo)
         self.assertEqual(code, 0, out)
 
+    def test_batch_that_needs_more_locks_than_the_table_has(self):
+        # 500 transfers name 1,000 accounts: few enough to be locked one by
+        # one, more than this lock table holds. The retry must lock them
+        # with the single batch-wide lock instead of failing the same way.
+        c = self.b.client(timeout=120)
+        for k in range(500):
+            c.account("mid-src-%d" % k, min_balance="-10")
+            c.account("mid-dst-%d" % k)
+        items = [{"id": "mid-%d" % k, "from": "mid-src-%d" % k, "to": "mid-dst-%d" % k,
+                  "amount": 2} for k in range(500)]
+        status, resp = c.post("/v1/transfers/batch", {"transfers": items, "atomic": True})
+        self.assertEqual(status, 200, resp)
+        self.assertEqual({r["status"] for r in resp["results"]}, {"posted"})
+        self.assertEqual(c.balance("mid-dst-499"), 2)
+
 
 if __name__ == "__main__":
     unittest.main()
