@@ -186,6 +186,7 @@ class Concurrency(unittest.TestCase):
             items = [{"id": "mix-big-%d-%d" % (k, i), "from": "mix-src-%d" % i,
                       "to": "mix-dst-%d" % i, "amount": 3} for i in range(n)]
             status, resp = cl.post("/v1/transfers/batch", {"transfers": items})
+            cl.close()
             if status != 200:
                 with lock:
                     other.append((status, resp))
@@ -195,7 +196,6 @@ class Concurrency(unittest.TestCase):
                     note(i, 201, r)
                 elif r.get("error") != "insufficient_funds":
                     note(i, 500, r)
-            cl.close()
 
         def small(t):
             cl = self.b.client()

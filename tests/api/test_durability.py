@@ -302,11 +302,17 @@ class PlansLedgerdUses(unittest.TestCase):
         c.account("world", min_balance=None)
         c.account("long")
         at = lambda: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 2))
-        # First plans, made on empty tables (two read connections at most).
+        # First plans, made on empty tables. The test means something only
+        # if one of them scans the journal: PostgreSQL 15 makes such a plan
+        # for the committers' load of existing transfers.
         for i in range(4):
             self.assertEqual(c.transfer("first-%d" % i, "world", "long", 1)[0], 201)
             self.assertEqual(c.get("/v1/accounts/long/entries?after_seq=0&limit=10")[0], 200)
             self.assertEqual(c.get("/v1/accounts/long/balance?at=" + at())[0], 200)
+        first = []
+        for plan in self.plans_since(0):
+            first += self.entries_scans(plan["Plan"], [])
+        self.assertIn("Seq Scan", [scan["Node Type"] for scan in first])
         for b in range(2):
             items = [{"id": "grow-%d-%d" % (b, i), "from": "world", "to": "long", "amount": 1}
                      for i in range(8190)]
@@ -325,7 +331,7 @@ class PlansLedgerdUses(unittest.TestCase):
             scans += self.entries_scans(plan["Plan"], [])
         self.assertGreaterEqual(len(scans), 8)
         for scan in scans:
-            self.assertIn("Index", scan["Node Type"], scan)
+            self.assertNotEqual(scan["Node Type"], "Seq Scan", scan)
             self.assertLessEqual(scan["Actual Rows"], 101, scan)
 
 
