@@ -1,6 +1,8 @@
 /*
  * status.c - names and HTTP statuses of the codes in status.def.
  */
+#include <string.h>
+
 #include "types.h"
 
 const char *status_code(enum status s)
@@ -52,6 +54,16 @@ const char *transfer_state_name(enum transfer_state s)
         return "expired";
     }
     return "posted";
+}
+
+bool transfer_state_from_name(const char *name, enum transfer_state *out)
+{
+    for (enum transfer_state s = TRANSFER_POSTED; s <= TRANSFER_EXPIRED; s++)
+        if (strcmp(name, transfer_state_name(s)) == 0) {
+            *out = s;
+            return true;
+        }
+    return false;
 }
 
 const char *entry_kind_name(enum entry_kind k)

@@ -95,6 +95,8 @@ struct core_transfer {
 /* "posted", "pending", "voided", "expired": the API's status and the
  * store's state column. */
 const char *transfer_state_name(enum transfer_state s);
+/* The inverse of transfer_state_name; false for any other text. */
+bool transfer_state_from_name(const char *name, enum transfer_state *out);
 
 enum entry_kind {
     ENTRY_POSTED = 1,

@@ -274,12 +274,8 @@ void pg_get_transfer(const PGresult *res, int row, int col, struct core_transfer
         t->state = TRANSFER_POSTED;
         return;
     }
-    const char *state = PQgetvalue(res, row, col);
     LEDGER_ASSERT(!PQgetisnull(res, row, col));
-    t->state = strcmp(state, "pending") == 0  ? TRANSFER_PENDING
-               : strcmp(state, "posted") == 0 ? TRANSFER_POSTED
-               : strcmp(state, "voided") == 0 ? TRANSFER_VOIDED
-                                              : TRANSFER_EXPIRED;
+    LEDGER_ASSERT(transfer_state_from_name(PQgetvalue(res, row, col), &t->state));
     if (!PQgetisnull(res, row, col + 1))
         t->deadline_us = pg_get_i64(res, row, col + 1);
     t->settled = t->state != TRANSFER_PENDING;

@@ -115,6 +115,24 @@ static void test_unknown_status(void **state)
     }
 }
 
+/* The names the journal stores for transfer states read back as the same
+ * state, and nothing else reads as one. */
+static void test_transfer_state_names_round_trip(void **state)
+{
+    const char *names[] = {"posted", "pending", "voided", "expired"};
+    for (enum transfer_state s = TRANSFER_POSTED; s <= TRANSFER_EXPIRED; s++) {
+        assert_string_equal(transfer_state_name(s), names[s - TRANSFER_POSTED]);
+        enum transfer_state back = 0;
+        assert_true(transfer_state_from_name(names[s - TRANSFER_POSTED], &back));
+        assert_int_equal(back, s);
+    }
+    enum transfer_state unused = TRANSFER_POSTED;
+    assert_false(transfer_state_from_name("", &unused));
+    assert_false(transfer_state_from_name("Posted", &unused));
+    assert_false(transfer_state_from_name("post_pending", &unused));
+    assert_int_equal(unused, TRANSFER_POSTED);
+}
+
 int run_status_tests(void)
 {
     const struct CMUnitTest tests[] = {
@@ -123,6 +141,7 @@ int run_status_tests(void)
         cmocka_unit_test(test_codes_and_numbers_unique),
         cmocka_unit_test(test_messages),
         cmocka_unit_test(test_unknown_status),
+        cmocka_unit_test(test_transfer_state_names_round_trip),
     };
     return cmocka_run_group_tests_name("status", tests, NULL, NULL);
 }
