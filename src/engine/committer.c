@@ -8,8 +8,9 @@
  *    reply, in this one place.
  *  - Accounts are locked in ext_id order (store); transfer ids are read
  *    after the locks are held, in a new statement.
- *  - Retryable SQLSTATEs (40001, 40P01, 53200, 23505 on a transfer id)
- *    roll back and run the whole batch again from fresh state.
+ *  - Retryable failures (store_result: deadlock, serialization, a transfer
+ *    id inserted concurrently, a full lock table) roll back and run the
+ *    whole batch again from fresh state.
  *  - If the connection breaks after COMMIT was sent, the outcome is looked
  *    up on a new connection before anyone is answered.
  */
@@ -387,15 +388,13 @@ static void batch_run(struct committer *c, struct batch *b)
             break;
         }
         store_batch_rollback(c->conn);
-        if (r == STORE_RETRY) {
+        if (r == STORE_RETRY || r == STORE_RETRY_LOCK_ALL) {
             metrics_retry();
             log_debug("retrying batch of %d transfers after SQLSTATE %s", b->n_ops, err.sqlstate);
-            /* A full lock table may be this batch's own doing (one lock per
-             * account): the exclusive batch-wide lock needs one slot. */
-            if (strcmp(err.sqlstate, "53200") == 0)
+            if (r == STORE_RETRY_LOCK_ALL)
                 b->lock_all = true;
-            /* Else what made it retryable (a deadlock, locks held by others)
-             * is other sessions' doing: give them time to finish. */
+            /* What made it retryable (a deadlock, locks held by others) is
+             * mostly other sessions' doing: give them time to finish. */
             if (attempt > 0)
                 usleep((useconds_t)attempt * 2000);
             continue;

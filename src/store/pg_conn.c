@@ -316,10 +316,10 @@ enum store_result pg_classify(PGconn *conn, const PGresult *res, struct store_er
     }
     if (PQstatus(conn) != CONNECTION_OK || state == NULL)
         return STORE_FAILED;
-    /* 53200: the shared lock table is full for now (other sessions hold
-     * many locks); it empties as their transactions end. */
-    if (strcmp(state, "40001") == 0 || strcmp(state, "40P01") == 0 || strcmp(state, "53200") == 0)
+    if (strcmp(state, "40001") == 0 || strcmp(state, "40P01") == 0)
         return STORE_RETRY;
+    if (strcmp(state, "53200") == 0)
+        return STORE_RETRY_LOCK_ALL;
     if (strcmp(state, "23505") == 0) {
         /* Only a transfer id inserted concurrently by another process is
          * expected; a duplicate (account, seq) means the locks failed. */

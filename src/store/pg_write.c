@@ -240,14 +240,10 @@ static PGresult *pipeline_expect(PGconn *conn, ExecStatusType want, enum store_r
     PQclear(sep);
     if (PQresultStatus(res) == want)
         return res;
-    if (*r == STORE_OK || *r == STORE_RETRY) {
-        /* The first failure explains the batch; aborted ones follow it. */
-        enum store_result c = PQresultStatus(res) == PGRES_PIPELINE_ABORTED
-                                  ? STORE_FAILED
-                                  : pg_classify(conn, res, err);
-        if (*r == STORE_OK)
-            *r = c;
-    }
+    /* The first failure explains the batch; aborted ones follow it. */
+    if (*r == STORE_OK)
+        *r = PQresultStatus(res) == PGRES_PIPELINE_ABORTED ? STORE_FAILED
+                                                           : pg_classify(conn, res, err);
     PQclear(res);
     return NULL;
 }
