@@ -58,6 +58,38 @@ class Embedded(unittest.TestCase):
         os.unlink(d.log.name)
         os.unlink(d2.log.name)
 
+    def test_created_cluster_settings(self):
+        data = os.path.join(self.dir, "data")
+        d = harness.Ledgerd(data=data)
+        try:
+            self.assertEqual(d.client().get("/healthz")[0], 200)
+            # Written to postgresql.conf, where the owner can change them.
+            with open(os.path.join(data, "postgresql.conf")) as f:
+                conf = f.read()
+            self.assertIn("\nwal_init_zero = off\n", conf)
+            self.assertRegex(conf, r"\nshared_buffers = \d+MB\n")
+            conninfo = "host=%s dbname=postgres user=ledgerd" % data
+
+            def show(name):
+                p = subprocess.run(["psql", conninfo, "-XAtqc", "SHOW " + name],
+                                   capture_output=True, text=True, timeout=30)
+                self.assertEqual(p.returncode, 0, p.stderr)
+                return p.stdout.strip()
+
+            self.assertEqual(show("wal_init_zero"), "off")
+            # A quarter of memory, and never below PostgreSQL's own default.
+            buffers = show("shared_buffers")
+            self.assertRegex(buffers, r"^\d+[MG]B$")
+            mb = int(buffers[:-2]) * (1024 if buffers.endswith("GB") else 1)
+            self.assertGreaterEqual(mb, 128)
+            total_mb = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") >> 20
+            self.assertLessEqual(mb, total_mb // 4 + 1)
+            self.assertEqual(show("fsync"), "on")
+            self.assertEqual(show("synchronous_commit"), "on")
+            self.assertEqual(show("full_page_writes"), "on")
+        finally:
+            d.stop()
+
     def test_cluster_has_no_tcp_socket(self):
         data = os.path.join(self.dir, "data")
         d = harness.Ledgerd(data=data)
