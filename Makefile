@@ -36,8 +36,10 @@ $(BUILD)/ledgerd: $(SERVER) $(HEADERS) | $(BUILD)
 $(BUILD)/ledger-bench: $(BENCH) $(HEADERS) | $(BUILD)
 	$(CC) $(CFLAGS) -o $@ $(BENCH) -lcurl -lpq -lpthread -lm
 
-$(BUILD)/unit-tests: $(CORE) $(UNIT) $(HEADERS) | $(BUILD)
-	$(CC) $(CFLAGS) -O1 $(SAN) -Itests/unit -o $@ $(CORE) $(UNIT) -lcmocka -lgmp
+UNIT_SRC := $(CORE) src/http/json_writer.c
+
+$(BUILD)/unit-tests: $(UNIT_SRC) $(UNIT) $(HEADERS) | $(BUILD)
+	$(CC) $(CFLAGS) -O1 $(SAN) -Itests/unit -o $@ $(UNIT_SRC) $(UNIT) -lcmocka -lgmp -ljansson
 
 $(BUILD):
 	mkdir -p $@

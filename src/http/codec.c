@@ -394,23 +394,40 @@ bool codec_parse_settle(json_t *obj, enum op_kind kind, struct engine_op *op,
     return true;
 }
 
-json_t *codec_entry(const struct store_entry *e)
+void codec_write_entry(struct json_writer *w, const struct store_entry *e)
 {
-    json_t *o = json_object();
-    json_object_set_new(o, "seq", json_integer(e->seq));
-    json_object_set_new(o, "transfer_id", json_string(e->transfer_id));
-    json_object_set_new(o, "kind", json_string(e->kind));
-    json_object_set_new(o, "amount", codec_amount(e->amount));
-    json_object_set_new(o, "pending_change", codec_amount(e->pending_change));
-    json_object_set_new(o, "balance", codec_amount(e->balance));
-    json_object_set_new(o, "pending_out", codec_amount(e->pending_out));
-    json_object_set_new(o, "pending_in", codec_amount(e->pending_in));
-    json_t *avg = codec_stored_json(e->avg_cost_json);
-    if (avg)
-        json_object_set_new(o, "avg_cost", avg);
-    json_object_set_new(o, "effective_at", codec_time(e->effective_us));
-    json_object_set_new(o, "created_at", codec_time(e->created_us));
-    return o;
+    char buf[AMOUNT_TEXT_MAX > TIME_TEXT_MAX ? AMOUNT_TEXT_MAX : TIME_TEXT_MAX];
+    const struct {
+        const char *key;
+        i128 v;
+    } amounts[] = {{"amount", e->amount},
+                   {"pending_change", e->pending_change},
+                   {"balance", e->balance},
+                   {"pending_out", e->pending_out},
+                   {"pending_in", e->pending_in}};
+    jw_object_begin(w);
+    jw_key(w, "seq");
+    jw_int(w, e->seq);
+    jw_key(w, "transfer_id");
+    jw_string(w, e->transfer_id);
+    jw_key(w, "kind");
+    jw_string(w, e->kind);
+    for (size_t i = 0; i < sizeof amounts / sizeof amounts[0]; i++) {
+        amount_format(amounts[i].v, buf);
+        jw_key(w, amounts[i].key);
+        jw_string(w, buf);
+    }
+    if (e->avg_cost_json) {
+        jw_key(w, "avg_cost");
+        jw_json(w, e->avg_cost_json);
+    }
+    time_format_rfc3339(e->effective_us, buf);
+    jw_key(w, "effective_at");
+    jw_string(w, buf);
+    time_format_rfc3339(e->created_us, buf);
+    jw_key(w, "created_at");
+    jw_string(w, buf);
+    jw_object_end(w);
 }
 
 json_t *codec_error_body(enum status s, const char *message)

@@ -11,6 +11,7 @@
 #include <stddef.h>
 
 #include "engine/engine.h"
+#include "json_writer.h"
 #include "store/store.h"
 
 /* A syntax error: the status to answer with and a message for people. */
@@ -43,7 +44,8 @@ json_t *codec_stored_json(const char *text);
 json_t *codec_account(const struct store_account *a);
 json_t *codec_transfer_result(const char *id, const char *from, const char *to,
                               const struct core_transfer *t);
-json_t *codec_entry(const struct store_entry *e);
+/* One entry of an entries page, written straight to text. */
+void codec_write_entry(struct json_writer *w, const struct store_entry *e);
 json_t *codec_error_body(enum status s, const char *message);
 
 #endif

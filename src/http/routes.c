@@ -271,15 +271,24 @@ static enum MHD_Result account_entries(struct http_request *r, const char *id)
         return http_reply_error(r, STATUS_ACCOUNT_NOT_FOUND, "no account with this id");
     bool more = n > limit;
     int shown = more ? (int)limit : n;
-    json_t *arr = json_array();
+    struct json_writer w;
+    json_writer_init(&w);
+    jw_object_begin(&w);
+    jw_key(&w, "entries");
+    jw_array_begin(&w);
     for (int i = 0; i < shown; i++)
-        json_array_append_new(arr, codec_entry(&entries[i]));
-    json_t *body = json_object();
-    json_object_set_new(body, "entries", arr);
-    json_object_set_new(body, "next_after_seq",
-                        more ? json_integer(entries[shown - 1].seq) : json_null());
+        codec_write_entry(&w, &entries[i]);
+    jw_array_end(&w);
+    jw_key(&w, "next_after_seq");
+    if (more)
+        jw_int(&w, entries[shown - 1].seq);
+    else
+        jw_null(&w);
+    jw_object_end(&w);
     store_entries_free(entries, n);
-    return http_reply_json(r, 200, body);
+    size_t len;
+    char *text = json_writer_take(&w, &len);
+    return http_reply_text(r, 200, "application/json", text, len);
 }
 
 static enum MHD_Result transfer_get(struct http_request *r, const char *id)

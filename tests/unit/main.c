@@ -1,5 +1,6 @@
 /*
- * main.c - runs every unit test group of the core module.
+ * main.c - runs every unit test group: the core module, and the http
+ * module's response writer.
  *
  * Exit status: 0 when every test passed, 1 otherwise.
  */
@@ -10,9 +11,9 @@
 int main(void)
 {
     int (*const groups[])(void) = {
-        run_amount_tests, run_validate_tests, run_status_tests,
-        run_apply_tests,  run_batch_tests,    run_account_spec_tests,
-        run_model_tests,  run_cost_tests,     run_pending_tests,
+        run_amount_tests,  run_validate_tests,     run_status_tests, run_apply_tests,
+        run_batch_tests,   run_account_spec_tests, run_model_tests,  run_cost_tests,
+        run_pending_tests, run_json_writer_tests,
     };
     int failed = 0;
     for (size_t i = 0; i < sizeof groups / sizeof groups[0]; i++)

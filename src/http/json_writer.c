@@ -1,0 +1,129 @@
+/*
+ * json_writer.c - see json_writer.h.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/assert.h"
+#include "json_writer.h"
+
+void json_writer_init(struct json_writer *w)
+{
+    w->cap = 4096;
+    w->len = 0;
+    w->need_comma = false;
+    w->data = malloc(w->cap);
+    LEDGER_ASSERT(w->data != NULL);
+    w->data[0] = '\0';
+}
+
+char *json_writer_take(struct json_writer *w, size_t *len)
+{
+    char *text = w->data;
+    *len = w->len;
+    w->data = NULL;
+    w->len = w->cap = 0;
+    return text;
+}
+
+static void put(struct json_writer *w, const char *s, size_t n)
+{
+    if (w->len + n + 1 > w->cap) {
+        while (w->len + n + 1 > w->cap)
+            w->cap *= 2;
+        w->data = realloc(w->data, w->cap);
+        LEDGER_ASSERT(w->data != NULL);
+    }
+    memcpy(w->data + w->len, s, n);
+    w->len += n;
+    w->data[w->len] = '\0';
+}
+
+/* Before a value or a key: the comma that separates it from the last. */
+static void separate(struct json_writer *w)
+{
+    if (w->need_comma)
+        put(w, ",", 1);
+    w->need_comma = true;
+}
+
+void jw_object_begin(struct json_writer *w)
+{
+    separate(w);
+    put(w, "{", 1);
+    w->need_comma = false;
+}
+
+void jw_object_end(struct json_writer *w)
+{
+    put(w, "}", 1);
+    w->need_comma = true;
+}
+
+void jw_array_begin(struct json_writer *w)
+{
+    separate(w);
+    put(w, "[", 1);
+    w->need_comma = false;
+}
+
+void jw_array_end(struct json_writer *w)
+{
+    put(w, "]", 1);
+    w->need_comma = true;
+}
+
+void jw_key(struct json_writer *w, const char *key)
+{
+    separate(w);
+    put(w, "\"", 1);
+    put(w, key, strlen(key));
+    put(w, "\":", 2);
+    w->need_comma = false;
+}
+
+/* RFC 8259 section 7: '"', '\' and the control characters must be escaped;
+ * every other byte (UTF-8 included) is copied as it is. */
+void jw_string(struct json_writer *w, const char *s)
+{
+    separate(w);
+    put(w, "\"", 1);
+    const char *run = s;
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c >= 0x20 && c != '"' && c != '\\')
+            continue;
+        put(w, run, (size_t)(s - run));
+        char esc[8];
+        if (c == '"' || c == '\\')
+            snprintf(esc, sizeof esc, "\\%c", c);
+        else
+            snprintf(esc, sizeof esc, "\\u%04x", c);
+        put(w, esc, strlen(esc));
+        run = s + 1;
+    }
+    put(w, run, (size_t)(s - run));
+    put(w, "\"", 1);
+}
+
+void jw_int(struct json_writer *w, int64_t v)
+{
+    char buf[24];
+    int n = snprintf(buf, sizeof buf, "%" PRId64, v);
+    separate(w);
+    put(w, buf, (size_t)n);
+}
+
+void jw_null(struct json_writer *w)
+{
+    separate(w);
+    put(w, "null", 4);
+}
+
+void jw_json(struct json_writer *w, const char *text)
+{
+    separate(w);
+    put(w, text, strlen(text));
+}

@@ -1,0 +1,40 @@
+/*
+ * json_writer.h - appends JSON text to a growing buffer, for responses too
+ * big to build as jansson trees cheaply (an entries page: building and
+ * dumping 100 entries as trees cost more CPU than PostgreSQL's query).
+ *
+ * Output only; requests are still parsed by jansson. Commas are placed by
+ * the writer: after '{' or '[' none is needed, after any value one is.
+ * Aborts on out-of-memory, like the store's buffers.
+ */
+#ifndef LEDGER_HTTP_JSON_WRITER_H
+#define LEDGER_HTTP_JSON_WRITER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct json_writer {
+    char *data; /* NUL-terminated; owned until json_writer_take */
+    size_t len, cap;
+    bool need_comma;
+};
+
+void json_writer_init(struct json_writer *w);
+/* Hands the text to the caller (to free), leaving w empty. */
+char *json_writer_take(struct json_writer *w, size_t *len);
+
+void jw_object_begin(struct json_writer *w);
+void jw_object_end(struct json_writer *w);
+void jw_array_begin(struct json_writer *w);
+void jw_array_end(struct json_writer *w);
+/* Writes "key": (keys are constants of ours and need no escaping). */
+void jw_key(struct json_writer *w, const char *key);
+/* Values: */
+void jw_string(struct json_writer *w, const char *s);
+void jw_int(struct json_writer *w, int64_t v);
+void jw_null(struct json_writer *w);
+/* A complete JSON text from a trusted source (PostgreSQL's jsonb output). */
+void jw_json(struct json_writer *w, const char *text);
+
+#endif

@@ -1,0 +1,101 @@
+/*
+ * test_json_writer.c - the response writer of the http module: its text
+ * must be JSON that a real parser (jansson) reads back as what was written.
+ */
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "http/json_writer.h"
+#include "tests.h"
+
+static char *take(struct json_writer *w)
+{
+    size_t len;
+    char *text = json_writer_take(w, &len);
+    assert_int_equal(len, strlen(text));
+    return text;
+}
+
+static void test_commas_between_values_and_members(void **state)
+{
+    struct json_writer w;
+    json_writer_init(&w);
+    jw_object_begin(&w);
+    jw_key(&w, "a");
+    jw_array_begin(&w);
+    jw_int(&w, 1);
+    jw_object_begin(&w);
+    jw_object_end(&w);
+    jw_array_begin(&w);
+    jw_array_end(&w);
+    jw_null(&w);
+    jw_array_end(&w);
+    jw_key(&w, "b");
+    jw_int(&w, INT64_MIN);
+    jw_key(&w, "c");
+    jw_json(&w, "{\"USD\": \"1.5\"}");
+    jw_object_end(&w);
+    char *text = take(&w);
+    assert_string_equal(
+        text, "{\"a\":[1,{},[],null],\"b\":-9223372036854775808,\"c\":{\"USD\": \"1.5\"}}");
+    free(text);
+}
+
+/* Every byte from 1 to 255 in a string: what jansson reads back is the
+ * same bytes (the input is valid UTF-8 only where it is ASCII, so the high
+ * bytes are checked separately with a real UTF-8 string). */
+static void test_strings_escape_what_json_requires(void **state)
+{
+    char ascii[128];
+    for (int i = 1; i < 128; i++)
+        ascii[i - 1] = (char)i;
+    ascii[127] = '\0';
+    const char *utf8 = "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x92\xb0";
+    const char *cases[] = {ascii, utf8, "", "\"\\\"", "a\nb\tc\x1f"};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct json_writer w;
+        json_writer_init(&w);
+        jw_array_begin(&w);
+        jw_string(&w, cases[i]);
+        jw_array_end(&w);
+        char *text = take(&w);
+        for (const char *p = text; *p; p++)
+            assert_true((unsigned char)*p >= 0x20);
+        json_error_t err;
+        json_t *v = json_loads(text, 0, &err);
+        assert_non_null(v);
+        assert_string_equal(json_string_value(json_array_get(v, 0)), cases[i]);
+        json_decref(v);
+        free(text);
+    }
+}
+
+/* Growth past the first buffer keeps every byte, in order. */
+static void test_large_output(void **state)
+{
+    struct json_writer w;
+    json_writer_init(&w);
+    jw_array_begin(&w);
+    for (int i = 0; i < 100000; i++)
+        jw_int(&w, i);
+    jw_array_end(&w);
+    char *text = take(&w);
+    json_t *v = json_loads(text, 0, NULL);
+    assert_non_null(v);
+    assert_int_equal(json_array_size(v), 100000);
+    for (int i = 0; i < 100000; i += 997)
+        assert_int_equal(json_integer_value(json_array_get(v, (size_t)i)), i);
+    json_decref(v);
+    free(text);
+}
+
+int run_json_writer_tests(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_commas_between_values_and_members),
+        cmocka_unit_test(test_strings_escape_what_json_requires),
+        cmocka_unit_test(test_large_output),
+    };
+    return cmocka_run_group_tests_name("json_writer", tests, NULL, NULL);
+}
