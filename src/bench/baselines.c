@@ -448,10 +448,11 @@ int ceiling_run(const char *conninfo, const struct workload *w, uint64_t seed, d
             " FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::numeric[], $5::bigint[],"
             " $6::bigint[], $7::bigint[]) AS u(x, f, tt, a, fs, ts, us) RETURNING id, ext_id)"
             " INSERT INTO bench.ceil_entries (account_id, seq, transfer_id, kind, amount,"
-            " pending_change, balance, pending_out, pending_in, effective_at, created_at)"
+            " pending_change, balance, pending_out, pending_in, effective_at, created_at,"
+            " transfer_ext_id)"
             " SELECT e.acc, e.seq, t.id, 'posted', e.a, 0, e.b, 0, 0,"
             " 'epoch'::timestamptz + e.us * interval '1 microsecond',"
-            " 'epoch'::timestamptz + e.us * interval '1 microsecond'"
+            " 'epoch'::timestamptz + e.us * interval '1 microsecond', e.x"
             " FROM unnest($8::bigint[], $9::bigint[], $10::text[], $11::numeric[],"
             " $12::numeric[], $13::bigint[]) AS e(acc, seq, x, a, b, us)"
             " JOIN t ON t.ext_id = e.x",

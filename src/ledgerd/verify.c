@@ -9,6 +9,7 @@
  *   2. available >= min_balance at every entry of a bounded account;
  *   3. seq 1..n without gaps; balance and pending chains; state = last entry;
  *   4. every posted transfer has exactly its two entries; no orphan entry;
+ *      an entry's copy of its transfer's client id is that id;
  *   5. the insert-only triggers are present and enabled.
  * Each violation is printed on its own line; the exit code says whether any
  * was found.
@@ -326,6 +327,10 @@ static int run_checks(struct audit *a)
     rc |= expect_empty(a, "entry without a transfer (account id, seq)",
                        "SELECT e.account_id || ' ' || e.seq FROM ledger.entries e"
                        " LEFT JOIN ledger.transfers t ON t.id = e.transfer_id WHERE t.id IS NULL");
+    rc |= expect_empty(a, "entry naming another transfer's id (account id, seq)",
+                       "SELECT e.account_id || ' ' || e.seq FROM ledger.entries e"
+                       " JOIN ledger.transfers t ON t.id = e.transfer_id"
+                       " WHERE e.transfer_ext_id <> t.ext_id");
     rc |= expect_empty(a, "entry of an unknown account (account id, seq)",
                        "SELECT e.account_id || ' ' || e.seq FROM ledger.entries e"
                        " LEFT JOIN ledger.accounts a ON a.id = e.account_id WHERE a.id IS NULL");

@@ -112,6 +112,12 @@ static const char *const migrations[] = {
      * accounts whose indexed columns never change. */
     "ALTER TABLE ledger.accounts SET (fillfactor = 50);"
     "ALTER TABLE ledger.pending_transfers SET (fillfactor = 70);",
+
+    /* 4: each entry carries its transfer's client id, so that an entries
+     * page reads entries only, not one transfers row per entry. Entries
+     * written before this have NULL here and are read through transfers.
+     * No default: adding the column rewrites nothing. */
+    "ALTER TABLE ledger.entries ADD COLUMN transfer_ext_id text COLLATE \"C\";",
 };
 
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))

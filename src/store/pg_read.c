@@ -182,14 +182,15 @@ int store_get_account(PGconn *conn, const char *ext_id, struct store_account *ou
     " WHERE a.ext_id = $1"
 
 #define SQL_LIST_ENTRIES                                                       \
-    "SELECT a.id, e.seq, t.ext_id, e.kind, e.amount, e.pending_change,"        \
+    "SELECT a.id, e.seq, coalesce(e.transfer_ext_id,"                         \
+    "  (SELECT ext_id FROM ledger.transfers WHERE id = e.transfer_id)),"       \
+    " e.kind, e.amount, e.pending_change,"                                     \
     " e.balance, e.pending_out, e.pending_in, e.avg_cost, "                    \
     SQL_TS_TO_US("e.effective_at") ", " SQL_TS_TO_US("e.created_at")           \
     " FROM ledger.accounts a"                                                  \
     " LEFT JOIN LATERAL (SELECT * FROM ledger.entries"                         \
     "  WHERE account_id = a.id AND seq > $2::bigint"                           \
     "  ORDER BY seq LIMIT $3::int) e ON true"                                  \
-    " LEFT JOIN ledger.transfers t ON t.id = e.transfer_id"                    \
     " WHERE a.ext_id = $1 ORDER BY e.seq"
 
 /* clang-format on */

@@ -83,10 +83,10 @@
     "e AS ("                                                                   \
     " INSERT INTO ledger.entries (account_id, seq, transfer_id, kind, amount," \
     "  pending_change, balance, pending_out, pending_in, effective_at,"        \
-    "  created_at, avg_cost)"                                                  \
+    "  created_at, avg_cost, transfer_ext_id)"                                 \
     " SELECT e.acc, e.seq, coalesce(e.tid, t.id), e.kind::ledger.entry_kind,"  \
     "  e.a, e.pc, e.b, e.po, e.pi, "                                           \
-    "  " SQL_US_TO_TS("e.eff") ", " SQL_US_TO_TS("e.cre") ", e.ac::jsonb"      \
+    "  " SQL_US_TO_TS("e.eff") ", " SQL_US_TO_TS("e.cre") ", e.ac::jsonb, e.x"\
     " FROM unnest($14::bigint[], $15::bigint[], $16::bigint[], $17::text[],"   \
     "  $18::text[], $19::numeric[], $20::numeric[], $21::numeric[],"           \
     "  $22::numeric[], $23::numeric[], $24::bigint[], $25::bigint[],"          \

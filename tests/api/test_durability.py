@@ -63,6 +63,49 @@ class InsertOnlyJournal(unittest.TestCase):
         self.pg.psql("ALTER TABLE ledger.entries ENABLE TRIGGER entries_insert_only")
 
 
+class EntriesCarryTheirTransferId(unittest.TestCase):
+    """Migration 4 copies each transfer's client id onto its entries, so
+    entries pages need no join; entries written before it have NULL there."""
+
+    def setUp(self):
+        self.pg = harness.cluster()
+        self.pg.reset()
+        self.d = harness.Ledgerd(db=self.pg.conninfo)
+        self.c = self.d.client()
+        self.c.account("world", min_balance=None)
+        self.c.account("a")
+        for i in range(3):
+            self.assertEqual(self.c.transfer("x%d" % i, "world", "a", 5)[0], 201)
+
+    def tearDown(self):
+        self.d.stop()
+
+    def tamper(self, set_clause, where="true"):
+        self.pg.psql("BEGIN; ALTER TABLE ledger.entries DISABLE TRIGGER entries_insert_only;"
+                     " UPDATE ledger.entries SET %s WHERE %s;"
+                     " ALTER TABLE ledger.entries ENABLE TRIGGER entries_insert_only; COMMIT"
+                     % (set_clause, where))
+
+    def test_written_and_read_back(self):
+        _, rows, _ = self.pg.psql("SELECT e.transfer_ext_id FROM ledger.entries e"
+                                  " JOIN ledger.accounts a ON a.id = e.account_id"
+                                  " WHERE a.ext_id = 'a' ORDER BY e.seq")
+        self.assertEqual(rows.split("\n"), ["x0", "x1", "x2"])
+        self.assertEqual([e["transfer_id"] for e in self.c.entries("a")], ["x0", "x1", "x2"])
+
+    def test_entries_from_before_the_migration(self):
+        self.tamper("transfer_ext_id = NULL", "seq <> 2")
+        self.assertEqual([e["transfer_id"] for e in self.c.entries("a")], ["x0", "x1", "x2"])
+        rc, out = harness.verify(self.pg.conninfo)
+        self.assertEqual(rc, 0, out)
+
+    def test_verify_objects_to_a_wrong_copy(self):
+        self.tamper("transfer_ext_id = 'x0'", "transfer_ext_id = 'x1'")
+        rc, out = harness.verify(self.pg.conninfo)
+        self.assertEqual(rc, 1, out)
+        self.assertIn("entry naming another transfer's id", out)
+
+
 class Migrations(unittest.TestCase):
     def test_two_processes_migrate_at_once(self):
         pg = harness.cluster()
