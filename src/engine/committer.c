@@ -430,10 +430,17 @@ static void *committer_main(void *arg)
             pthread_mutex_unlock(&e->lock);
             break;
         }
-        /* Take whole requests up to batch_ops_max transfers (at least one). */
+        /* Take whole requests (at least one). Small ones are merged up to
+         * two transfers per lockable account, so that the batch still
+         * locks accounts one by one and runs beside batches on other
+         * accounts, of this process or another. A batch that runs alone
+         * anyway (its first request names too many accounts) takes up to
+         * batch_ops_max. */
         struct engine_request *list = e->head, *last = e->head;
         int ops = last->n_ops;
-        while (last->next && ops + last->next->n_ops <= e->batch_ops_max) {
+        int limit =
+            ops > STORE_LOCKED_ACCOUNTS_MAX / 2 ? e->batch_ops_max : STORE_LOCKED_ACCOUNTS_MAX / 2;
+        while (last->next && ops + last->next->n_ops <= limit) {
             last = last->next;
             ops += last->n_ops;
         }

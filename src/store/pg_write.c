@@ -38,14 +38,13 @@
  * (max_locks_per_transaction x max_connections slots for all sessions), and
  * a batch request may name 16,380 accounts. So every batch first takes one
  * batch-wide lock: shared when it then locks its accounts one by one,
- * exclusive (and nothing else) when it names more than LOCKED_ACCOUNTS_MAX
- * accounts. A big batch then holds one slot and still excludes every other
- * batch of every process. A batch that found the lock table full retries
- * with the exclusive lock too (store_batch_reads.lock_all). The two-int key
- * space cannot meet the one-bigint keys of the account locks. */
-#define LOCKED_ACCOUNTS_MAX 1024
-#define SQL_LOCK_SHARED     "SELECT pg_advisory_xact_lock_shared(1818584167, 1)"
-#define SQL_LOCK_EXCLUSIVE  "SELECT pg_advisory_xact_lock(1818584167, 1)"
+ * exclusive (and nothing else) when it names more than
+ * STORE_LOCKED_ACCOUNTS_MAX accounts. A big batch then holds one slot and still excludes every
+ * other batch of every process. A batch that found the lock table full retries with the exclusive
+ * lock too (store_batch_reads.lock_all). The two-int key space cannot meet the one-bigint keys of
+ * the account locks. */
+#define SQL_LOCK_SHARED    "SELECT pg_advisory_xact_lock_shared(1818584167, 1)"
+#define SQL_LOCK_EXCLUSIVE "SELECT pg_advisory_xact_lock(1818584167, 1)"
 
 /* clang-format off */
 
@@ -319,7 +318,7 @@ enum store_result store_batch_load(PGconn *conn, const struct store_batch_reads 
     ids_array(&acc, rd->account_ids, rd->n_accounts);
     ids_array(&xfer, rd->transfer_ids, rd->n_transfers);
     const char *acc_params[] = {acc.data}, *xfer_params[] = {xfer.data};
-    bool one_by_one = !rd->lock_all && rd->n_accounts <= LOCKED_ACCOUNTS_MAX;
+    bool one_by_one = !rd->lock_all && rd->n_accounts <= STORE_LOCKED_ACCOUNTS_MAX;
     pipeline_begin(conn);
     bool sent = PQsendQueryParams(conn, "BEGIN", 0, NULL, NULL, NULL, NULL, 0) == 1 &&
                 (one_by_one ? send_prepared(conn, "ledger_lock_shared", 0, NULL) &&

@@ -84,6 +84,11 @@ struct store_error {
  * the first batch. 0, or -1 with err filled. */
 int store_prepare_write_path(PGconn *conn, char *err, size_t errlen);
 
+/* A batch that names more accounts than this takes one exclusive
+ * batch-wide lock instead of one lock per account: it then runs alone,
+ * excluding every other batch of every process (pg_write.c). */
+#define STORE_LOCKED_ACCOUNTS_MAX 1024
+
 /* What a batch reads in its first round trip. */
 struct store_batch_reads {
     const char *const *account_ids; /* sorted by strcmp, unique */
