@@ -160,25 +160,13 @@ static pid_t spawn(char *const argv[], bool drop, uid_t uid, gid_t gid, const ch
     _exit(127);
 }
 
-/* Settings written once, into the postgresql.conf of a cluster ledgerd
- * creates, so that its owner can still change them there. Neither trades
- * durability: fsync, synchronous_commit and full_page_writes stay on.
- *  - shared_buffers: a quarter of the machine's memory (PostgreSQL's own
- *    advice), so that a large journal's pages are read from PostgreSQL's
- *    cache rather than copied in from the kernel's at every entries page;
- *    never below PostgreSQL's default of 128 MB.
- *  - wal_init_zero = off: a new 16 MB WAL segment is created with its size
- *    set rather than written full of zeros. Writing them holds the WAL
- *    write lock, and every commit waited 20-40 ms each time a busy ledger
- *    crossed into a new segment (every two seconds at 5,000 transfers/s).
- *    fdatasync still makes each commit's blocks, allocation included,
- *    durable. */
+/* The memory PostgreSQL may use: physical memory, or in a container the
+ * cgroup's limit when lower. */
 static long long memory_bytes(void)
 {
     long pages = sysconf(_SC_PHYS_PAGES), page_size = sysconf(_SC_PAGESIZE);
     long long bytes = pages > 0 && page_size > 0 ? (long long)pages * page_size : 0;
-    /* In a container the cgroup's limit is what PostgreSQL may really use
-     * (v2, then v1; "max" or a huge number means no limit). */
+    /* cgroup v2, then v1; "max" or a huge number means no limit. */
     static const char *const limits[] = {"/sys/fs/cgroup/memory.max",
                                          "/sys/fs/cgroup/memory/memory.limit_in_bytes"};
     for (size_t i = 0; i < sizeof limits / sizeof limits[0]; i++) {
@@ -193,6 +181,19 @@ static long long memory_bytes(void)
     return bytes;
 }
 
+/* Settings written once, into the postgresql.conf of a cluster ledgerd
+ * creates, so that its owner can still change them there. Neither trades
+ * durability: fsync, synchronous_commit and full_page_writes stay on.
+ *  - shared_buffers: a quarter of the machine's memory (PostgreSQL's own
+ *    advice), so that a large journal's pages are read from PostgreSQL's
+ *    cache rather than copied in from the kernel's at every entries page;
+ *    never below PostgreSQL's default of 128 MB.
+ *  - wal_init_zero = off: a new 16 MB WAL segment is created with its size
+ *    set rather than written full of zeros. Writing them holds the WAL
+ *    write lock, and every commit waited 20-40 ms each time a busy ledger
+ *    crossed into a new segment (every two seconds at 5,000 transfers/s).
+ *    fdatasync still makes each commit's blocks, allocation included,
+ *    durable. */
 static int write_settings(const char *data_dir)
 {
     long long buffers_mb = memory_bytes() / 4 >> 20;
