@@ -8,6 +8,7 @@
  *   1. per currency, sum(balance) = 0 and sum(pending_out) = sum(pending_in);
  *   2. available >= min_balance at every entry of a bounded account;
  *   3. seq 1..n without gaps; balance and pending chains; state = last entry;
+ *      effective_at never decreasing along seq;
  *   4. every posted transfer has exactly its two entries; no orphan entry;
  *      an entry's copy of its transfer's client id is that id;
  *   5. the insert-only triggers are present and enabled.
@@ -85,6 +86,7 @@ struct chain {
     bool bounded;
     i128 min_balance;
     int64_t seq;
+    int64_t effective_us; /* of the last entry */
     i128 balance, pending_out, pending_in;
     struct core_cost cost; /* re-derived means of the tracked currencies */
     bool broken;
@@ -174,6 +176,12 @@ static void chain_step(struct audit *a, struct chain *c, PGresult *res)
         return;
     }
     c->seq = seq;
+    /* balance?at= searches entries by seq and relies on this order. */
+    int64_t effective_us = atoll(PQgetvalue(res, 0, 10));
+    if (seq > 1 && effective_us < c->effective_us)
+        violation(a, "account %s seq %lld: effective_at earlier than the entry before", c->ext_id,
+                  (long long)seq);
+    c->effective_us = effective_us;
     i128 available = c->balance;
     if (c->bounded && (amount_sub(&available, c->pending_out) || available < c->min_balance))
         violation(a, "account %s seq %lld: available below min_balance", c->ext_id, (long long)seq);
@@ -214,7 +222,8 @@ static int check_chains(struct audit *a, long *n_entries)
                      "SELECT e.account_id, e.seq, e.amount, e.pending_change, e.balance,"
                      " e.pending_out, e.pending_in, (t.from_account_id = e.account_id) AS debit,"
                      " ARRAY(SELECT e.avg_cost ->> c FROM unnest(a.cost_currencies) c),"
-                     " ARRAY(SELECT t.unit_cost ->> c FROM unnest(a.cost_currencies) c)"
+                     " ARRAY(SELECT t.unit_cost ->> c FROM unnest(a.cost_currencies) c),"
+                     " (extract(epoch FROM e.effective_at) * 1000000)::bigint"
                      " FROM ledger.entries e JOIN ledger.accounts a ON a.id = e.account_id"
                      " LEFT JOIN ledger.transfers t ON t.id = e.transfer_id"
                      " ORDER BY e.account_id, e.seq") ||

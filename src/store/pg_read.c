@@ -3,13 +3,14 @@
  *
  * Called from request threads with a connection of the store_pool. Every
  * query is parameterised and answered through an index: accounts by
- * ext_id, entries by (account_id, seq) and (account_id, effective_at, seq).
+ * ext_id, entries by (account_id, seq).
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/apply.h"
+#include "core/assert.h"
 #include "pg_internal.h"
 
 static char *dup_or_null(const PGresult *res, int row, int col)
@@ -168,18 +169,32 @@ int store_get_account(PGconn *conn, const char *ext_id, struct store_account *ou
 
 /* clang-format off */
 
-/* One probe of entries_as_of; the LEFT JOIN keeps "no entry yet" apart
- * from "no such account". */
+/* A binary search over the account's seq, one primary-key probe per step:
+ * effective_at never decreases along an account's entries (core sets it to
+ * at least the last one; verify checks it), so the answer is the last
+ * entry with effective_at <= $2, and (lo, hi) brackets its seq; lo = 0 is
+ * "no entry yet". The account's seq is read in the same snapshot as its
+ * entries. The last column, lo, is NULL only if a step found no entry, a
+ * gap in seq that verify reports as corruption. The LEFT JOINs keep "no
+ * entry yet" apart from "no such account". */
 #define SQL_BALANCE_AT                                                         \
-    "SELECT e.balance, e.seq, coalesce(e.avg_cost,"                            \
+    "WITH RECURSIVE a AS ("                                                    \
+    "  SELECT id, seq, cost_currencies FROM ledger.accounts WHERE ext_id = $1),"\
+    " s(lo, hi) AS ("                                                          \
+    "  SELECT 0::bigint, seq FROM a"                                           \
+    "  UNION ALL"                                                              \
+    "  SELECT CASE WHEN e.effective_at <= " SQL_US_TO_TS("$2::bigint")         \
+    "    THEN e.seq ELSE s.lo END,"                                            \
+    "   CASE WHEN e.effective_at <= " SQL_US_TO_TS("$2::bigint")               \
+    "    THEN s.hi ELSE e.seq - 1 END"                                         \
+    "  FROM s CROSS JOIN a JOIN ledger.entries e"                              \
+    "   ON e.account_id = a.id AND e.seq = (s.lo + s.hi + 1) / 2"              \
+    "  WHERE s.lo < s.hi)"                                                     \
+    " SELECT e.balance, e.seq, coalesce(e.avg_cost,"                           \
     "  (SELECT jsonb_object_agg(c, '0.000000000000000000')"                    \
-    "   FROM unnest(a.cost_currencies) c))"                                    \
-    " FROM ledger.accounts a"                                                  \
-    " LEFT JOIN LATERAL (SELECT balance, seq, avg_cost FROM ledger.entries"    \
-    "  WHERE account_id = a.id"                                                \
-    "   AND effective_at <= " SQL_US_TO_TS("$2::bigint")                       \
-    "  ORDER BY effective_at DESC, seq DESC LIMIT 1) e ON true"                \
-    " WHERE a.ext_id = $1"
+    "   FROM unnest(a.cost_currencies) c)), f.lo"                              \
+    " FROM a LEFT JOIN (SELECT lo FROM s WHERE lo = hi) f ON true"             \
+    " LEFT JOIN ledger.entries e ON e.account_id = a.id AND e.seq = f.lo"
 
 #define SQL_LIST_ENTRIES                                                       \
     "SELECT a.id, e.seq, coalesce(e.transfer_ext_id,"                         \
@@ -205,6 +220,7 @@ int store_balance_at(PGconn *conn, const char *ext_id, int64_t at_us, struct sto
     if (PQresultStatus(res) == PGRES_TUPLES_OK) {
         r = PQntuples(res) == 1;
         if (r) {
+            LEDGER_ASSERT(!PQgetisnull(res, 0, 3));
             bool none = PQgetisnull(res, 0, 1);
             out->balance = none ? 0 : pg_get_amount(res, 0, 0);
             out->seq = none ? 0 : pg_get_i64(res, 0, 1);

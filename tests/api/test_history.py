@@ -1,5 +1,6 @@
 """History: GET /v1/accounts/{id}/entries and /balance?at= (SPEC sections 2, 3 and 6)."""
 import datetime
+import random
 import re
 import unittest
 import urllib.parse
@@ -241,6 +242,40 @@ class BalanceAtTest(HistoryTestCase):
             self.ok(self.uid("t%d" % i), w, a, amount, effective_at="2022-05-05T05:05:05Z")
         self.assertEqual(self.balance_at(a, "2022-05-05T05:05:05Z"), ("60", 3))
         self.assertEqual(self.balance_at(a, "2022-05-05T05:05:04.999999Z"), ("0", 0))
+
+    def test_matches_a_model_over_a_long_history(self):
+        """balance?at= searches an account's entries by seq: checked against
+        a model over enough entries for many steps of the search, with runs
+        of equal effective_at, at every entry's instant and either side."""
+        w, a = self.acct("w", None), self.acct("a")
+        rng = random.Random(20261122)
+        fmt = lambda t: t.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        us = lambda n: datetime.timedelta(microseconds=n)
+        t = datetime.datetime(2021, 1, 1, tzinfo=datetime.timezone.utc)
+        items, history, balance = [], [], 0
+        for i in range(300):
+            t += us(rng.choice((0, 0, 1, 250000, 3600 * 10**6)))
+            amount = rng.randint(1, 1000)
+            balance += amount
+            items.append({"id": self.uid("m%d" % i), "from": w, "to": a, "amount": amount,
+                          "effective_at": fmt(t)})
+            history.append((t, balance, i + 1))
+        status, resp = self.c.post("/v1/transfers/batch", {"transfers": items, "atomic": True})
+        self.assertEqual(status, 200, resp)
+        self.assertTrue(all(r["status"] == "posted" for r in resp["results"]), resp)
+
+        def expected(at):
+            last = ("0", 0)
+            for when, bal, seq in history:
+                if when <= at:
+                    last = (str(bal), seq)
+            return last
+
+        probes = {history[0][0] - us(1), history[-1][0] + us(1)}
+        for when, _, _ in history[::3]:
+            probes.update((when - us(1), when, when + us(1)))
+        for at in sorted(probes):
+            self.assertEqual(self.balance_at(a, fmt(at)), expected(at), fmt(at))
 
     def test_unencoded_plus_in_offset(self):
         # "+05:30" typed into a URL without encoding arrives as a space.
