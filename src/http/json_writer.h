@@ -21,7 +21,8 @@ struct json_writer {
 };
 
 void json_writer_init(struct json_writer *w);
-/* Hands the text to the caller (to free), leaving w empty. */
+/* Hands the text to the caller (to free); w needs json_writer_init again
+ * before any further use. */
 char *json_writer_take(struct json_writer *w, size_t *len);
 
 void jw_object_begin(struct json_writer *w);
