@@ -49,30 +49,39 @@ static void separate(struct json_writer *w)
     w->need_comma = true;
 }
 
-void jw_object_begin(struct json_writer *w)
+/* '{' or '[': nothing to separate from inside it yet. */
+static void open_container(struct json_writer *w, char c)
 {
     separate(w);
-    put(w, "{", 1);
+    put(w, &c, 1);
     w->need_comma = false;
+}
+
+/* '}' or ']': the container is a value, which the next one follows. */
+static void close_container(struct json_writer *w, char c)
+{
+    put(w, &c, 1);
+    w->need_comma = true;
+}
+
+void jw_object_begin(struct json_writer *w)
+{
+    open_container(w, '{');
 }
 
 void jw_object_end(struct json_writer *w)
 {
-    put(w, "}", 1);
-    w->need_comma = true;
+    close_container(w, '}');
 }
 
 void jw_array_begin(struct json_writer *w)
 {
-    separate(w);
-    put(w, "[", 1);
-    w->need_comma = false;
+    open_container(w, '[');
 }
 
 void jw_array_end(struct json_writer *w)
 {
-    put(w, "]", 1);
-    w->need_comma = true;
+    close_container(w, ']');
 }
 
 void jw_key(struct json_writer *w, const char *key)
