@@ -231,7 +231,7 @@ static int parse_options(int argc, char **argv, struct options *o)
     o->open_rate = 5000;
     o->read_rate = 1000;
     o->workloads = "uniform,hot,hot-spend,zipf";
-    o->systems = "single,batch,lock,serializable,optimistic,ceiling,open,reads";
+    o->systems = "single,batch,lock,serializable,optimistic,ceiling,http,open,reads";
     int c;
     while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
         switch (c) {
@@ -276,7 +276,7 @@ static int parse_options(int argc, char **argv, struct options *o)
                     "usage: ledger-bench [--smoke] [--seed N] [--seconds S] [--clients N]"
                     " [--rate R] [--read-rate R] [--journal N]"
                     " [--workloads uniform,hot,hot-spend,zipf]"
-                    " [--systems single,batch,lock,serializable,optimistic,ceiling,open,reads]"
+                    " [--systems single,batch,lock,serializable,optimistic,ceiling,http,open,reads]"
                     " [--ledgerd-log FILE] [--db CONNINFO]"
                     " [--ledgerd PATH]\n");
             return -1;
@@ -442,6 +442,23 @@ int main(int argc, char **argv)
             printf("  violation: ledgerd answered %llu requests with errors\n",
                    (unsigned long long)(single_res.errors + batch_res.errors));
             failures++;
+        }
+        if (k == WL_UNIFORM && wanted(o.systems, "http")) {
+            /* What the machine allows HTTP alone: the same requests and
+             * client, refused by ledgerd's HTTP threads after parsing, so
+             * no committer and no database work. */
+            snprintf(prefix, sizeof prefix, "%s-h-%llu", w.name, (unsigned long long)o.seed);
+            struct http_load http = single;
+            http.id_prefix = prefix;
+            http.zero_amounts = true;
+            struct result http_res;
+            settle(conninfo);
+            http_load_run(&http, &http_res);
+            printf("\nHTTP alone, %s, %d clients, the same requests with amount 0 (400 before the"
+                   " database): %.0f requests/s, p50 %.2f ms, p99 %.2f ms, errors %llu\n",
+                   w.name, o.clients, rate_of(&http_res), http_res.p50_ms, http_res.p99_ms,
+                   (unsigned long long)http_res.errors);
+            failures += http_res.errors > 0;
         }
         if (k == WL_UNIFORM && wanted(o.systems, "open")) {
             snprintf(prefix, sizeof prefix, "%s-o-%llu", w.name, (unsigned long long)o.seed);

@@ -78,6 +78,7 @@ struct http_load {
     double seconds;
     double rate;           /* > 0: open loop at this many requests/s */
     bool reads;            /* GET balance?at= and entries pages instead of transfers */
+    bool zero_amounts;     /* amount 0: refused with 400 before the database */
     uint64_t max_requests; /* > 0: stop after sending this many (closed loop) */
     int rss_pid;           /* sampled for RSS while running; 0 none */
 };

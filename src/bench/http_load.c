@@ -74,6 +74,8 @@ static void append_transfer(struct load *l, struct conn *c)
     int from, to, amount;
     char a[64], b[64], item[256];
     workload_next(l->cfg->w, &l->rng, &from, &to, &amount);
+    if (l->cfg->zero_amounts)
+        amount = 0;
     workload_account(l->cfg->w, from, a, sizeof a);
     workload_account(l->cfg->w, to, b, sizeof b);
     int n = snprintf(item, sizeof item,
@@ -156,6 +158,13 @@ static void finish(struct load *l, struct conn *c, CURLcode rc)
     samples_add(&l->lat, us);
     if (l->cfg->reads) {
         if (status == 200)
+            l->out->transfers++;
+        else
+            l->out->errors++;
+        return;
+    }
+    if (l->cfg->zero_amounts) {
+        if (status == 400)
             l->out->transfers++;
         else
             l->out->errors++;
