@@ -195,11 +195,16 @@ struct http_server *http_start(const struct http_config *cfg, struct engine *eng
         free(s);
         return NULL;
     }
+    /* Each connection's memory pool holds only the request line, headers and
+     * read buffer (bodies are copied out as they arrive), and MHD zeroes the
+     * whole pool between keep-alive requests: at the default 32 KB that
+     * memset was 1.8 % of all CPU under single-transfer load, 0.2 % at 8 KB. */
     s->daemon = MHD_start_daemon(
         flags, cfg->port, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, &addr,
         MHD_OPTION_THREAD_POOL_SIZE, (unsigned)cfg->threads, MHD_OPTION_NOTIFY_COMPLETED,
         on_completed, s, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60, MHD_OPTION_CONNECTION_LIMIT,
-        (unsigned)4096, MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)1024, MHD_OPTION_END);
+        (unsigned)4096, MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)1024,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)8192, MHD_OPTION_END);
     if (s->daemon == NULL) {
         log_error("could not listen on %s:%u", host, cfg->port);
         free(s);
