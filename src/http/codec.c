@@ -307,48 +307,68 @@ json_t *codec_account(const struct store_account *a)
     return o;
 }
 
-json_t *codec_cost(const struct core_cost *c)
+static void write_amount(struct json_writer *w, const char *key, i128 v)
 {
-    json_t *o = json_object();
-    for (int i = 0; i < c->n; i++) {
-        char text[COST_TEXT_MAX];
-        cost_format(c->value[i], text);
-        json_object_set_new(o, c->currency[i], json_string(text));
-    }
-    return o;
+    char buf[AMOUNT_TEXT_MAX];
+    amount_format(v, buf);
+    jw_key(w, key);
+    jw_string(w, buf);
 }
 
-json_t *codec_transfer_result(const char *id, const char *from, const char *to,
-                              const struct core_transfer *t)
+static void write_time(struct json_writer *w, const char *key, int64_t us)
 {
-    json_t *o = json_object();
-    json_object_set_new(o, "id", json_string(id));
-    json_object_set_new(o, "status", json_string(transfer_state_name(t->state)));
-    json_object_set_new(o, "from", json_string(from));
-    json_object_set_new(o, "to", json_string(to));
-    json_object_set_new(o, "amount", codec_amount(t->amount));
-    json_object_set_new(o, "currency", json_string(t->currency));
-    json_object_set_new(o, "pending", json_boolean(t->pending));
+    char buf[TIME_TEXT_MAX];
+    time_format_rfc3339(us, buf);
+    jw_key(w, key);
+    jw_string(w, buf);
+}
+
+void codec_write_transfer_fields(struct json_writer *w, const char *id, const char *from,
+                                 const char *to, const struct core_transfer *t)
+{
+    jw_key(w, "id");
+    jw_string(w, id);
+    jw_key(w, "status");
+    jw_string(w, transfer_state_name(t->state));
+    jw_key(w, "from");
+    jw_string(w, from);
+    jw_key(w, "to");
+    jw_string(w, to);
+    write_amount(w, "amount", t->amount);
+    jw_key(w, "currency");
+    jw_string(w, t->currency);
+    jw_key(w, "pending");
+    jw_bool(w, t->pending);
     /* A settled pending transfer reports the entries that settled it. */
-    json_object_set_new(o, "from_seq", json_integer(t->settled ? t->settle_from_seq : t->from_seq));
-    json_object_set_new(o, "to_seq", json_integer(t->settled ? t->settle_to_seq : t->to_seq));
-    json_object_set_new(o, "from_balance",
-                        codec_amount(t->settled ? t->settle_from_balance : t->from_balance));
-    json_object_set_new(o, "to_balance",
-                        codec_amount(t->settled ? t->settle_to_balance : t->to_balance));
-    json_object_set_new(o, "created_at", codec_time(t->created_us));
-    json_object_set_new(o, "effective_at", codec_time(t->effective_us));
+    jw_key(w, "from_seq");
+    jw_int(w, t->settled ? t->settle_from_seq : t->from_seq);
+    jw_key(w, "to_seq");
+    jw_int(w, t->settled ? t->settle_to_seq : t->to_seq);
+    write_amount(w, "from_balance", t->settled ? t->settle_from_balance : t->from_balance);
+    write_amount(w, "to_balance", t->settled ? t->settle_to_balance : t->to_balance);
+    write_time(w, "created_at", t->created_us);
+    write_time(w, "effective_at", t->effective_us);
     if (t->state == TRANSFER_POSTED && t->pending)
-        json_object_set_new(o, "posted_amount", codec_amount(t->posted_amount));
-    if (t->pending && t->timeout_s > 0)
-        json_object_set_new(o, "timeout_s", json_integer(t->timeout_s));
+        write_amount(w, "posted_amount", t->posted_amount);
+    if (t->pending && t->timeout_s > 0) {
+        jw_key(w, "timeout_s");
+        jw_int(w, t->timeout_s);
+    }
     if (t->deadline_us != TIME_NONE && t->pending)
-        json_object_set_new(o, "expires_at", codec_time(t->deadline_us));
+        write_time(w, "expires_at", t->deadline_us);
     if (t->settled)
-        json_object_set_new(o, "settled_at", codec_time(t->settled_us));
-    if (t->unit_cost.n > 0)
-        json_object_set_new(o, "unit_cost", codec_cost(&t->unit_cost));
-    return o;
+        write_time(w, "settled_at", t->settled_us);
+    if (t->unit_cost.n > 0) {
+        jw_key(w, "unit_cost");
+        jw_object_begin(w);
+        for (int i = 0; i < t->unit_cost.n; i++) {
+            char text[COST_TEXT_MAX];
+            cost_format(t->unit_cost.value[i], text);
+            jw_key(w, t->unit_cost.currency[i]);
+            jw_string(w, text);
+        }
+        jw_object_end(w);
+    }
 }
 
 bool codec_parse_batch_item(json_t *obj, struct engine_op *op, struct codec_error *err)

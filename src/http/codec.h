@@ -36,14 +36,15 @@ bool codec_parse_settle(json_t *obj, enum op_kind kind, struct engine_op *op,
                         struct codec_error *err);
 
 json_t *codec_amount(i128 v);
-json_t *codec_cost(const struct core_cost *c);
 json_t *codec_time(int64_t us);
 /* Parses stored JSON text (metadata, avg_cost); NULL text gives NULL. */
 json_t *codec_stored_json(const char *text);
 
 json_t *codec_account(const struct store_account *a);
-json_t *codec_transfer_result(const char *id, const char *from, const char *to,
-                              const struct core_transfer *t);
+/* A transfer result's fields, inside an object the caller opened (so that
+ * it can add "replayed" or "metadata"). */
+void codec_write_transfer_fields(struct json_writer *w, const char *id, const char *from,
+                                 const char *to, const struct core_transfer *t);
 /* One entry of an entries page, written straight to text. */
 void codec_write_entry(struct json_writer *w, const struct store_entry *e);
 json_t *codec_error_body(enum status s, const char *message);

@@ -125,6 +125,12 @@ void jw_int(struct json_writer *w, int64_t v)
     put(w, buf, (size_t)n);
 }
 
+void jw_bool(struct json_writer *w, bool v)
+{
+    separate(w);
+    put(w, v ? "true" : "false", v ? 4 : 5);
+}
+
 void jw_null(struct json_writer *w)
 {
     separate(w);

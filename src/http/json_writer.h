@@ -1,7 +1,8 @@
 /*
- * json_writer.h - appends JSON text to a growing buffer, for responses too
- * big to build as jansson trees cheaply (an entries page: building and
- * dumping 100 entries as trees cost more CPU than PostgreSQL's query).
+ * json_writer.h - appends JSON text to a growing buffer: the responses
+ * ledgerd sends most (transfer results, entries pages) are written straight
+ * to text rather than built and dumped as jansson trees (for an entries
+ * page of 100 entries that cost more CPU than PostgreSQL's query).
  *
  * Output only; requests are still parsed by jansson. Commas are placed by
  * the writer: after '{' or '[' none is needed, after any value one is.
@@ -29,11 +30,13 @@ void jw_object_begin(struct json_writer *w);
 void jw_object_end(struct json_writer *w);
 void jw_array_begin(struct json_writer *w);
 void jw_array_end(struct json_writer *w);
-/* Writes "key": (keys are constants of ours and need no escaping). */
+/* Writes "key": (keys are constants of ours or validated currency codes,
+ * and need no escaping). */
 void jw_key(struct json_writer *w, const char *key);
 /* Values: */
 void jw_string(struct json_writer *w, const char *s);
 void jw_int(struct json_writer *w, int64_t v);
+void jw_bool(struct json_writer *w, bool v);
 void jw_null(struct json_writer *w);
 /* A complete JSON text from a trusted source (PostgreSQL's jsonb output). */
 void jw_json(struct json_writer *w, const char *text);

@@ -120,6 +120,13 @@ static PGconn *pool_get_or_reply(struct http_request *r, enum MHD_Result *ret)
     return c;
 }
 
+static enum MHD_Result reply_written(struct http_request *r, int http_status, struct json_writer *w)
+{
+    size_t len;
+    char *text = json_writer_take(w, &len);
+    return http_reply_text(r, http_status, "application/json", text, len);
+}
+
 static enum MHD_Result db_error_reply(struct http_request *r, PGconn *c)
 {
     metrics_db_error();
@@ -286,9 +293,7 @@ static enum MHD_Result account_entries(struct http_request *r, const char *id)
         jw_null(&w);
     jw_object_end(&w);
     store_entries_free(entries, n);
-    size_t len;
-    char *text = json_writer_take(&w, &len);
-    return http_reply_text(r, 200, "application/json", text, len);
+    return reply_written(r, 200, &w);
 }
 
 static enum MHD_Result transfer_get(struct http_request *r, const char *id)
@@ -304,11 +309,18 @@ static enum MHD_Result transfer_get(struct http_request *r, const char *id)
     store_pool_put(r->srv->pool, c);
     if (found == 0)
         return http_reply_error(r, STATUS_TRANSFER_NOT_FOUND, "no transfer with this id");
-    json_t *body = codec_transfer_result(t.ext_id, t.from, t.to, &t.t);
-    json_t *meta = codec_stored_json(t.metadata_json);
-    json_object_set_new(body, "metadata", meta ? meta : json_null());
+    struct json_writer w;
+    json_writer_init(&w);
+    jw_object_begin(&w);
+    codec_write_transfer_fields(&w, t.ext_id, t.from, t.to, &t.t);
+    jw_key(&w, "metadata");
+    if (t.metadata_json)
+        jw_json(&w, t.metadata_json);
+    else
+        jw_null(&w);
+    jw_object_end(&w);
     free(t.metadata_json);
-    return http_reply_json(r, 200, body);
+    return reply_written(r, 200, &w);
 }
 
 static void engine_done(struct engine_request *er)
@@ -450,33 +462,45 @@ enum MHD_Result routes_reply_committed(struct http_request *r)
         return http_reply_error(r, STATUS_UNAVAILABLE,
                                 "the database cannot be reached; nothing was applied unless a "
                                 "retry with the same id says replayed");
+    struct json_writer w;
     if (!r->is_batch) {
         struct engine_op *op = &er->ops[0];
         if (op->core.status != STATUS_OK)
             return http_reply_error(r, op->core.status, status_message(op->core.status));
-        json_t *body = codec_transfer_result(op->id, op->from, op->to, &op->core.result);
-        json_object_set_new(body, "replayed", json_boolean(op->core.replayed));
-        return http_reply_json(r, op->core.replayed || r->is_settle ? 200 : 201, body);
+        json_writer_init(&w);
+        jw_object_begin(&w);
+        codec_write_transfer_fields(&w, op->id, op->from, op->to, &op->core.result);
+        jw_key(&w, "replayed");
+        jw_bool(&w, op->core.replayed);
+        jw_object_end(&w);
+        return reply_written(r, op->core.replayed || r->is_settle ? 200 : 201, &w);
     }
-    json_t *results = json_array();
+    json_writer_init(&w);
+    jw_object_begin(&w);
+    jw_key(&w, "results");
+    jw_array_begin(&w);
     for (int i = 0; i < er->n_ops; i++) {
         struct engine_op *op = &er->ops[i];
-        json_t *item;
+        jw_object_begin(&w);
         if (op->core.status == STATUS_OK) {
-            item = codec_transfer_result(op->id, op->from, op->to, &op->core.result);
-            json_object_set_new(item, "replayed", json_boolean(op->core.replayed));
+            codec_write_transfer_fields(&w, op->id, op->from, op->to, &op->core.result);
+            jw_key(&w, "replayed");
+            jw_bool(&w, op->core.replayed);
         } else {
-            item = json_object();
-            json_object_set_new(item, "id", json_string(op->id));
-            json_object_set_new(item, "status", json_string("rejected"));
-            json_object_set_new(item, "error", json_string(status_code(op->core.status)));
-            json_object_set_new(item, "message", json_string(status_message(op->core.status)));
+            jw_key(&w, "id");
+            jw_string(&w, op->id);
+            jw_key(&w, "status");
+            jw_string(&w, "rejected");
+            jw_key(&w, "error");
+            jw_string(&w, status_code(op->core.status));
+            jw_key(&w, "message");
+            jw_string(&w, status_message(op->core.status));
         }
-        json_array_append_new(results, item);
+        jw_object_end(&w);
     }
-    json_t *body = json_object();
-    json_object_set_new(body, "results", results);
-    return http_reply_json(r, 200, body);
+    jw_array_end(&w);
+    jw_object_end(&w);
+    return reply_written(r, 200, &w);
 }
 
 void routes_request_free(struct http_request *r)

@@ -30,6 +30,8 @@ static void test_commas_between_values_and_members(void **state)
     jw_array_begin(&w);
     jw_array_end(&w);
     jw_null(&w);
+    jw_bool(&w, true);
+    jw_bool(&w, false);
     jw_array_end(&w);
     jw_key(&w, "b");
     jw_int(&w, INT64_MIN);
@@ -38,7 +40,8 @@ static void test_commas_between_values_and_members(void **state)
     jw_object_end(&w);
     char *text = take(&w);
     assert_string_equal(
-        text, "{\"a\":[1,{},[],null],\"b\":-9223372036854775808,\"c\":{\"USD\": \"1.5\"}}");
+        text,
+        "{\"a\":[1,{},[],null,true,false],\"b\":-9223372036854775808,\"c\":{\"USD\": \"1.5\"}}");
     free(text);
 }
 
