@@ -255,49 +255,6 @@ class Crashes(unittest.TestCase):
             b.stop()
 
 
-class QueryPlans(unittest.TestCase):
-    """An entries page reads a few index rows, not an account's whole
-    history (for balance?at=, see PlansLedgerdUses)."""
-
-    @classmethod
-    def setUpClass(cls):
-        cls.pg = harness.cluster()
-        cls.pg.reset()
-        cls.d = harness.Ledgerd(db=cls.pg.conninfo)
-        c = cls.d.client()
-        c.account("world", min_balance=None)
-        c.account("long")
-        items = [{"id": "plan-%d" % i, "from": "world", "to": "long", "amount": 1}
-                 for i in range(3000)]
-        status, resp = c.post("/v1/transfers/batch", {"transfers": items, "atomic": True})
-        assert status == 200 and all(r["status"] == "posted" for r in resp["results"])
-        cls.pg.psql("ANALYZE ledger.entries")
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.d.stop()
-
-    def plan(self, sql):
-        _, out, _ = self.pg.psql("EXPLAIN (ANALYZE, FORMAT JSON) " + sql)
-        return json.loads(out)[0]["Plan"]
-
-    def scans_of(self, node, out):
-        if node.get("Relation Name") == "entries":
-            out.append(node)
-        for child in node.get("Plans", []):
-            self.scans_of(child, out)
-        return out
-
-    def test_entries_page_reads_only_the_page(self):
-        plan = self.plan("SELECT * FROM ledger.entries WHERE account_id ="
-                         " (SELECT id FROM ledger.accounts WHERE ext_id = 'long')"
-                         " AND seq > 1500 ORDER BY seq LIMIT 101")
-        scans = self.scans_of(plan, [])
-        self.assertEqual(len(scans), 1)
-        self.assertEqual(scans[0]["Index Name"], "entries_pkey")
-        self.assertLessEqual(scans[0]["Actual Rows"], 101)
-
-
 class PlansLedgerdUses(unittest.TestCase):
     """ledgerd's own (generic, cached) plans: made while the journal was
     empty, they must still be index probes once it has grown, without any
