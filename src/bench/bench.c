@@ -444,9 +444,9 @@ int main(int argc, char **argv)
             failures++;
         }
         if (k == WL_UNIFORM && wanted(o.systems, "http")) {
-            /* What the machine allows HTTP alone: the same requests and
-             * client, refused by ledgerd's HTTP threads after parsing, so
-             * no committer and no database work. */
+            /* An upper bound for the HTTP side on this machine: the same
+             * requests and client, refused by ledgerd's HTTP threads right
+             * after parsing, so no queue, no committer, no database. */
             snprintf(prefix, sizeof prefix, "%s-h-%llu", w.name, (unsigned long long)o.seed);
             struct http_load http = single;
             http.id_prefix = prefix;

@@ -164,7 +164,7 @@ static void finish(struct load *l, struct conn *c, CURLcode rc)
         return;
     }
     if (l->cfg->zero_amounts) {
-        if (status == 400)
+        if (status == 400 && c->resp && strstr(c->resp, "\"invalid_amount\""))
             l->out->transfers++;
         else
             l->out->errors++;

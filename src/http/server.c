@@ -195,10 +195,12 @@ struct http_server *http_start(const struct http_config *cfg, struct engine *eng
         free(s);
         return NULL;
     }
-    /* Each connection's memory pool holds only the request line, headers and
-     * read buffer (bodies are copied out as they arrive), and MHD zeroes the
-     * whole pool between keep-alive requests: at the default 32 KB that
-     * memset was 1.8 % of all CPU under single-transfer load, 0.2 % at 8 KB. */
+    /* Each connection's memory pool holds the request line and headers,
+     * their parsed records, the read buffer and the response headers; bodies
+     * are copied out as they arrive, so only a request's head must fit
+     * (about 7 KB, README). MHD zeroes the whole pool between keep-alive
+     * requests: at the default 32 KB that memset was 1.8 % of all CPU under
+     * single-transfer load, 0.2 % at 8 KB. */
     s->daemon = MHD_start_daemon(
         flags, cfg->port, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, &addr,
         MHD_OPTION_THREAD_POOL_SIZE, (unsigned)cfg->threads, MHD_OPTION_NOTIFY_COMPLETED,

@@ -262,6 +262,22 @@ class RobustnessTest(HttpTestCase):
         self.assert_json_error(status, resp, "invalid_request")
         self.assert_healthy()
 
+    def test_request_heads_up_to_6_kb_are_served_and_longer_refused(self):
+        w, a = self.uid("w"), self.uid("a")
+        self.c.account(w, min_balance=None)
+        self.c.account(a)
+        c = harness.Client(self.ledgerd.port)
+        status, resp = c.post("/v1/transfers", {"id": self.uid("t"), "from": w, "to": a,
+                                                "amount": 5}, headers={"X-Pad": "p" * 6000})
+        self.assertEqual(status, 201, resp)
+        c.close()
+        # Past the connection's 8 KB pool libmicrohttpd answers by itself.
+        head = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Pad: " + b"p" * 9000 + b"\r\n\r\n"
+        out = self.raw_exchange(head)
+        self.assertRegex(out[:13], rb"^HTTP/1\.1 4(14|31) ", out[:100])
+        self.assert_healthy()
+        self.assertEqual(self.c.balance(a), 5)
+
     def test_keep_alive_survives_errors(self):
         c = harness.Client(self.ledgerd.port)
         c.post("/v1/accounts", raw="{")
