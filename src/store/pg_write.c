@@ -7,8 +7,9 @@
  *                 then advisory locks in ext_id order); read them; read
  *                 which transfer ids exist; Sync
  *   (core judges the batch)
- *   round trip 2: insert transfers + entries; record pending states; write
- *                 back the touched accounts; COMMIT; Sync
+ *   round trip 2: one statement inserts transfers + entries, records
+ *                 pending states and writes back the touched accounts;
+ *                 COMMIT; Sync
  *
  * Accounts and transfer ids are read in their own statements, after the
  * locking one has finished, so their snapshots see whatever the previous
