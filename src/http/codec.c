@@ -416,15 +416,6 @@ bool codec_parse_settle(json_t *obj, enum op_kind kind, struct engine_op *op,
 
 void codec_write_entry(struct json_writer *w, const struct store_entry *e)
 {
-    char buf[AMOUNT_TEXT_MAX > TIME_TEXT_MAX ? AMOUNT_TEXT_MAX : TIME_TEXT_MAX];
-    const struct {
-        const char *key;
-        i128 v;
-    } amounts[] = {{"amount", e->amount},
-                   {"pending_change", e->pending_change},
-                   {"balance", e->balance},
-                   {"pending_out", e->pending_out},
-                   {"pending_in", e->pending_in}};
     jw_object_begin(w);
     jw_key(w, "seq");
     jw_int(w, e->seq);
@@ -432,21 +423,17 @@ void codec_write_entry(struct json_writer *w, const struct store_entry *e)
     jw_string(w, e->transfer_id);
     jw_key(w, "kind");
     jw_string(w, e->kind);
-    for (size_t i = 0; i < sizeof amounts / sizeof amounts[0]; i++) {
-        amount_format(amounts[i].v, buf);
-        jw_key(w, amounts[i].key);
-        jw_string(w, buf);
-    }
+    write_amount(w, "amount", e->amount);
+    write_amount(w, "pending_change", e->pending_change);
+    write_amount(w, "balance", e->balance);
+    write_amount(w, "pending_out", e->pending_out);
+    write_amount(w, "pending_in", e->pending_in);
     if (e->avg_cost_json) {
         jw_key(w, "avg_cost");
         jw_json(w, e->avg_cost_json);
     }
-    time_format_rfc3339(e->effective_us, buf);
-    jw_key(w, "effective_at");
-    jw_string(w, buf);
-    time_format_rfc3339(e->created_us, buf);
-    jw_key(w, "created_at");
-    jw_string(w, buf);
+    write_time(w, "effective_at", e->effective_us);
+    write_time(w, "created_at", e->created_us);
     jw_object_end(w);
 }
 

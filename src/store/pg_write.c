@@ -40,10 +40,11 @@
  * a batch request may name 16,380 accounts. So every batch first takes one
  * batch-wide lock: shared when it then locks its accounts one by one,
  * exclusive (and nothing else) when it names more than
- * STORE_LOCKED_ACCOUNTS_MAX accounts. A big batch then holds one slot and still excludes every
- * other batch of every process. A batch that found the lock table full retries with the exclusive
- * lock too (store_batch_reads.lock_all). The two-int key space cannot meet the one-bigint keys of
- * the account locks. */
+ * STORE_LOCKED_ACCOUNTS_MAX accounts. A big batch then holds one slot and
+ * still excludes every other batch of every process. A batch that found
+ * the lock table full retries with the exclusive lock too
+ * (store_batch_reads.lock_all). The two-int key space cannot meet the
+ * one-bigint keys of the account locks. */
 #define SQL_LOCK_SHARED    "SELECT pg_advisory_xact_lock_shared(1818584167, 1)"
 #define SQL_LOCK_EXCLUSIVE "SELECT pg_advisory_xact_lock(1818584167, 1)"
 
