@@ -1,5 +1,5 @@
 # ledgerd - one plain Makefile.
-#   make            build/ledgerd
+#   make            build/ledgerd, build/ledgerctl and build/ledger-bench
 #   make check      unit tests under ASan/UBSan, then the API, concurrency
 #                   and crash tests against a private PostgreSQL cluster
 #   make format     clang-format every C file
@@ -21,6 +21,7 @@ MAIN    := $(wildcard src/ledgerd/*.c)
 SERVER  := $(CORE) $(UTIL) $(STORE) $(ENGINE) $(HTTP) $(MAIN)
 HEADERS := $(wildcard src/*/*.h src/*/*.def)
 
+CLI     := src/cli/ledgerctl.c
 BENCH   := $(wildcard src/bench/*.c) src/ledgerd/pg_embedded.c src/util/log.c
 
 SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
@@ -28,10 +29,13 @@ UNIT    := $(wildcard tests/unit/*.c)
 
 .PHONY: all check unit api smoke bench format clean
 
-all: $(BUILD)/ledgerd $(BUILD)/ledger-bench
+all: $(BUILD)/ledgerd $(BUILD)/ledgerctl $(BUILD)/ledger-bench
 
 $(BUILD)/ledgerd: $(SERVER) $(HEADERS) | $(BUILD)
 	$(CC) $(CFLAGS) -o $@ $(SERVER) $(LDLIBS)
+
+$(BUILD)/ledgerctl: $(CLI) | $(BUILD)
+	$(CC) $(CFLAGS) -o $@ $(CLI) -lcurl -ljansson
 
 $(BUILD)/ledger-bench: $(BENCH) $(HEADERS) | $(BUILD)
 	$(CC) $(CFLAGS) -o $@ $(BENCH) -lcurl -lpq -lpthread -lm
@@ -47,7 +51,7 @@ $(BUILD):
 unit: $(BUILD)/unit-tests
 	$(BUILD)/unit-tests
 
-api: $(BUILD)/ledgerd
+api: $(BUILD)/ledgerd $(BUILD)/ledgerctl
 	python3 tests/api/run.py --ledgerd $(BUILD)/ledgerd
 
 # A short run of the benchmark: the tool works and every invariant holds.
