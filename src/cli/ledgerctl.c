@@ -156,11 +156,16 @@ static int parse_flags(int argc, char **argv, int first, struct flag *flags, int
     return 0;
 }
 
-static char *dump(json_t *body)
+/* Makes r a POST of body to path, or drops body when building it failed. */
+static int post_json(struct request *r, const char *path, json_t *body, bool ok)
 {
-    char *s = json_dumps(body, JSON_COMPACT);
+    if (ok) {
+        r->method = "POST";
+        put_path(r, path);
+        r->body = json_dumps(body, JSON_COMPACT);
+    }
     json_decref(body);
-    return s;
+    return ok ? 0 : EXIT_USAGE;
 }
 
 static int account_create(int argc, char **argv, int first, struct request *r)
@@ -188,14 +193,8 @@ static int account_create(int argc, char **argv, int first, struct request *r)
         free(copy);
         json_object_set_new(b, "cost_currencies", list);
     }
-    if (f[3].value && !set_json(b, "metadata", f[3].value, "--metadata")) {
-        json_decref(b);
-        return EXIT_USAGE;
-    }
-    r->method = "POST";
-    put_path(r, "/v1/accounts");
-    r->body = dump(b);
-    return 0;
+    bool ok = !f[3].value || set_json(b, "metadata", f[3].value, "--metadata");
+    return post_json(r, "/v1/accounts", b, ok);
 }
 
 static int account_read(const char *what, int argc, char **argv, int first, struct request *r)
@@ -267,14 +266,7 @@ static int transfer_create(int argc, char **argv, int first, struct request *r)
         ok = ok && set_json(b, "unit_cost", f[UNIT_COST].value, "--unit-cost");
     if (f[METADATA].value)
         ok = ok && set_json(b, "metadata", f[METADATA].value, "--metadata");
-    if (!ok) {
-        json_decref(b);
-        return EXIT_USAGE;
-    }
-    r->method = "POST";
-    put_path(r, "/v1/transfers");
-    r->body = dump(b);
-    return 0;
+    return post_json(r, "/v1/transfers", b, ok);
 }
 
 static char *read_all(FILE *f)
@@ -330,18 +322,14 @@ static int transfer_command(const char *what, int argc, char **argv, int first, 
     }
     put_path(r, "/v1/transfers/");
     put_escaped(r, pos[0]);
-    r->method = get ? "GET" : "POST";
-    if (post) {
-        put_path(r, "/post");
-        json_t *b = json_object();
-        if (f[0].value)
-            json_object_set_new(b, "amount", json_string(f[0].value));
-        r->body = dump(b);
-    } else if (void_) {
-        put_path(r, "/void");
-        r->body = strdup("{}");
+    if (get) {
+        r->method = "GET";
+        return 0;
     }
-    return 0;
+    json_t *b = json_object();
+    if (f[0].value)
+        json_object_set_new(b, "amount", json_string(f[0].value));
+    return post_json(r, post ? "/post" : "/void", b, true);
 }
 
 /* ---- the request ---- */

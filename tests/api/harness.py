@@ -256,6 +256,14 @@ class LedgerdTestCase(unittest.TestCase):
         self.assertTrue(body["message"].strip(), "%s: empty message" % what)
 
 
+def token_file(text):
+    """A temporary file holding text, for --token-file; the caller unlinks it."""
+    fd, path = tempfile.mkstemp(prefix="ledgerd-tokens-")
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    return path
+
+
 def verify(db):
     """Runs `ledgerd verify --db`; returns (exit code, output)."""
     p = subprocess.run([LEDGERD, "verify", "--db", db], capture_output=True, text=True, timeout=300)

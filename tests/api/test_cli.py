@@ -173,9 +173,7 @@ class CliTokenTest(harness.LedgerdTestCase):
     @classmethod
     def setUpClass(cls):
         harness.cluster().reset()
-        fd, cls.server_tokens = tempfile.mkstemp(prefix="ledgerd-tokens-")
-        with os.fdopen(fd, "w") as f:
-            f.write("cli-token-1\n")
+        cls.server_tokens = harness.token_file("cli-token-1\n")
         cls.ledgerd = harness.Ledgerd(db=harness.cluster().conninfo,
                                       extra=("--token-file", cls.server_tokens))
         cls.c = cls.ledgerd.client(token="cli-token-1")

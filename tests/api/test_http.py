@@ -294,10 +294,8 @@ class TokenFileTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         harness.cluster().reset()
-        fd, cls.token_path = tempfile.mkstemp(prefix="ledgerd-tokens-")
-        with os.fdopen(fd, "w") as f:
-            f.write("# tokens for the API tests\n\ntok-alpha-123\n  \n#tok-commented\n"
-                    "tok-beta-456\n")
+        cls.token_path = harness.token_file("# tokens for the API tests\n\ntok-alpha-123\n  \n"
+                                            "#tok-commented\ntok-beta-456\n")
         cls.ledgerd = harness.Ledgerd(db=harness.cluster().conninfo,
                                       extra=("--token-file", cls.token_path))
 
