@@ -4,7 +4,6 @@ import json
 import os
 import re
 import socket
-import tempfile
 import time
 import unittest
 
