@@ -65,6 +65,49 @@ static enum amount_parse_result parse_amount(json_t *v, i128 *out)
     return AMOUNT_PARSE_SYNTAX;
 }
 
+/* Metadata goes to PostgreSQL's jsonb, which keeps numbers as exact
+ * decimals. jansson writes a double in 17 digits (0.1 as
+ * 0.10000000000000001), so numbers are written here in the fewest digits
+ * that are the same double. */
+static void write_any(struct json_writer *w, json_t *v)
+{
+    const char *key;
+    json_t *item;
+    size_t i;
+    switch (json_typeof(v)) {
+    case JSON_OBJECT:
+        jw_object_begin(w);
+        json_object_foreach(v, key, item)
+        {
+            jw_key_quoted(w, key);
+            write_any(w, item);
+        }
+        jw_object_end(w);
+        break;
+    case JSON_ARRAY:
+        jw_array_begin(w);
+        json_array_foreach(v, i, item) write_any(w, item);
+        jw_array_end(w);
+        break;
+    case JSON_STRING:
+        jw_string(w, json_string_value(v));
+        break;
+    case JSON_INTEGER:
+        jw_int(w, json_integer_value(v));
+        break;
+    case JSON_REAL:
+        jw_real(w, json_real_value(v));
+        break;
+    case JSON_TRUE:
+    case JSON_FALSE:
+        jw_bool(w, json_is_true(v));
+        break;
+    case JSON_NULL:
+        jw_null(w);
+        break;
+    }
+}
+
 static bool get_metadata(json_t *obj, char **out, struct codec_error *err)
 {
     *out = NULL;
@@ -73,10 +116,12 @@ static bool get_metadata(json_t *obj, char **out, struct codec_error *err)
         return true;
     if (!json_is_object(v))
         return fail(err, "\"%s\" must be a JSON object", "metadata");
-    char *text = json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS);
-    if (text == NULL)
-        return fail(err, "\"%s\" could not be serialised", "metadata");
-    if (strlen(text) > METADATA_MAX) {
+    struct json_writer w;
+    json_writer_init(&w);
+    write_any(&w, v);
+    size_t len;
+    char *text = json_writer_take(&w, &len);
+    if (len > METADATA_MAX) {
         free(text);
         return fail(err, "\"%s\" is larger than 4096 bytes serialised", "metadata");
     }
@@ -278,35 +323,6 @@ json_t *codec_stored_json(const char *text)
     return text ? json_loads(text, 0, NULL) : NULL;
 }
 
-json_t *codec_account(const struct store_account *a)
-{
-    json_t *o = json_object();
-    json_object_set_new(o, "id", json_string(a->ext_id));
-    json_object_set_new(o, "currency", json_string(a->currency));
-    json_object_set_new(o, "min_balance",
-                        a->min_unbounded ? json_null() : codec_amount(a->min_balance));
-    json_t *costs = json_array();
-    for (int i = 0; i < a->n_cost_currencies; i++)
-        json_array_append_new(costs, json_string(a->cost_currencies[i]));
-    json_object_set_new(o, "cost_currencies", costs);
-    json_t *meta = codec_stored_json(a->metadata_json);
-    json_object_set_new(o, "metadata", meta ? meta : json_null());
-    json_object_set_new(o, "balance", codec_amount(a->balance));
-    json_object_set_new(o, "pending_out", codec_amount(a->pending_out));
-    json_object_set_new(o, "pending_in", codec_amount(a->pending_in));
-    /* available is shown, not judged: an i128 difference may not fit, and
-     * then the exact figure is still balance - pending_out. */
-    i128 available = a->balance;
-    if (amount_sub(&available, a->pending_out) == 0)
-        json_object_set_new(o, "available", codec_amount(available));
-    json_object_set_new(o, "seq", json_integer(a->seq));
-    json_t *avg = codec_stored_json(a->avg_cost_json);
-    if (avg)
-        json_object_set_new(o, "avg_cost", avg);
-    json_object_set_new(o, "created_at", codec_time(a->created_us));
-    return o;
-}
-
 static void write_amount(struct json_writer *w, const char *key, i128 v)
 {
     char buf[AMOUNT_TEXT_MAX];
@@ -321,6 +337,49 @@ static void write_time(struct json_writer *w, const char *key, int64_t us)
     time_format_rfc3339(us, buf);
     jw_key(w, key);
     jw_string(w, buf);
+}
+
+void codec_write_account(struct json_writer *w, const struct store_account *a)
+{
+    jw_object_begin(w);
+    jw_key(w, "id");
+    jw_string(w, a->ext_id);
+    jw_key(w, "currency");
+    jw_string(w, a->currency);
+    if (a->min_unbounded) {
+        jw_key(w, "min_balance");
+        jw_null(w);
+    } else {
+        write_amount(w, "min_balance", a->min_balance);
+    }
+    jw_key(w, "cost_currencies");
+    jw_array_begin(w);
+    for (int i = 0; i < a->n_cost_currencies; i++)
+        jw_string(w, a->cost_currencies[i]);
+    jw_array_end(w);
+    /* As PostgreSQL wrote it: jsonb keeps numbers exactly, and jansson
+     * could not read integers beyond 64 bits back. */
+    jw_key(w, "metadata");
+    if (a->metadata_json)
+        jw_json(w, a->metadata_json);
+    else
+        jw_null(w);
+    write_amount(w, "balance", a->balance);
+    write_amount(w, "pending_out", a->pending_out);
+    write_amount(w, "pending_in", a->pending_in);
+    /* available is shown, not judged: an i128 difference may not fit, and
+     * then the exact figure is still balance - pending_out. */
+    i128 available = a->balance;
+    if (amount_sub(&available, a->pending_out) == 0)
+        write_amount(w, "available", available);
+    jw_key(w, "seq");
+    jw_int(w, a->seq);
+    if (a->avg_cost_json) {
+        jw_key(w, "avg_cost");
+        jw_json(w, a->avg_cost_json);
+    }
+    write_time(w, "created_at", a->created_us);
+    jw_object_end(w);
 }
 
 void codec_write_transfer_fields(struct json_writer *w, const char *id, const char *from,

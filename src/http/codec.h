@@ -40,7 +40,8 @@ json_t *codec_time(int64_t us);
 /* Parses stored JSON text (metadata, avg_cost); NULL text gives NULL. */
 json_t *codec_stored_json(const char *text);
 
-json_t *codec_account(const struct store_account *a);
+/* An account and its state, as one object. */
+void codec_write_account(struct json_writer *w, const struct store_account *a);
 /* A transfer result's fields, inside an object the caller opened (so that
  * it can add "replayed" or "metadata"). */
 void codec_write_transfer_fields(struct json_writer *w, const char *id, const char *from,

@@ -95,9 +95,8 @@ void jw_key(struct json_writer *w, const char *key)
 
 /* RFC 8259 section 7: '"', '\' and the control characters must be escaped;
  * every other byte (UTF-8 included) is copied as it is. */
-void jw_string(struct json_writer *w, const char *s)
+static void put_quoted(struct json_writer *w, const char *s)
 {
-    separate(w);
     put(w, "\"", 1);
     const char *run = s;
     for (; *s; s++) {
@@ -117,12 +116,40 @@ void jw_string(struct json_writer *w, const char *s)
     put(w, "\"", 1);
 }
 
+void jw_key_quoted(struct json_writer *w, const char *key)
+{
+    separate(w);
+    put_quoted(w, key);
+    put(w, ":", 1);
+    w->need_comma = false;
+}
+
+void jw_string(struct json_writer *w, const char *s)
+{
+    separate(w);
+    put_quoted(w, s);
+}
+
 void jw_int(struct json_writer *w, int64_t v)
 {
     char buf[24];
     int n = snprintf(buf, sizeof buf, "%" PRId64, v);
     separate(w);
     put(w, buf, (size_t)n);
+}
+
+/* The shortest decimal that reads back as the same double: the number
+ * the client most likely wrote (0.1, not 0.10000000000000001). */
+void jw_real(struct json_writer *w, double v)
+{
+    char buf[32];
+    for (int precision = 1; precision <= 17; precision++) {
+        snprintf(buf, sizeof buf, "%.*g", precision, v);
+        if (strtod(buf, NULL) == v)
+            break;
+    }
+    separate(w);
+    put(w, buf, strlen(buf));
 }
 
 void jw_bool(struct json_writer *w, bool v)

@@ -33,9 +33,13 @@ void jw_array_end(struct json_writer *w);
 /* Writes "key": (keys are constants of ours or validated currency codes,
  * and need no escaping). */
 void jw_key(struct json_writer *w, const char *key);
+/* Writes "key": for any key, escaping what JSON requires. */
+void jw_key_quoted(struct json_writer *w, const char *key);
 /* Values: */
 void jw_string(struct json_writer *w, const char *s);
 void jw_int(struct json_writer *w, int64_t v);
+/* A finite double, in the fewest digits that read back as it. */
+void jw_real(struct json_writer *w, double v);
 void jw_bool(struct json_writer *w, bool v);
 void jw_null(struct json_writer *w);
 /* A complete JSON text from a trusted source (PostgreSQL's jsonb output). */

@@ -163,9 +163,11 @@ static enum MHD_Result accounts_create(struct http_request *r)
         return http_reply_error(r, STATUS_ACCOUNT_EXISTS,
                                 "an account with this id exists with a different body");
     }
-    json_t *body = codec_account(&out);
+    struct json_writer w;
+    json_writer_init(&w);
+    codec_write_account(&w, &out);
     store_account_free(&out);
-    return http_reply_json(r, o == STORE_CREATED ? 201 : 200, body);
+    return reply_written(r, o == STORE_CREATED ? 201 : 200, &w);
 }
 
 static enum MHD_Result account_get(struct http_request *r, const char *id)
@@ -181,9 +183,11 @@ static enum MHD_Result account_get(struct http_request *r, const char *id)
     store_pool_put(r->srv->pool, c);
     if (found == 0)
         return http_reply_error(r, STATUS_ACCOUNT_NOT_FOUND, "no account with this id");
-    json_t *body = codec_account(&a);
+    struct json_writer w;
+    json_writer_init(&w);
+    codec_write_account(&w, &a);
     store_account_free(&a);
-    return http_reply_json(r, 200, body);
+    return reply_written(r, 200, &w);
 }
 
 static enum MHD_Result account_balance(struct http_request *r, const char *id)

@@ -71,6 +71,22 @@ class AccountsTest(harness.LedgerdTestCase):
         self.assertEqual(acc["balance"], "0")
         self.assertEqual(self.get_account(id)[0], 200)
 
+    def test_metadata_numbers_read_back_as_sent(self):
+        # jsonb writes 1e19 as 10000000000000000000, an integer a 64-bit
+        # JSON reader cannot hold; 1e300 must not come back as the 17-digit
+        # double 1.0000000000000001e300.
+        id = self.uid()
+        raw = ('{"id": "%s", "currency": "USD",'
+               ' "metadata": {"n": 1e19, "f": 1e300, "x": 0.1, "keep": "me"}}')
+        status, acc = self.c.post("/v1/accounts", raw=raw % id)
+        self.assertEqual(status, 201, acc)
+        want = {"n": 10 ** 19, "f": 10 ** 300, "x": 0.1, "keep": "me"}
+        self.assertEqual(acc["metadata"], want)
+        status, got = self.get_account(id)
+        self.assertEqual((status, got["metadata"]), (200, want))
+        status, again = self.c.post("/v1/accounts", raw=raw % id)
+        self.assertEqual((status, again["metadata"]), (200, want))
+
     def test_identical_create_again_returns_200(self):
         id = self.uid()
         body = {"id": id, "currency": "USD", "min_balance": "-250",

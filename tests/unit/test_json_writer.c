@@ -74,6 +74,53 @@ static void test_strings_escape_what_json_requires(void **state)
     }
 }
 
+/* Keys of any text are escaped like strings; jansson reads them back. */
+static void test_quoted_keys(void **state)
+{
+    struct json_writer w;
+    json_writer_init(&w);
+    jw_object_begin(&w);
+    jw_key_quoted(&w, "a\"b\\c\n");
+    jw_int(&w, 1);
+    jw_key_quoted(&w, "plain");
+    jw_int(&w, 2);
+    jw_object_end(&w);
+    char *text = take(&w);
+    assert_string_equal(text, "{\"a\\\"b\\\\c\\u000a\":1,\"plain\":2}");
+    json_t *v = json_loads(text, 0, NULL);
+    assert_non_null(v);
+    assert_int_equal(json_integer_value(json_object_get(v, "a\"b\\c\n")), 1);
+    json_decref(v);
+    free(text);
+}
+
+/* Doubles in the fewest digits that read back as the same double. */
+static void test_reals_shortest_round_trip(void **state)
+{
+    const struct {
+        double v;
+        const char *text;
+    } cases[] = {
+        {0.1, "0.1"},
+        {0.1 + 0.2, "0.30000000000000004"},
+        {1e300, "1e+300"},
+        {-2.5, "-2.5"},
+        {123.0, "123"},
+        {5e-324, "5e-324"},
+        {1.7976931348623157e308, "1.7976931348623157e+308"},
+        {1.0 / 3.0, "0.3333333333333333"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct json_writer w;
+        json_writer_init(&w);
+        jw_real(&w, cases[i].v);
+        char *text = take(&w);
+        assert_string_equal(text, cases[i].text);
+        assert_true(strtod(text, NULL) == cases[i].v);
+        free(text);
+    }
+}
+
 /* Growth past the first buffer keeps every byte, in order. */
 static void test_large_output(void **state)
 {
@@ -98,6 +145,8 @@ int run_json_writer_tests(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_commas_between_values_and_members),
         cmocka_unit_test(test_strings_escape_what_json_requires),
+        cmocka_unit_test(test_quoted_keys),
+        cmocka_unit_test(test_reals_shortest_round_trip),
         cmocka_unit_test(test_large_output),
     };
     return cmocka_run_group_tests_name("json_writer", tests, NULL, NULL);
