@@ -138,12 +138,13 @@ static enum status transfer_check(const struct core_batch *b, const struct core_
             return STATUS_AMOUNT_OVERFLOW;
     }
 
-    if (!from->min_unbounded) {
-        i128 available = plan->from_balance;
-        /* An available figure below the i128 range is below any min_balance. */
-        if (amount_sub(&available, plan->from_pending_out) || available < from->min_balance)
-            return STATUS_INSUFFICIENT_FUNDS;
-    }
+    /* available = balance - pending_out is a figure of the account like
+     * the others (unbounded accounts too): it must fit the i128 range. */
+    i128 available = plan->from_balance;
+    if (amount_sub(&available, plan->from_pending_out))
+        return STATUS_AMOUNT_OVERFLOW;
+    if (!from->min_unbounded && available < from->min_balance)
+        return STATUS_INSUFFICIENT_FUNDS;
     cost_after(from, plan->from_balance, 0, NULL, &plan->from_cost);
     cost_after(to, plan->to_balance, op->pending ? 0 : op->amount, &op->unit_cost, &plan->to_cost);
     return STATUS_OK;

@@ -6,12 +6,14 @@
  * then compares them with the accounts' stored state and checks SPEC
  * section 6:
  *   1. per currency, sum(balance) = 0 and sum(pending_out) = sum(pending_in);
- *   2. available >= min_balance at every entry of a bounded account;
+ *   2. available >= min_balance after every entry that lowers available,
+ *      of every bounded account; available within the 128-bit range;
  *   3. seq 1..n without gaps; balance and pending chains; state = last entry;
  *      effective_at never decreasing along seq;
  *   4. every posted transfer has exactly its two entries; no orphan entry;
  *      an entry's copy of its transfer's client id is that id;
- *   5. the insert-only triggers are present and enabled.
+ *   5. the insert-only triggers are present and fire always (also under
+ *      session_replication_role = replica).
  * Each violation is printed on its own line; the exit code says whether any
  * was found.
  */
@@ -154,7 +156,10 @@ static void chain_step(struct audit *a, struct chain *c, PGresult *res)
     int64_t seq = atoll(PQgetvalue(res, 0, 1));
     i128 amount = amount_of(res, 0, 2), pchange = amount_of(res, 0, 3);
     bool debit = PQgetvalue(res, 0, 7)[0] == 't';
-    i128 before = c->balance;
+    i128 before = c->balance, available_before = c->balance;
+    /* Out of range only if a violation was reported at the entry before. */
+    if (amount_sub(&available_before, c->pending_out))
+        available_before = AMOUNT_MIN;
     if (seq != c->seq + 1) {
         violation(a, "account %s: seq %lld follows seq %lld", c->ext_id, (long long)seq,
                   (long long)c->seq);
@@ -182,8 +187,14 @@ static void chain_step(struct audit *a, struct chain *c, PGresult *res)
         violation(a, "account %s seq %lld: effective_at earlier than the entry before", c->ext_id,
                   (long long)seq);
     c->effective_us = effective_us;
+    /* Only a debit or a reservation lowers available, and only those are
+     * held to the floor: a credit to an account below a positive
+     * min_balance leaves it below, but higher than it was. */
     i128 available = c->balance;
-    if (c->bounded && (amount_sub(&available, c->pending_out) || available < c->min_balance))
+    if (amount_sub(&available, c->pending_out))
+        violation(a, "account %s seq %lld: available leaves the 128-bit range", c->ext_id,
+                  (long long)seq);
+    else if (c->bounded && available < c->min_balance && available < available_before)
         violation(a, "account %s seq %lld: available below min_balance", c->ext_id, (long long)seq);
     if (c->cost.n == 0)
         return;
@@ -348,11 +359,11 @@ static int run_checks(struct audit *a)
                        " JOIN ledger.accounts f ON f.id = t.from_account_id"
                        " JOIN ledger.accounts d ON d.id = t.to_account_id"
                        " WHERE t.currency <> f.currency OR t.currency <> d.currency");
-    rc |= expect_empty(a, "insert-only trigger missing or disabled",
+    rc |= expect_empty(a, "insert-only trigger missing or not firing always",
                        "SELECT name FROM (VALUES ('transfers_insert_only'),"
                        " ('transfers_no_truncate'), ('entries_insert_only'),"
                        " ('entries_no_truncate')) AS w(name) WHERE NOT EXISTS ("
-                       " SELECT 1 FROM pg_trigger WHERE tgname = w.name AND tgenabled <> 'D'"
+                       " SELECT 1 FROM pg_trigger WHERE tgname = w.name AND tgenabled = 'A'"
                        " AND tgrelid IN ('ledger.transfers'::regclass,"
                        " 'ledger.entries'::regclass))");
     if (rc != 0)

@@ -123,6 +123,14 @@ static const char *const migrations[] = {
      * keeping this second index up to date cost about 40 % of inserting
      * an entry. */
     "DROP INDEX ledger.entries_as_of;",
+
+    /* 6: triggers fire only in session_replication_role = origin unless
+     * enabled ALWAYS, and any superuser may switch a session to replica:
+     * the journal must refuse changes in every session. */
+    "ALTER TABLE ledger.transfers ENABLE ALWAYS TRIGGER transfers_insert_only;"
+    "ALTER TABLE ledger.transfers ENABLE ALWAYS TRIGGER transfers_no_truncate;"
+    "ALTER TABLE ledger.entries ENABLE ALWAYS TRIGGER entries_insert_only;"
+    "ALTER TABLE ledger.entries ENABLE ALWAYS TRIGGER entries_no_truncate;",
 };
 
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))

@@ -44,6 +44,15 @@ class InsertOnlyJournal(unittest.TestCase):
         _, n, _ = self.pg.psql("SELECT count(*) FROM ledger.entries")
         self.assertEqual(n, "2")
 
+    def test_refused_in_replica_sessions_too(self):
+        # Ordinary triggers do not fire when a superuser's session says it
+        # replays replication; the journal's fire always.
+        for sql in ("UPDATE ledger.entries SET amount = 0", "DELETE FROM ledger.transfers",
+                    "TRUNCATE ledger.entries"):
+            self.refused("SET session_replication_role = replica; " + sql)
+        _, n, _ = self.pg.psql("SELECT count(*) FROM ledger.entries")
+        self.assertEqual(n, "2")
+
     def test_verify_names_violations(self):
         rc, out = harness.verify(self.pg.conninfo)
         self.assertEqual(rc, 0, out)
@@ -51,7 +60,7 @@ class InsertOnlyJournal(unittest.TestCase):
         self.pg.psql("BEGIN; ALTER TABLE ledger.entries DISABLE TRIGGER entries_insert_only;"
                      " UPDATE ledger.entries SET balance = balance + 1 WHERE seq = 1;"
                      " UPDATE ledger.accounts SET balance = balance + 7 WHERE ext_id = 'a';"
-                     " ALTER TABLE ledger.entries ENABLE TRIGGER entries_insert_only; COMMIT")
+                     " ALTER TABLE ledger.entries ENABLE ALWAYS TRIGGER entries_insert_only; COMMIT")
         rc, out = harness.verify(self.pg.conninfo)
         self.assertEqual(rc, 1, out)
         self.assertIn("figures differ from previous entry", out)
@@ -59,8 +68,12 @@ class InsertOnlyJournal(unittest.TestCase):
         self.pg.psql("ALTER TABLE ledger.entries DISABLE TRIGGER entries_insert_only")
         rc, out = harness.verify(self.pg.conninfo)
         self.assertEqual(rc, 1, out)
-        self.assertIn("insert-only trigger missing or disabled: entries_insert_only", out)
+        self.assertIn("insert-only trigger missing or not firing always: entries_insert_only", out)
         self.pg.psql("ALTER TABLE ledger.entries ENABLE TRIGGER entries_insert_only")
+        rc, out = harness.verify(self.pg.conninfo)
+        self.assertEqual(rc, 1, out)
+        self.assertIn("insert-only trigger missing or not firing always: entries_insert_only", out)
+        self.pg.psql("ALTER TABLE ledger.entries ENABLE ALWAYS TRIGGER entries_insert_only")
 
 
 class JournalReadsRelyOn(unittest.TestCase):
@@ -85,7 +98,7 @@ class JournalReadsRelyOn(unittest.TestCase):
     def tamper(self, set_clause, where="true"):
         self.pg.psql("BEGIN; ALTER TABLE ledger.entries DISABLE TRIGGER entries_insert_only;"
                      " UPDATE ledger.entries SET %s WHERE %s;"
-                     " ALTER TABLE ledger.entries ENABLE TRIGGER entries_insert_only; COMMIT"
+                     " ALTER TABLE ledger.entries ENABLE ALWAYS TRIGGER entries_insert_only; COMMIT"
                      % (set_clause, where))
 
     def test_written_and_read_back(self):
@@ -112,6 +125,37 @@ class JournalReadsRelyOn(unittest.TestCase):
         rc, out = harness.verify(self.pg.conninfo)
         self.assertEqual(rc, 1, out)
         self.assertIn("seq 2: effective_at earlier than the entry before", out)
+
+
+class VerifyFloors(unittest.TestCase):
+    """Invariant 2 with a positive min_balance: a credit may leave an account
+    below its floor (higher than before); a debit never takes it there."""
+
+    def test_credits_below_a_positive_floor_are_sound_debits_are_not(self):
+        pg = harness.cluster()
+        pg.reset()
+        d = harness.Ledgerd(db=pg.conninfo)
+        try:
+            c = d.client()
+            c.account("world", min_balance=None)
+            c.account("p", min_balance="100")
+            self.assertEqual(c.transfer("in1", "world", "p", 50)[0], 201)
+            status, body = c.transfer("out0", "p", "world", 1)
+            self.assertEqual((status, body["error"]), (422, "insufficient_funds"))
+            self.assertEqual(c.transfer("in2", "world", "p", 100)[0], 201)
+            self.assertEqual(c.transfer("out1", "p", "world", 50)[0], 201)
+            rc, out = harness.verify(pg.conninfo)
+            self.assertEqual(rc, 0, out)
+            # A floor raised behind ledgerd's back: only the debit (seq 3,
+            # 150 -> 100) went below 120; the credits before it rose.
+            pg.psql("UPDATE ledger.accounts SET min_balance = 120 WHERE ext_id = 'p'")
+            rc, out = harness.verify(pg.conninfo)
+            self.assertEqual(rc, 1, out)
+            self.assertIn("account p seq 3: available below min_balance", out)
+            self.assertNotIn("seq 1: available", out)
+            self.assertNotIn("seq 2: available", out)
+        finally:
+            d.stop()
 
 
 class Migrations(unittest.TestCase):

@@ -458,6 +458,20 @@ class TransferErrorsTest(LedgerTestCase):
         self.assertEqual(self.get_account(w)["balance"], str(I128_MIN))
         self.refused(422, "amount_overflow", w, y, 1, accounts=(w, y), what="past -2^127")
 
+    def test_amount_overflow_of_available(self):
+        # available = balance - pending_out is a figure of the account too,
+        # even of one without a floor.
+        w, x, y = self.world("w", "OVC"), self.acct("x", "OVC"), self.acct("y", "OVC")
+        self.ok(w, x, str(I128_MAX - 1))
+        self.refused(422, "amount_overflow", w, y, 3, accounts=(w, y), pending=True,
+                     what="available past -2^127")
+        r = self.ok(w, y, 2, pending=True)
+        self.assertEqual(r["status"], "pending")
+        acc = self.get_account(w)
+        self.assertEqual((acc["balance"], acc["pending_out"], acc["available"]),
+                         (str(-(I128_MAX - 1)), "2", str(I128_MIN)))
+        self.refused(422, "amount_overflow", w, y, 1, accounts=(w, y), what="posted, same bound")
+
     def test_seq_mismatch(self):
         w, a, b = self.world(), self.acct("a"), self.acct("b")
         self.ok(w, a, 100)  # w seq 1, a seq 1

@@ -502,6 +502,7 @@ static void test_amount_overflow(void **state)
     int in_full = fx_account(f, "USD", false, 0, 0);
     int out_full = fx_account(f, "USD", true, 0, 0);
     int near = fx_account(f, "USD", false, 0, AMOUNT_MAX - 10);
+    int deep2 = fx_account(f, "USD", true, 0, AMOUNT_MIN + 5);
     f->accounts[in_full].pending_in = AMOUNT_MAX;
     f->accounts[out_full].pending_out = AMOUNT_MAX;
 
@@ -530,6 +531,20 @@ static void test_amount_overflow(void **state)
     next_run(f);
     op = fx_op(f, 0, out_full, sink, 1);
     op->pending = true;
+    assert_int_equal(run_one(f, op), STATUS_AMOUNT_OVERFLOW);
+    /* So does available = balance - pending_out, unbounded or not: the
+     * balance stays in range, available would not. */
+    next_run(f);
+    op = fx_op(f, 0, deep2, sink, 6);
+    op->pending = true;
+    assert_int_equal(run_one(f, op), STATUS_AMOUNT_OVERFLOW);
+    next_run(f);
+    op = fx_op(f, 3, deep2, sink, 5);
+    op->pending = true;
+    assert_int_equal(run_one(f, op), STATUS_OK);
+    assert_i128_equal(f->accounts[deep2].pending_out, 5);
+    next_run(f);
+    op = fx_op(f, 4, deep2, sink, 1);
     assert_int_equal(run_one(f, op), STATUS_AMOUNT_OVERFLOW);
 
     /* The exact limits are reachable. */
@@ -586,8 +601,9 @@ static void test_insufficient_funds(void **state)
         {6, 100, true, STATUS_OK},
         {6, 1, false, STATUS_INSUFFICIENT_FUNDS}, /* the reservation counts */
         {6, 1, true, STATUS_INSUFFICIENT_FUNDS},
-        /* available = balance - pending_out below the i128 range */
-        {7, 11, true, STATUS_INSUFFICIENT_FUNDS},
+        /* available = balance - pending_out below the i128 range: a
+         * figure that cannot be written, so amount_overflow first */
+        {7, 11, true, STATUS_AMOUNT_OVERFLOW},
         {7, 10, true, STATUS_OK},
         {8, 1, false, STATUS_INSUFFICIENT_FUNDS},
     };

@@ -319,12 +319,11 @@ static enum status model_transfer(struct mt *m, const struct core_op *op, bool *
                    __builtin_add_overflow(to_balance, op->amount, &to_balance);
     if (overflow)
         return STATUS_AMOUNT_OVERFLOW;
-    if (!defs[op->from].unbounded) {
-        i128 available;
-        if (__builtin_sub_overflow(from_balance, from_out, &available) ||
-            available < defs[op->from].min)
-            return STATUS_INSUFFICIENT_FUNDS;
-    }
+    i128 available;
+    if (__builtin_sub_overflow(from_balance, from_out, &available))
+        return STATUS_AMOUNT_OVERFLOW;
+    if (!defs[op->from].unbounded && available < defs[op->from].min)
+        return STATUS_INSUFFICIENT_FUNDS;
 
     enum entry_kind kind = op->pending ? ENTRY_PENDING : ENTRY_POSTED;
     i128 moved = op->pending ? 0 : op->amount;
