@@ -346,6 +346,22 @@ static enum status settle_apply(struct core_batch *b, struct core_op *op, bool a
     return STATUS_OK;
 }
 
+/* A replayed creation answers what the creation answered (SPEC: "the
+ * original result"), even if the transfer has been settled since; a
+ * replayed post or void answers what the settlement answered, which is
+ * the transfer as it is now. */
+static void as_created(struct core_transfer *t)
+{
+    if (!t->pending || !t->settled)
+        return;
+    t->state = TRANSFER_PENDING;
+    t->settled = false;
+    t->posted_amount = 0;
+    t->settle_from_seq = t->settle_to_seq = 0;
+    t->settle_from_balance = t->settle_to_balance = 0;
+    t->settled_us = 0;
+}
+
 static void request_apply(struct core_batch *b, const struct core_request *r)
 {
     int n_undo = 0;
@@ -358,8 +374,11 @@ static void request_apply(struct core_batch *b, const struct core_request *r)
                                              : settle_apply(b, op, r->atomic, &n_undo);
         /* A later op of the batch may settle the same transfer: each op
          * answers with the transfer as it left it. */
-        if (op->status == STATUS_OK)
+        if (op->status == STATUS_OK) {
             op->result = b->transfers[op->transfer];
+            if (op->kind == OP_TRANSFER && op->replayed)
+                as_created(&op->result);
+        }
         if (op->status != STATUS_OK)
             failed = true;
     }

@@ -112,6 +112,19 @@ class Pending(unittest.TestCase):
                          (200, True, first["from_seq"]))
         status, e = self.c.transfer("pr-1", "pr-w", "pr-m", 5)
         self.assertEqual((status, e["error"]), (409, "id_conflict"))
+        # Settled since: a replay of the creation still answers the
+        # original result, while GET shows where the transfer stands.
+        status, posted = self.c.post("/v1/transfers/pr-1/post", {"amount": 3})
+        self.assertEqual((status, posted["status"]), (200, "posted"))
+        status, again = self.c.transfer("pr-1", "pr-w", "pr-m", 5, pending=True)
+        self.assertEqual(status, 200, again)
+        self.assertTrue(again["replayed"])
+        again.pop("replayed")
+        first.pop("replayed")
+        self.assertEqual(again, first)
+        self.assertNotIn("posted_amount", again)
+        status, now = self.c.get("/v1/transfers/pr-1")
+        self.assertEqual((now["status"], now["posted_amount"]), ("posted", "3"))
 
     def test_batches_mix_pending_post_and_void(self):
         self.funded("pb-w", 100)
