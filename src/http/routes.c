@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "big_amounts.h"
 #include "core/apply.h"
 #include "internal.h"
 #include "util/log.h"
@@ -51,15 +52,28 @@ static json_t *parse_body(struct http_request *r, struct codec_error *err)
         return NULL;
     }
     json_t *root = json_loadb(r->body, r->body_len, JSON_REJECT_DUPLICATES, &jerr);
+    bool requoted = false;
+    if (root == NULL && json_error_code(&jerr) == json_error_numeric_overflow) {
+        size_t len;
+        char *quoted = big_amounts_quote(r->body, r->body_len, &len);
+        if (quoted) {
+            root = json_loadb(quoted, len, JSON_REJECT_DUPLICATES, &jerr);
+            requoted = true;
+            free(quoted);
+        }
+    }
     if (root == NULL) {
-        err->status = json_error_code(&jerr) == json_error_numeric_overflow
-                          ? STATUS_INVALID_AMOUNT
-                          : STATUS_INVALID_REQUEST;
-        snprintf(err->message, sizeof err->message, "malformed JSON at byte %d: %s%s",
-                 jerr.position, jerr.text,
-                 err->status == STATUS_INVALID_AMOUNT
-                     ? " (integers beyond 64 bits must be sent as strings)"
-                     : "");
+        err->status = STATUS_INVALID_REQUEST;
+        /* After quoting, byte positions are those of the quoted text. */
+        if (json_error_code(&jerr) == json_error_numeric_overflow)
+            snprintf(err->message, sizeof err->message,
+                     "malformed JSON: an integer beyond 64 bits outside an amount (send such "
+                     "figures as strings)");
+        else if (requoted)
+            snprintf(err->message, sizeof err->message, "malformed JSON: %s", jerr.text);
+        else
+            snprintf(err->message, sizeof err->message, "malformed JSON at byte %d: %s",
+                     jerr.position, jerr.text);
     }
     return root;
 }

@@ -417,7 +417,7 @@ class TransferErrorsTest(LedgerTestCase):
         w, a = self.world(), self.acct("a")
         bad = [0, -1, 1.5, "abc", str(2 ** 127), True, False, "0", "-1", "-0", "",
                "1.5", "1e3", "+5", " 5", "5 ", "0x10", str(2 ** 128),
-               "-" + str(2 ** 127), 2 ** 63, 2 ** 127]
+               "-" + str(2 ** 127), 2 ** 127, 2 ** 128, -(2 ** 63) - 1, 10 ** 40]
         for amount in bad:
             id = self.refused(400, "invalid_amount", w, a, amount, accounts=(w, a),
                               what="amount %r" % (amount,))
@@ -432,13 +432,38 @@ class TransferErrorsTest(LedgerTestCase):
         status, g = self.c.get("/v1/transfers/" + r["id"])
         self.assertEqual(g["amount"], str(I128_MAX))
         self.assertEqual(self.get_account(w2)["balance"], str(I128_MAX))
-        # Largest JSON number (64-bit) and a string just beyond it.
+        # JSON numbers on both sides of 64 bits, up to the largest amount.
         w3, w4 = self.world("w3"), self.world("w4")
         self.assertEqual(self.ok(w3, w4, 2 ** 63 - 1)["amount"], str(2 ** 63 - 1))
         self.assertEqual(self.ok(w3, w4, str(2 ** 63))["amount"], str(2 ** 63))
-        self.assertEqual(self.get_account(w4)["balance"], str(2 ** 64 - 1))
+        self.assertEqual(self.ok(w3, w4, 2 ** 63)["amount"], str(2 ** 63))
+        self.assertEqual(self.get_account(w4)["balance"], str(3 * 2 ** 63 - 1))
+        w5, w6 = self.world("w5"), self.world("w6")
+        self.assertEqual(self.ok(w5, w6, I128_MAX)["amount"], str(I128_MAX))
         # Leading zeros are still decimal digits.
         self.assertEqual(self.ok(w3, w4, "007")["amount"], "7")
+
+    def test_integers_beyond_64_bits_are_amounts_only(self):
+        big = 2 ** 100
+        w, a = self.world("w"), self.acct("a")
+        status, acc = self.c.post("/v1/accounts", {"id": self.uid("deep"), "currency": "USD",
+                                                   "min_balance": -big})
+        self.assertEqual((status, acc["min_balance"]), (201, str(-big)))
+        resp = self.batch([self.item(self.uid("b1"), w, a, big),
+                           self.item(self.uid("b2"), w, a, 2 ** 127)], atomic=False)
+        self.assertEqual([r["status"] for r in resp["results"]], ["posted", "rejected"])
+        self.assertEqual((resp["results"][0]["amount"], resp["results"][1]["error"]),
+                         (str(big), "invalid_amount"))
+        p = self.ok(w, a, big + 5, pending=True)
+        status, posted = self.c.post("/v1/transfers/%s/post" % p["id"], {"amount": big + 1})
+        self.assertEqual((status, posted["posted_amount"]), (200, str(big + 1)))
+        self.assertEqual(self.get_account(a)["balance"], str(2 * big + 1))
+        # Anywhere else such an integer is refused, and nothing is applied.
+        for what, extra in [("metadata", {"metadata": {"n": big}}),
+                            ("metadata key named amount", {"metadata": {"amount": big}}),
+                            ("timeout_s", {"pending": True, "timeout_s": big}),
+                            ("expect", {"expect": {"from_seq": big}})]:
+            self.refused(400, "invalid_request", w, a, 1, accounts=(w, a), what=what, **extra)
 
     def test_amount_overflow_credit(self):
         w1, w2 = self.world("w1", "OVA"), self.world("w2", "OVA")

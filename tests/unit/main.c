@@ -1,6 +1,6 @@
 /*
  * main.c - runs every unit test group: the core module, and the http
- * module's response writer.
+ * module's response writer and its big-integer pass.
  *
  * Exit status: 0 when every test passed, 1 otherwise.
  */
@@ -11,9 +11,9 @@
 int main(void)
 {
     int (*const groups[])(void) = {
-        run_amount_tests,  run_validate_tests,     run_status_tests, run_apply_tests,
-        run_batch_tests,   run_account_spec_tests, run_model_tests,  run_cost_tests,
-        run_pending_tests, run_json_writer_tests,
+        run_amount_tests,  run_validate_tests,     run_status_tests,      run_apply_tests,
+        run_batch_tests,   run_account_spec_tests, run_model_tests,       run_cost_tests,
+        run_pending_tests, run_json_writer_tests,  run_big_amounts_tests,
     };
     int failed = 0;
     for (size_t i = 0; i < sizeof groups / sizeof groups[0]; i++)
