@@ -494,11 +494,14 @@ int engine_start(struct engine *e, const char *conninfo, int queued_ops_max, int
     return engine_sweeper_start(e);
 }
 
-bool engine_submit(struct engine *e, struct engine_request *r)
+enum engine_submit_result engine_submit(struct engine *e, struct engine_request *r)
 {
     pthread_mutex_lock(&e->lock);
-    bool ok = !e->stopping && e->queued_ops + r->n_ops <= e->queued_ops_max;
-    if (ok) {
+    enum engine_submit_result result = e->stopping ? ENGINE_STOPPING
+                                       : e->queued_ops + r->n_ops > e->queued_ops_max
+                                           ? ENGINE_FULL
+                                           : ENGINE_QUEUED;
+    if (result == ENGINE_QUEUED) {
         r->next = NULL;
         if (e->tail)
             e->tail->next = r;
@@ -509,7 +512,7 @@ bool engine_submit(struct engine *e, struct engine_request *r)
         pthread_cond_signal(&e->wake);
     }
     pthread_mutex_unlock(&e->lock);
-    return ok;
+    return result;
 }
 
 void engine_stop(struct engine *e)

@@ -76,8 +76,9 @@ struct engine {
 
 int engine_start(struct engine *e, const char *conninfo, int queued_ops_max, int batch_ops_max,
                  int n_committers);
-/* Queues r; false (r untouched) when the queue is full or stopping. */
-bool engine_submit(struct engine *e, struct engine_request *r);
+enum engine_submit_result { ENGINE_QUEUED, ENGINE_FULL, ENGINE_STOPPING };
+/* Queues r; r is untouched unless ENGINE_QUEUED. */
+enum engine_submit_result engine_submit(struct engine *e, struct engine_request *r);
 /* Stops the sweeper, stops taking requests, finishes what is queued,
  * joins the committer. */
 void engine_stop(struct engine *e);

@@ -53,7 +53,7 @@ static int sweep_once(struct engine *e, PGconn **conn, int64_t *planned_ns,
     struct sweep_wait w = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false};
     struct engine_request r = {
         .ops = ops, .n_ops = n, .atomic = false, .done = sweep_done, .done_arg = &w};
-    if (!engine_submit(e, &r))
+    if (engine_submit(e, &r) != ENGINE_QUEUED)
         return 0; /* queue full or stopping: the next sweep tries again */
     pthread_mutex_lock(&w.lock);
     while (!w.done)

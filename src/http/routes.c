@@ -354,10 +354,15 @@ static enum MHD_Result queue_transfers(struct http_request *r)
     r->engine_req.done_arg = r;
     r->phase = PHASE_QUEUED;
     MHD_suspend_connection(r->conn);
-    if (!engine_submit(r->srv->engine, &r->engine_req)) {
+    enum engine_submit_result queued = engine_submit(r->srv->engine, &r->engine_req);
+    if (queued != ENGINE_QUEUED) {
         r->phase = PHASE_READING;
         MHD_resume_connection(r->conn);
-        return http_reply_error(r, STATUS_UNAVAILABLE, "the write queue is full; retry later");
+        return http_reply_error(r, STATUS_UNAVAILABLE,
+                                queued == ENGINE_FULL
+                                    ? "the write queue is full; nothing was applied; retry later"
+                                    : "ledgerd is shutting down; nothing was applied; retry "
+                                      "on another ledgerd process or later");
     }
     return MHD_YES;
 }

@@ -182,8 +182,9 @@ class Migrations(unittest.TestCase):
                 p.stop()
 
 
-def load(servers, prefix, stop, answered, lock, n_threads=16):
-    """Transfers of 1 from funded payers until stop is set; records 2xx."""
+def load(servers, prefix, stop, answered, lock, n_threads=16, refused=None):
+    """Transfers of 1 from funded payers until stop is set; records 2xx (and
+    503s in refused, if given)."""
 
     def worker(i):
         cl = servers[i % len(servers)].client()
@@ -203,6 +204,9 @@ def load(servers, prefix, stop, answered, lock, n_threads=16):
                     answered[tid] = resp
             elif status != 503:
                 raise AssertionError((status, resp))
+            elif refused is not None:
+                with lock:
+                    refused[tid] = resp
         cl.close()
 
     threads = [threading.Thread(target=worker, args=(i,)) for i in range(n_threads)]
@@ -233,6 +237,31 @@ class Crashes(unittest.TestCase):
             self.assertEqual(status, 200, tid)
             for k in ("from_seq", "to_seq", "from_balance", "to_balance", "amount"):
                 self.assertEqual(got[k], resp[k], (tid, k))
+
+    def test_sigterm_under_load(self):
+        # SPEC: stop accepting, finish or fail in-flight requests cleanly,
+        # exit 0. Every answer is then either committed or applied nothing.
+        a = harness.Ledgerd(db=self.pg.conninfo)
+        stop, lock, answered, refused = threading.Event(), threading.Lock(), {}, {}
+        threads = load([a], "term", stop, answered, lock, refused=refused)
+        time.sleep(1.5)
+        self.assertEqual(a.terminate(signal.SIGTERM, timeout=30), 0, a.read_log())
+        stop.set()
+        for t in threads:
+            t.join()
+        b = harness.Ledgerd(db=self.pg.conninfo)
+        try:
+            c = b.client()
+            self.check_answered(c, answered)
+            for tid, resp in refused.items():
+                self.assertEqual(resp["error"], "unavailable", resp)
+                self.assertIn("nothing was applied", resp["message"])
+                self.assertEqual(c.get("/v1/transfers/" + tid)[0], 404, tid)
+            rc, out = harness.verify(self.pg.conninfo)
+            self.assertEqual(rc, 0, out)
+        finally:
+            b.stop()
+            os.unlink(a.log.name)
 
     def test_kill9_ledgerd_under_load(self):
         a = harness.Ledgerd(db=self.pg.conninfo)
