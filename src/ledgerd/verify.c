@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/types.h"
 #include "pg_embedded.h"
@@ -383,6 +384,14 @@ int verify_main(const char *db, const char *data_dir)
     struct pg_embedded pg;
     memset(&pg, 0, sizeof pg);
     if (db == NULL) {
+        /* Nothing to audit is an error, not a reason to create a cluster. */
+        char version_file[4200];
+        snprintf(version_file, sizeof version_file, "%s/PG_VERSION", data_dir);
+        if (access(version_file, F_OK) != 0) {
+            fprintf(stderr, "verify: no ledger in \"%s\": it holds no PostgreSQL cluster\n",
+                    data_dir);
+            return 2;
+        }
         if (pg_embedded_start(&pg, data_dir) != 0)
             return 2;
         db = pg.conninfo;
@@ -399,7 +408,14 @@ int verify_main(const char *db, const char *data_dir)
     /* A full audit of a large journal takes minutes: no statement timeout. */
     PQclear(PQexec(a.conn, "SET statement_timeout = 0"));
     PQclear(PQexec(a.conn, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"));
-    if (run_checks(&a) == 0) {
+    PGresult *schema = PQexec(a.conn, "SELECT to_regclass('ledger.entries') IS NOT NULL"
+                                      " AND to_regclass('ledger.accounts') IS NOT NULL");
+    bool has_ledger =
+        PQresultStatus(schema) == PGRES_TUPLES_OK && strcmp(PQgetvalue(schema, 0, 0), "t") == 0;
+    PQclear(schema);
+    if (!has_ledger) {
+        fprintf(stderr, "verify: this database holds no ledger (no ledger schema)\n");
+    } else if (run_checks(&a) == 0) {
         if (a.violations == 0) {
             printf("verify: OK\n");
             rc = 0;

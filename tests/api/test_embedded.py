@@ -58,6 +58,22 @@ class Embedded(unittest.TestCase):
         os.unlink(d.log.name)
         os.unlink(d2.log.name)
 
+    def test_verify_where_there_is_no_ledger(self):
+        # A folder without a cluster, missing or empty: an error, and no
+        # cluster is created there.
+        for data in (os.path.join(self.dir, "missing"), self.dir):
+            p = subprocess.run([harness.LEDGERD, "verify", "--data", data],
+                               capture_output=True, text=True, timeout=60)
+            self.assertEqual(p.returncode, 2, p.stdout + p.stderr)
+            self.assertIn("holds no PostgreSQL cluster", p.stderr)
+            self.assertFalse(os.path.exists(os.path.join(data, "PG_VERSION")))
+        # A database without the ledger schema.
+        pg = harness.cluster()
+        pg.reset()
+        rc, out = harness.verify(pg.conninfo)
+        self.assertEqual(rc, 2, out)
+        self.assertIn("holds no ledger", out)
+
     def test_created_cluster_settings(self):
         data = os.path.join(self.dir, "data")
         d = harness.Ledgerd(data=data)
