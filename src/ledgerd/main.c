@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "http/http.h"
@@ -166,6 +167,39 @@ static int load_tokens(const char *path, char ***tokens, int *n)
     return 0;
 }
 
+/* The embedded cluster is supervised: if postgres exits under ledgerd
+ * (killed, out of memory), requests get 503 until it is started again, and
+ * its crash recovery replays the WAL, so nothing committed is lost. A
+ * start that fails (the old server's backends may still be exiting) is
+ * retried after 1, 2, 4 ... 30 s. */
+struct supervisor {
+    bool down;
+    int wait_s, backoff_s;
+};
+
+/* Called about once a second. */
+static void supervise(struct pg_embedded *pg, const char *data_dir, struct supervisor *s)
+{
+    if (!s->down) {
+        if (pg_embedded_alive(pg))
+            return;
+        log_error("PostgreSQL (pid %d) exited; starting it again", (int)pg->pid);
+        s->down = true;
+        s->wait_s = 0;
+        s->backoff_s = 1;
+    }
+    if (s->wait_s-- > 0)
+        return;
+    if (pg_embedded_start(pg, data_dir) == 0) {
+        log_info("PostgreSQL is back");
+        s->down = false;
+        return;
+    }
+    s->wait_s = s->backoff_s;
+    if (s->backoff_s < 30)
+        s->backoff_s *= 2;
+}
+
 static int serve(const struct options *o)
 {
     /* Few malloc arenas: request threads allocate and free large batch
@@ -191,11 +225,13 @@ static int serve(const struct options *o)
 
     struct pg_embedded pg;
     memset(&pg, 0, sizeof pg);
-    const char *conninfo = o->db;
+    if (o->db == NULL && pg_embedded_start(&pg, o->data) != 0)
+        return 1;
+    /* A copy: the supervisor rewrites pg while the write path reconnects. */
+    char *conninfo = strdup(o->db ? o->db : pg.conninfo);
     if (conninfo == NULL) {
-        if (pg_embedded_start(&pg, o->data) != 0)
-            return 1;
-        conninfo = pg.conninfo;
+        pg_embedded_stop(&pg);
+        return 1;
     }
 
     int rc = 1;
@@ -229,8 +265,12 @@ static int serve(const struct options *o)
     }
     log_info("listening on http://%s:%u", host, port);
 
-    int sig = 0;
-    sigwait(&sigs, &sig);
+    int sig;
+    struct supervisor sup = {0};
+    const struct timespec second = {1, 0};
+    while ((sig = sigtimedwait(&sigs, NULL, &second)) <= 0)
+        if (o->db == NULL)
+            supervise(&pg, o->data, &sup);
     log_info("received %s; shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
     http_quiesce(http);
     engine_stop(&engine); /* answers everything already queued */
@@ -239,6 +279,7 @@ static int serve(const struct options *o)
     rc = 0;
 stop_pg:
     pg_embedded_stop(&pg);
+    free(conninfo);
     for (int i = 0; i < cfg.n_tokens; i++)
         free(cfg.tokens[i]);
     free(cfg.tokens);

@@ -1,6 +1,7 @@
 /*
  * pg_conn.c - connections, the request threads' pool, and result helpers.
  */
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,9 +43,18 @@ void store_refresh_plans(PGconn *conn, int64_t *planned_ns)
     *planned_ns = now;
 }
 
+/* An idle connection has nothing to read (ledgerd LISTENs to nothing): a
+ * readable socket means the server is closing it (a restart, a crash,
+ * pg_terminate_backend), and the next query would fail. */
+static bool idle_connection_alive(PGconn *conn)
+{
+    struct pollfd p = {.fd = PQsocket(conn), .events = POLLIN};
+    return p.fd >= 0 && poll(&p, 1, 0) == 0;
+}
+
 bool store_ensure(PGconn **conn, const char *conninfo)
 {
-    if (*conn != NULL && PQstatus(*conn) == CONNECTION_OK)
+    if (*conn != NULL && PQstatus(*conn) == CONNECTION_OK && idle_connection_alive(*conn))
         return true;
     PQfinish(*conn);
     *conn = store_connect(conninfo, NULL, 0);

@@ -4,6 +4,7 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import time
 import unittest
 
 import harness
@@ -57,6 +58,36 @@ class Embedded(unittest.TestCase):
         self.assertFalse(postgres_running(data))
         os.unlink(d.log.name)
         os.unlink(d2.log.name)
+
+    def test_postgres_killed_is_started_again(self):
+        data = os.path.join(self.dir, "data")
+        d = harness.Ledgerd(data=data)
+        try:
+            c = d.client()
+            c.account("world", min_balance=None)
+            c.account("a")
+            self.assertEqual(c.transfer("before", "world", "a", 5)[0], 201)
+            with open(os.path.join(data, "postmaster.pid")) as f:
+                pid = int(f.readline())
+            os.kill(pid, signal.SIGKILL)
+            deadline = time.time() + 60
+            status = None
+            while time.time() < deadline:
+                status, _ = c.transfer("after", "world", "a", 7)
+                if status == 201:
+                    break
+                self.assertEqual(status, 503)
+                time.sleep(0.2)
+            self.assertEqual(status, 201, d.read_log())
+            self.assertIn("starting it again", d.read_log())
+            self.assertTrue(postgres_running(data))
+            self.assertEqual(c.get("/v1/transfers/before")[0], 200)
+            self.assertEqual(c.balance("a"), 12)
+            c.close()
+            self.assertEqual(d.terminate(), 0, d.read_log())
+            self.assertFalse(postgres_running(data))
+        finally:
+            d.stop()
 
     def test_verify_where_there_is_no_ledger(self):
         # A folder without a cluster, missing or empty: an error, and no
