@@ -34,7 +34,8 @@ struct http_request {
     char *body;
     size_t body_len, body_cap;
     bool body_too_large;
-    bool answered; /* a response was queued early (413) */
+    bool answered;     /* a response was queued early (413) */
+    const char *allow; /* the method a 405 names in its Allow header */
 
     /* Transfers waiting on the engine. */
     bool is_batch;

@@ -555,6 +555,14 @@ static enum MHD_Result metrics(struct http_request *r)
     return http_reply_text(r, 200, "text/plain; version=0.0.4", text, len);
 }
 
+static enum MHD_Result method_not_allowed(struct http_request *r, const char *allowed)
+{
+    char msg[32];
+    snprintf(msg, sizeof msg, "use %s", allowed);
+    r->allow = allowed;
+    return http_reply_error(r, STATUS_METHOD_NOT_ALLOWED, msg);
+}
+
 enum MHD_Result routes_dispatch(struct http_request *r, const char *method, const char *url)
 {
     char seg[4][ID_LEN_MAX + 2];
@@ -563,11 +571,11 @@ enum MHD_Result routes_dispatch(struct http_request *r, const char *method, cons
 
     if (n == 1 && strcmp(seg[0], "healthz") == 0) {
         r->route = ROUTE_HEALTHZ;
-        return get ? healthz(r) : http_reply_error(r, STATUS_METHOD_NOT_ALLOWED, "use GET");
+        return get ? healthz(r) : method_not_allowed(r, "GET");
     }
     if (n == 1 && strcmp(seg[0], "metrics") == 0) {
         r->route = ROUTE_METRICS;
-        return get ? metrics(r) : http_reply_error(r, STATUS_METHOD_NOT_ALLOWED, "use GET");
+        return get ? metrics(r) : method_not_allowed(r, "GET");
     }
     if (n < 2 || strcmp(seg[0], "v1") != 0)
         return http_reply_error(r, STATUS_NOT_FOUND, "no such endpoint");
@@ -576,8 +584,7 @@ enum MHD_Result routes_dispatch(struct http_request *r, const char *method, cons
     if (strcmp(seg[1], "accounts") == 0) {
         if (n == 2) {
             r->route = ROUTE_ACCOUNTS_CREATE;
-            return post ? accounts_create(r)
-                        : http_reply_error(r, STATUS_METHOD_NOT_ALLOWED, "use POST");
+            return post ? accounts_create(r) : method_not_allowed(r, "POST");
         }
         if (n == 3)
             r->route = ROUTE_ACCOUNT_GET;
@@ -588,7 +595,7 @@ enum MHD_Result routes_dispatch(struct http_request *r, const char *method, cons
         else
             return http_reply_error(r, STATUS_NOT_FOUND, "no such endpoint");
         if (!get)
-            return http_reply_error(r, STATUS_METHOD_NOT_ALLOWED, "use GET");
+            return method_not_allowed(r, "GET");
         if (!valid_id(id, strlen(id)))
             return http_reply_error(r, STATUS_INVALID_REQUEST, "invalid account id");
         if (r->route == ROUTE_ACCOUNT_GET)
@@ -600,8 +607,7 @@ enum MHD_Result routes_dispatch(struct http_request *r, const char *method, cons
     if (strcmp(seg[1], "transfers") == 0) {
         if (n == 2) {
             r->route = ROUTE_TRANSFER_CREATE;
-            return post ? transfers_create(r)
-                        : http_reply_error(r, STATUS_METHOD_NOT_ALLOWED, "use POST");
+            return post ? transfers_create(r) : method_not_allowed(r, "POST");
         }
         if (n == 3 && strcmp(id, "batch") == 0 && post) {
             r->route = ROUTE_TRANSFER_BATCH;
@@ -609,8 +615,9 @@ enum MHD_Result routes_dispatch(struct http_request *r, const char *method, cons
         }
         if (n == 3) {
             r->route = ROUTE_TRANSFER_GET;
+            /* "batch" is also a valid transfer id, to GET. */
             if (!get)
-                return http_reply_error(r, STATUS_METHOD_NOT_ALLOWED, "use GET");
+                return method_not_allowed(r, strcmp(id, "batch") == 0 ? "GET, POST" : "GET");
             if (!valid_id(id, strlen(id)))
                 return http_reply_error(r, STATUS_INVALID_REQUEST, "invalid transfer id");
             return transfer_get(r, id);
@@ -618,7 +625,7 @@ enum MHD_Result routes_dispatch(struct http_request *r, const char *method, cons
         if (n == 4 && (strcmp(seg[3], "post") == 0 || strcmp(seg[3], "void") == 0)) {
             r->route = seg[3][0] == 'p' ? ROUTE_TRANSFER_POST : ROUTE_TRANSFER_VOID;
             if (!post)
-                return http_reply_error(r, STATUS_METHOD_NOT_ALLOWED, "use POST");
+                return method_not_allowed(r, "POST");
             if (!valid_id(id, strlen(id)))
                 return http_reply_error(r, STATUS_INVALID_REQUEST, "invalid transfer id");
             return transfer_settle(r, id, seg[3][0] == 'p' ? OP_POST : OP_VOID);

@@ -33,8 +33,13 @@ enum MHD_Result http_reply_text(struct http_request *r, int http_status, const c
         return MHD_NO;
     }
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+    /* Headers the status calls for (RFC 9110). */
     if (http_status == 503)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, "1");
+    if (http_status == 401)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"ledgerd\"");
+    if (http_status == 405 && r->allow)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, r->allow);
     enum MHD_Result ret = MHD_queue_response(r->conn, (unsigned)http_status, resp);
     MHD_destroy_response(resp);
     metrics_request(r->route, http_status, now_s() - r->started);

@@ -156,16 +156,20 @@ class RoutingTest(HttpTestCase):
             self.assertEqual(status, 404, path)
             self.assert_json_error(status, body)
 
-    def test_wrong_methods_are_4xx_json(self):
+    def test_wrong_methods_are_405_naming_the_allowed_one(self):
         cases = [("DELETE", "/v1/accounts/x"), ("PUT", "/v1/accounts"), ("GET", "/v1/accounts"),
                  ("PATCH", "/v1/transfers/x"), ("PUT", "/v1/transfers"), ("GET", "/v1/transfers"),
                  ("POST", "/v1/accounts/x"), ("POST", "/v1/accounts/x/entries"),
                  ("GET", "/v1/transfers/x/post"), ("DELETE", "/v1/transfers/batch"),
                  ("POST", "/healthz"), ("POST", "/metrics")]
-        for method, path in cases:
+        allowed = ["GET", "POST", "POST", "GET", "POST", "POST", "GET", "GET", "POST",
+                   "GET, POST", "GET", "GET"]
+        for (method, path), allow in zip(cases, allowed):
             status, body = self.c.request(method, path, body={})
-            self.assertTrue(400 <= status < 500, (method, path, status))
+            self.assertEqual(status, 405, (method, path))
             self.assert_json_error(status, body)
+            self.assertEqual(body["error"], "method_not_allowed", (method, path))
+            self.assertEqual(self.c.last_headers.get("Allow"), allow, (method, path))
         # Nothing was created by the wrong-method POST on an account path.
         status, body = self.c.get("/v1/accounts/x")
         self.assertEqual(status, 404)
@@ -306,10 +310,13 @@ class TokenFileTest(unittest.TestCase):
     def client(self, token=None):
         return harness.Client(self.ledgerd.port, token)
 
-    def assert_unauthorized(self, status, body, what):
+    def assert_unauthorized(self, status, body, what, client=None):
         self.assertEqual(status, 401, "%s: %r" % (what, body))
         self.assertEqual(body.get("error"), "unauthorized", what)
         self.assertTrue(body.get("message"), what)
+        if client:  # RFC 9110: a 401 names the scheme it wants
+            self.assertEqual(client.last_headers.get("WWW-Authenticate"),
+                             'Bearer realm="ledgerd"', what)
 
     def test_v1_needs_a_token(self):
         bad = [("no token", None, None),
@@ -331,7 +338,7 @@ class TokenFileTest(unittest.TestCase):
                                                                   "to": "tk.y", "amount": 1}),
                                        ("GET", "/v1/nope", None)):
                 status, resp = c.request(method, path, body=body, headers=headers)
-                self.assert_unauthorized(status, resp, "%s %s %s" % (what, method, path))
+                self.assert_unauthorized(status, resp, "%s %s %s" % (what, method, path), c)
             c.close()
         # Nothing was created by the refused requests.
         status, resp = self.client("tok-alpha-123").get("/v1/accounts/tk.x")
