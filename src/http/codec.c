@@ -283,8 +283,9 @@ bool codec_parse_account(json_t *obj, struct store_account *a, struct codec_erro
         return fail(err, "\"%s\" must be an integer, a string of digits, or null", "min_balance");
     }
 
+    /* Optional like metadata, so null means absent here too. */
     v = json_object_get(obj, "cost_currencies");
-    if (v != NULL) {
+    if (v != NULL && !json_is_null(v)) {
         if (!json_is_array(v) || json_array_size(v) > COST_CURRENCIES_MAX)
             return fail(err, "\"%s\" must be a list of at most 8 currency codes",
                         "cost_currencies");

@@ -314,6 +314,13 @@ class AccountsTest(harness.LedgerdTestCase):
         status, body = self.c.post("/v1/accounts", {"id": id, "currency": "TOK",
                                                     "cost_currencies": ["USD"]})
         self.assertEqual((status, body["error"]), (409, "account_exists"))
+        # null is absent, as for metadata: no cost tracked.
+        id = self.uid("null")
+        status, acc = self.c.post("/v1/accounts", {"id": id, "currency": "TOK",
+                                                   "cost_currencies": None})
+        self.assertEqual((status, acc["cost_currencies"]), (201, []))
+        status, again = self.c.post("/v1/accounts", {"id": id, "currency": "TOK"})
+        self.assertEqual(status, 200, again)
 
     def test_metadata_size_limit(self):
         def meta_of_size(n):
