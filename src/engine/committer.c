@@ -273,10 +273,11 @@ static enum store_result batch_attempt(struct committer *c, struct batch *b, int
  * old one broke. */
 static bool committer_connect(struct committer *c)
 {
-    if (c->conn == NULL || PQstatus(c->conn) != CONNECTION_OK)
-        c->prepared = false;
-    if (!store_ensure(&c->conn, c->e->conninfo))
+    enum store_ensure_result ensured = store_ensure(&c->conn, c->e->conninfo);
+    if (ensured == STORE_CONN_DOWN)
         return false;
+    if (ensured == STORE_CONN_NEW)
+        c->prepared = false;
     if (!c->prepared) {
         char err[256];
         if (store_prepare_write_path(c->conn, err, sizeof err) != 0) {

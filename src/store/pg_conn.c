@@ -52,13 +52,13 @@ static bool idle_connection_alive(PGconn *conn)
     return p.fd >= 0 && poll(&p, 1, 0) == 0;
 }
 
-bool store_ensure(PGconn **conn, const char *conninfo)
+enum store_ensure_result store_ensure(PGconn **conn, const char *conninfo)
 {
     if (*conn != NULL && PQstatus(*conn) == CONNECTION_OK && idle_connection_alive(*conn))
-        return true;
+        return STORE_CONN_SAME;
     PQfinish(*conn);
     *conn = store_connect(conninfo, NULL, 0);
-    return *conn != NULL;
+    return *conn != NULL ? STORE_CONN_NEW : STORE_CONN_DOWN;
 }
 
 bool store_ping(PGconn *conn)
@@ -115,7 +115,7 @@ PGconn *store_pool_get(struct store_pool *p)
     if (conn != NULL && PQstatus(conn) == CONNECTION_OK &&
         PQtransactionStatus(conn) != PQTRANS_IDLE)
         PQclear(PQexec(conn, "ROLLBACK"));
-    bool ok = store_ensure(&conn, p->conninfo);
+    bool ok = store_ensure(&conn, p->conninfo) != STORE_CONN_DOWN;
     if (ok)
         store_refresh_plans(conn, &p->planned_ns[slot]);
     pthread_mutex_lock(&p->lock);

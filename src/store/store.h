@@ -36,8 +36,10 @@ enum store_result {
 
 /* Opens a connection; NULL with err filled on failure. */
 PGconn *store_connect(const char *conninfo, char *err, size_t errlen);
-/* True when conn is usable, reconnecting it in place if it broke. */
-bool store_ensure(PGconn **conn, const char *conninfo);
+enum store_ensure_result { STORE_CONN_DOWN, STORE_CONN_SAME, STORE_CONN_NEW };
+/* Makes *conn usable, replacing it if it broke or the server is closing
+ * it. STORE_CONN_NEW: a new session, which has no prepared statements. */
+enum store_ensure_result store_ensure(PGconn **conn, const char *conninfo);
 
 /* Connections use generic plans, made from the table sizes of the moment
  * and kept until something (usually autovacuum's ANALYZE) invalidates

@@ -289,6 +289,28 @@ class Crashes(unittest.TestCase):
             b.stop()
             os.unlink(a.log.name)
 
+    def test_sessions_closed_while_idle(self):
+        # PostgreSQL closing ledgerd's idle sessions (a restart, a failover,
+        # idle_session_timeout): the next requests are served on new
+        # sessions, every one of them, not after a failure each.
+        a = harness.Ledgerd(db=self.pg.conninfo)
+        try:
+            c = a.client()
+            for i in range(8):
+                self.assertEqual(c.transfer("idle-w%d" % i, "payer-0", "merchant", 1)[0], 201)
+                self.assertEqual(c.get("/v1/accounts/merchant")[0], 200)
+            _, n, _ = self.pg.psql("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                                   " WHERE application_name = 'ledgerd'")
+            self.assertGreaterEqual(int(n), 3)
+            time.sleep(0.5)
+            for i in range(20):
+                status, body = c.transfer("idle-a%d" % i, "payer-0", "merchant", 1)
+                self.assertEqual(status, 201, body)
+                status, body = c.get("/v1/transfers/idle-a%d" % i)
+                self.assertEqual(status, 200, body)
+        finally:
+            a.stop()
+
     def test_postgres_crash_and_outage(self):
         a = harness.Ledgerd(db=self.pg.conninfo)
         b = harness.Ledgerd(db=self.pg.conninfo)
