@@ -6,7 +6,8 @@
  * One command is one request. The answer's body is printed as ledgerd
  * sent it, and the exit status says what happened, so that shell scripts
  * can branch on it: 0 for a 2xx answer, 1 for any other answer, 2 for a
- * command line that makes no request, 3 when ledgerd could not be reached.
+ * command line that makes no request, 3 for no answer (ledgerd could not
+ * be reached, or the connection failed or timed out before it answered).
  * The client judges nothing: amounts, ids and times go to ledgerd as
  * typed, and ledgerd's own errors come back.
  */
@@ -19,7 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { EXIT_ANSWERED_2XX = 0, EXIT_ANSWERED_ERROR = 1, EXIT_USAGE = 2, EXIT_UNREACHABLE = 3 };
+enum { EXIT_ANSWERED_2XX = 0, EXIT_ANSWERED_ERROR = 1, EXIT_USAGE = 2, EXIT_NO_ANSWER = 3 };
 
 static const char usage_text[] =
     "usage: ledgerctl [--url URL] [--token-file FILE] COMMAND ...\n"
@@ -42,7 +43,8 @@ static const char usage_text[] =
     "--url defaults to http://127.0.0.1:8080. --token-file: the first line that\n"
     "is neither blank nor a # comment is sent as the bearer token.\n"
     "Prints ledgerd's answer. Exit status: 0 for a 2xx answer, 1 for any other\n"
-    "answer, 2 for a bad command line, 3 when ledgerd could not be reached.\n";
+    "answer, 2 for a bad command line, 3 for no answer (a transfer may or may not\n"
+    "have been applied: sending it again with the same id is safe).\n";
 
 struct request {
     const char *method; /* GET or POST */
@@ -81,6 +83,19 @@ static bool set_json(json_t *obj, const char *key, const char *text, const char 
     json_t *v = json_loads(text, JSON_DECODE_ANY, &e);
     if (v == NULL) {
         fprintf(stderr, "ledgerctl: %s is not JSON: %s\n", flag, e.text);
+        return false;
+    }
+    json_object_set_new(obj, key, v);
+    return true;
+}
+
+/* Sets key to a string as typed. JSON strings are UTF-8: anything else is
+ * refused here, since jansson would otherwise drop the member silently. */
+static bool set_string(json_t *obj, const char *key, const char *text)
+{
+    json_t *v = json_string(text);
+    if (v == NULL) {
+        fprintf(stderr, "ledgerctl: the value for %s is not valid UTF-8\n", key);
         return false;
     }
     json_object_set_new(obj, key, v);
@@ -180,20 +195,25 @@ static int account_create(int argc, char **argv, int first, struct request *r)
         return rc;
     if (f[0].value && f[1].value)
         return usage_error("%s", "--min-balance and --unbounded exclude each other");
-    json_t *b = json_pack("{s:s, s:s}", "id", pos[0], "currency", pos[1]);
+    json_t *b = json_object();
+    bool ok = set_string(b, "id", pos[0]) && set_string(b, "currency", pos[1]);
     if (f[0].value)
-        json_object_set_new(b, "min_balance", json_string(f[0].value));
+        ok = ok && set_string(b, "min_balance", f[0].value);
     if (f[1].value)
         json_object_set_new(b, "min_balance", json_null());
     if (f[2].value) {
         json_t *list = json_array();
-        char *copy = strdup(f[2].value), *save = NULL;
-        for (char *c = strtok_r(copy, ",", &save); c; c = strtok_r(NULL, ",", &save))
-            json_array_append_new(list, json_string(c));
-        free(copy);
         json_object_set_new(b, "cost_currencies", list);
+        char *copy = strdup(f[2].value), *save = NULL;
+        for (char *c = strtok_r(copy, ",", &save); ok && c; c = strtok_r(NULL, ",", &save)) {
+            json_t *code = json_string(c);
+            ok = code != NULL && json_array_append_new(list, code) == 0;
+        }
+        free(copy);
+        if (!ok)
+            fprintf(stderr, "ledgerctl: --cost-currencies is not valid UTF-8\n");
     }
-    bool ok = !f[3].value || set_json(b, "metadata", f[3].value, "--metadata");
+    ok = ok && (!f[3].value || set_json(b, "metadata", f[3].value, "--metadata"));
     return post_json(r, "/v1/accounts", b, ok);
 }
 
@@ -243,17 +263,17 @@ static int transfer_create(int argc, char **argv, int first, struct request *r)
     int rc = parse_flags(argc, argv, first, f, 8, pos, 4);
     if (rc)
         return rc;
-    json_t *b = json_pack("{s:s, s:s, s:s, s:s}", "id", pos[0], "from", pos[1], "to", pos[2],
-                          "amount", pos[3]);
-    bool ok = true;
+    json_t *b = json_object();
+    bool ok = set_string(b, "id", pos[0]) && set_string(b, "from", pos[1]) &&
+              set_string(b, "to", pos[2]) && set_string(b, "amount", pos[3]);
     if (f[CURRENCY].value)
-        json_object_set_new(b, "currency", json_string(f[CURRENCY].value));
+        ok = ok && set_string(b, "currency", f[CURRENCY].value);
     if (f[PENDING].value)
         json_object_set_new(b, "pending", json_true());
     if (f[TIMEOUT].value)
         ok = ok && set_integer(b, "timeout_s", f[TIMEOUT].value, "--timeout-s");
     if (f[EFFECTIVE].value)
-        json_object_set_new(b, "effective_at", json_string(f[EFFECTIVE].value));
+        ok = ok && set_string(b, "effective_at", f[EFFECTIVE].value);
     if (f[EXPECT_FROM].value || f[EXPECT_TO].value) {
         json_t *expect = json_object();
         json_object_set_new(b, "expect", expect);
@@ -327,9 +347,8 @@ static int transfer_command(const char *what, int argc, char **argv, int first, 
         return 0;
     }
     json_t *b = json_object();
-    if (f[0].value)
-        json_object_set_new(b, "amount", json_string(f[0].value));
-    return post_json(r, post ? "/post" : "/void", b, true);
+    bool ok = !f[0].value || set_string(b, "amount", f[0].value);
+    return post_json(r, post ? "/post" : "/void", b, ok);
 }
 
 /* ---- the request ---- */
@@ -393,9 +412,15 @@ static int perform(const char *url_base, const char *token, const struct request
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
     curl_easy_cleanup(c);
     curl_slist_free_all(h);
+    if (rc == CURLE_URL_MALFORMAT || rc == CURLE_UNSUPPORTED_PROTOCOL) {
+        fprintf(stderr, "ledgerctl: --url %s: %s\n", url_base, curl_easy_strerror(rc));
+        return EXIT_USAGE;
+    }
     if (rc != CURLE_OK) {
-        fprintf(stderr, "ledgerctl: %s: %s\n", url_base, curl_easy_strerror(rc));
-        return EXIT_UNREACHABLE;
+        /* Past the connection, a write may have been applied: only a retry
+         * with the same id tells, and it is safe. */
+        fprintf(stderr, "ledgerctl: %s: %s (no answer)\n", url_base, curl_easy_strerror(rc));
+        return EXIT_NO_ANSWER;
     }
     putchar('\n');
     return status >= 200 && status < 300 ? EXIT_ANSWERED_2XX : EXIT_ANSWERED_ERROR;

@@ -150,7 +150,13 @@ class CliTest(harness.LedgerdTestCase):
                ("transfer", "batch", "/nonexistent/batch.json"),
                ("transfer",),
                ("account", "get", "x" * 2000),
+               # Not UTF-8, so not a JSON string: refused, never left out.
+               ("transfer", "post", acc, "--amount", b"\xff1"),
+               ("transfer", "create", acc, "x", "y", "1", "--currency", b"\xff"),
+               ("account", "create", acc, "USD", "--min-balance", b"-\xff"),
+               ("account", "create", acc, "USD", "--cost-currencies", b"USD,\xff"),
                ("nonsense",),
+               ("--url", "htp:/nowhere", "health"),
                ()]
         for args in bad:
             rc, body, err = self.ctl(*args)
