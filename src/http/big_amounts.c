@@ -12,7 +12,9 @@
 
 #include "big_amounts.h"
 
-#define DEPTH_MAX 8 /* amounts sit at depth 1 or 3; deeper is never one */
+/* Figures sit in objects at depth 1 to 4 (a batch item's unit_cost is the
+ * deepest); past DEPTH_MAX nothing is one. */
+#define DEPTH_MAX 8
 
 struct frame {
     bool object;
@@ -29,19 +31,63 @@ static bool key_is(const struct frame *f, const char *name)
     return f->key && f->key_len == strlen(name) && memcmp(f->key, name, f->key_len) == 0;
 }
 
-/* A JSON integer literal (-?(0|[1-9][0-9]*)) that int64 cannot hold. */
-static bool big_integer(const char *s, size_t n)
+static bool digit(char c)
 {
-    bool negative = n > 0 && s[0] == '-';
-    const char *d = s + negative;
-    size_t digits = n - negative;
-    if (digits == 0 || (d[0] == '0' && digits > 1))
+    return c >= '0' && c <= '9';
+}
+
+/* Whether s[0..n) is a JSON number, -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?,
+ * and whether it is an integer (no fraction, no exponent). */
+static bool json_number(const char *s, size_t n, bool *integer)
+{
+    size_t i = s[0] == '-';
+    if (i >= n || !digit(s[i]))
         return false;
-    for (size_t i = 0; i < digits; i++)
-        if (d[i] < '0' || d[i] > '9')
+    if (s[i++] != '0')
+        while (i < n && digit(s[i]))
+            i++;
+    *integer = i == n;
+    if (i < n && s[i] == '.') {
+        if (++i >= n || !digit(s[i]))
             return false;
+        while (i < n && digit(s[i]))
+            i++;
+    }
+    if (i < n && (s[i] == 'e' || s[i] == 'E')) {
+        if (++i < n && (s[i] == '+' || s[i] == '-'))
+            i++;
+        if (i >= n || !digit(s[i]))
+            return false;
+        while (i < n && digit(s[i]))
+            i++;
+    }
+    return i == n;
+}
+
+/* An integer literal (as json_number accepted it) that int64 holds. */
+static bool fits_int64(const char *s, size_t n)
+{
+    bool negative = s[0] == '-';
+    size_t digits = n - negative;
     const char *limit = negative ? "9223372036854775808" : "9223372036854775807";
-    return digits > 19 || (digits == 19 && memcmp(d, limit, 19) > 0);
+    return digits < 19 || (digits == 19 && memcmp(s + negative, limit, 19) <= 0);
+}
+
+/* Whether the number token s[0..n) in frame f is quoted: in an amount's
+ * place, any number but an integer int64 holds (not an integer, or too big
+ * for jansson: as a string it says the same, and the amount parser judges
+ * it); in a unit_cost, integers beyond int64 only (a fraction there is
+ * refused as a number, and would not be as a string). */
+static bool quoted(const struct frame *f, const char *s, size_t n)
+{
+    bool integer;
+    if ((f->object && f->want_key) || !json_number(s, n, &integer)) /* jansson refuses it */
+        return false;
+    if (integer && fits_int64(s, n))
+        return false;
+    if (f->request && (key_is(f, "amount") || key_is(f, "min_balance")))
+        return true;
+    return f->unit_cost && integer;
 }
 
 static size_t string_end(const char *s, size_t n, size_t i)
@@ -93,10 +139,7 @@ char *big_amounts_quote(const char *body, size_t len, size_t *out_len)
             size_t end = i;
             while (end < len && strchr("+-.0123456789eE", body[end]) && body[end] != '\0')
                 end++;
-            bool figure =
-                top && ((top->request && (key_is(top, "amount") || key_is(top, "min_balance"))) ||
-                        top->unit_cost);
-            if (figure && big_integer(body + i, end - i)) {
+            if (top && quoted(top, body + i, end - i)) {
                 if (n_at + 2 > cap) {
                     cap = cap ? cap * 2 : 16;
                     size_t *grown = realloc(at, cap * sizeof *at);

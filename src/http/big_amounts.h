@@ -3,14 +3,16 @@
  * integers, which jansson cannot hold (its integers are int64).
  *
  * SPEC: amounts are signed 128-bit and "requests accept a JSON integer or
- * a string of decimal digits". When jansson refuses a body for a too-big
- * integer, the http layer asks this pass to put quotes around every integer
- * literal beyond int64 that is the value of "amount" or "min_balance", or
- * of a member of "unit_cost", in the request object (or in an item of a
- * batch's "transfers"), and parses again: such a figure is then read
- * exactly like the same digits sent as a string. Big integers anywhere
- * else (metadata, timeout_s) are left as they are, and jansson refuses
- * them as before.
+ * a string of decimal digits". When jansson refuses a body for a number it
+ * cannot hold, the http layer asks this pass to put quotes around the
+ * numbers where figures are, and parses again:
+ *   - the value of "amount" or "min_balance" in the request object or in
+ *     an item of a batch's "transfers": any number but an int64 integer
+ *     (a string of the same text is judged the same by the amount parser,
+ *     so 2^100 is read exactly and 1e400 is invalid_amount);
+ *   - a member of such an object's "unit_cost": integers beyond int64.
+ * Numbers anywhere else (metadata, timeout_s) are left as they are, and
+ * jansson refuses them as before.
  */
 #ifndef LEDGER_HTTP_BIG_AMOUNTS_H
 #define LEDGER_HTTP_BIG_AMOUNTS_H

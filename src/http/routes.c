@@ -67,8 +67,8 @@ static json_t *parse_body(struct http_request *r, struct codec_error *err)
         /* After quoting, byte positions are those of the quoted text. */
         if (json_error_code(&jerr) == json_error_numeric_overflow)
             snprintf(err->message, sizeof err->message,
-                     "malformed JSON: an integer beyond 64 bits outside an amount (send such "
-                     "figures as strings)");
+                     "malformed JSON: a number too large to read (only amounts and unit costs "
+                     "may be integers beyond 64 bits; send other figures as strings)");
         else if (requoted)
             snprintf(err->message, sizeof err->message, "malformed JSON: %s", jerr.text);
         else

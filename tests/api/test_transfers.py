@@ -458,6 +458,10 @@ class TransferErrorsTest(LedgerTestCase):
         status, posted = self.c.post("/v1/transfers/%s/post" % p["id"], {"amount": big + 1})
         self.assertEqual((status, posted["posted_amount"]), (200, str(big + 1)))
         self.assertEqual(self.get_account(a)["balance"], str(2 * big + 1))
+        # A number too large even for a double is still an amount's error.
+        status, body = self.c.post("/v1/transfers", raw='{"id": "%s", "from": "%s", "to": "%s",'
+                                   ' "amount": 1e400}' % (self.uid("huge"), w, a))
+        self.assert_error(status, body, 400, "invalid_amount")
         # Anywhere else such an integer is refused, and nothing is applied.
         for what, extra in [("metadata", {"metadata": {"n": big}}),
                             ("metadata key named amount", {"metadata": {"amount": big}}),

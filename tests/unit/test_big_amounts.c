@@ -39,6 +39,13 @@ static void test_quoted_where_an_amount_is(void **state)
          "{\"unit_cost\":{\"USD\":\"10000000000000000000\",\"BRL\":1}}"},
         {"{\"amount\":" BIG2 ",\"metadata\":{\"amount\":" BIG2 "}}",
          "{\"amount\":\"" BIG2 "\",\"metadata\":{\"amount\":" BIG2 "}}"},
+        /* Numbers jansson cannot read in an amount's place: as strings the
+         * amount parser refuses them as invalid_amount. */
+        {"{\"amount\":1e400}", "{\"amount\":\"1e400\"}"},
+        {"{\"amount\":1.5}", "{\"amount\":\"1.5\"}"},
+        {"{\"amount\":" BIG ".5}", "{\"amount\":\"" BIG ".5\"}"},
+        {"{\"transfers\":[{\"unit_cost\":{\"USD\":" BIG2 "}}]}",
+         "{\"transfers\":[{\"unit_cost\":{\"USD\":\"" BIG2 "\"}}]}"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char *out = quote(cases[i].in);
@@ -53,8 +60,11 @@ static void test_left_alone_elsewhere(void **state)
     const char *cases[] = {
         "{\"amount\":9223372036854775807}",
         "{\"amount\":-9223372036854775808}",
-        "{\"amount\":1e40}",
-        "{\"amount\":" BIG ".5}",
+        "{\"amount\":\"5\"," BIG2 ":1}", /* a number as a key */
+        "{\"unit_cost\":{" BIG2 ":\"1\"}}",
+        "{\"unit_cost\":{\"USD\":1e400}}",
+        "{\"amount\":1e}",
+        "{\"amount\":--" BIG2 "}",
         "{\"amount\":0" BIG2 "}", /* not a JSON number: jansson must refuse it */
         "{\"amount\":1,\"timeout_s\":" BIG2 "}",
         "{\"metadata\":{\"n\":" BIG2 "}}",
@@ -98,6 +108,179 @@ static void test_jansson_reads_the_digits(void **state)
     free(out);
 }
 
+/* Random documents of the shape of requests, with numbers of every kind
+ * in every place, written twice: as sent, and as the pass must quote them
+ * (only in an amount's place, or beyond int64 in a unit_cost). */
+struct gen {
+    char in[16384], want[16384];
+    size_t in_len, want_len;
+    unsigned seed;
+};
+
+static unsigned pick(struct gen *g, unsigned n)
+{
+    g->seed = g->seed * 1103515245u + 12345u;
+    return (g->seed >> 16) % n;
+}
+
+static void put2(struct gen *g, const char *in, const char *want)
+{
+    size_t a = strlen(in), b = strlen(want);
+    assert_true(g->in_len + a < sizeof g->in && g->want_len + b < sizeof g->want);
+    memcpy(g->in + g->in_len, in, a);
+    memcpy(g->want + g->want_len, want, b);
+    g->in_len += a;
+    g->want_len += b;
+}
+
+static void put(struct gen *g, const char *s)
+{
+    static const char *const space[] = {"", "", " ", "\n\t "};
+    const char *ws = space[pick(g, 4)];
+    put2(g, ws, ws);
+    put2(g, s, s);
+}
+
+enum place { ELSEWHERE, AMOUNT, UNIT_COST };
+
+static void number(struct gen *g, enum place place)
+{
+    static const struct {
+        const char *text;
+        bool int64, integer;
+    } nums[] = {
+        {"0", true, true},
+        {"-7", true, true},
+        {"9223372036854775807", true, true},
+        {"-9223372036854775808", true, true},
+        {"9223372036854775808", false, true},
+        {BIG2, false, true},
+        {"-" BIG2, false, true},
+        {"1.5", false, false},
+        {"1e400", false, false},
+        {"2E+3", false, false},
+    };
+    int k = (int)pick(g, sizeof nums / sizeof nums[0]);
+    bool q = !nums[k].int64 && (place == AMOUNT || (place == UNIT_COST && nums[k].integer));
+    char quoted[64];
+    snprintf(quoted, sizeof quoted, "\"%s\"", nums[k].text);
+    put2(g, " ", " ");
+    put2(g, nums[k].text, q ? quoted : nums[k].text);
+}
+
+static void string(struct gen *g)
+{
+    static const char *const strs[] = {"\"x\"",      "\"amount\"",
+                                       "\"a\\\"b\"", "\"\\\\\"",
+                                       "\"{[\"",     "\"\\\"amount\\\": 12345678901234567890123\""};
+    put(g, strs[pick(g, sizeof strs / sizeof strs[0])]);
+}
+
+static void other(struct gen *g, int depth);
+
+static void key(struct gen *g, const char *name)
+{
+    char k[32];
+    snprintf(k, sizeof k, "\"%s\"", name);
+    put(g, k);
+    put(g, ":");
+}
+
+/* An object or array where no member is a figure, whatever its keys. */
+static void other(struct gen *g, int depth)
+{
+    static const char *const keys[] = {"amount", "min_balance", "unit_cost", "transfers", "x"};
+    unsigned kind = depth > 5 ? pick(g, 2) : pick(g, 4);
+    if (kind == 0) {
+        number(g, ELSEWHERE);
+    } else if (kind == 1) {
+        string(g);
+    } else if (kind == 2) {
+        put(g, "{");
+        for (unsigned i = 0, n = pick(g, 4); i < n; i++) {
+            if (i)
+                put(g, ",");
+            key(g, keys[pick(g, 5)]);
+            other(g, depth + 1);
+        }
+        put(g, "}");
+    } else {
+        put(g, "[");
+        for (unsigned i = 0, n = pick(g, 4); i < n; i++) {
+            if (i)
+                put(g, ",");
+            other(g, depth + 1);
+        }
+        put(g, "]");
+    }
+}
+
+static void request(struct gen *g, bool top)
+{
+    put(g, "{");
+    for (unsigned i = 0, n = pick(g, 6); i < n; i++) {
+        if (i)
+            put(g, ",");
+        unsigned m = pick(g, top ? 6 : 5);
+        if (m == 0 || m == 1) {
+            key(g, m == 0 ? "amount" : "min_balance");
+            if (pick(g, 4) == 0)
+                string(g);
+            else
+                number(g, AMOUNT);
+        } else if (m == 2) {
+            key(g, "unit_cost");
+            put(g, "{");
+            for (unsigned j = 0, c = pick(g, 3); j < c; j++) {
+                if (j)
+                    put(g, ",");
+                key(g, j ? "BRL" : "USD");
+                number(g, UNIT_COST);
+            }
+            put(g, "}");
+        } else if (m == 3 || m == 4) {
+            key(g, m == 3 ? "metadata" : "id");
+            other(g, 2);
+        } else {
+            key(g, "transfers");
+            put(g, "[");
+            for (unsigned j = 0, c = pick(g, 4); j < c; j++) {
+                if (j)
+                    put(g, ",");
+                request(g, false);
+            }
+            put(g, "]");
+        }
+    }
+    put(g, "}");
+}
+
+static void test_request_shaped_documents(void **state)
+{
+    int quoted_docs = 0;
+    for (unsigned round = 0; round < 3000; round++) {
+        struct gen *g = calloc(1, sizeof *g);
+        g->seed = round * 2654435761u + 1;
+        request(g, true);
+        g->in[g->in_len] = g->want[g->want_len] = '\0';
+        size_t len;
+        char *out = big_amounts_quote(g->in, g->in_len, &len);
+        if (strcmp(g->in, g->want) == 0) {
+            if (out)
+                fail_msg("round %u quoted %s\nfrom %s", round, out, g->in);
+        } else {
+            if (out == NULL)
+                fail_msg("round %u quoted nothing of %s\nwant %s", round, g->in, g->want);
+            if (strcmp(out, g->want) != 0)
+                fail_msg("round %u: %s\nwant %s", round, out, g->want);
+            quoted_docs++;
+        }
+        free(out);
+        free(g);
+    }
+    assert_true(quoted_docs > 300); /* the generator does reach the quoting */
+}
+
 /* Truncated and arbitrary bytes: no read past the end (ASan watches). */
 static void test_any_bytes(void **state)
 {
@@ -136,6 +319,7 @@ int run_big_amounts_tests(void)
         cmocka_unit_test(test_quoted_where_an_amount_is),
         cmocka_unit_test(test_left_alone_elsewhere),
         cmocka_unit_test(test_jansson_reads_the_digits),
+        cmocka_unit_test(test_request_shaped_documents),
         cmocka_unit_test(test_any_bytes),
     };
     return cmocka_run_group_tests_name("big_amounts", tests, NULL, NULL);
