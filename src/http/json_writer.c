@@ -104,11 +104,32 @@ static void put_quoted(struct json_writer *w, const char *s)
         if (c >= 0x20 && c != '"' && c != '\\')
             continue;
         put(w, run, (size_t)(s - run));
+        /* The two-character forms where JSON has one, as jansson and
+         * PostgreSQL write them: the metadata limit counts these bytes. */
         char esc[8];
-        if (c == '"' || c == '\\')
+        switch (c) {
+        case '"':
+        case '\\':
             snprintf(esc, sizeof esc, "\\%c", c);
-        else
+            break;
+        case '\b':
+            snprintf(esc, sizeof esc, "\\b");
+            break;
+        case '\f':
+            snprintf(esc, sizeof esc, "\\f");
+            break;
+        case '\n':
+            snprintf(esc, sizeof esc, "\\n");
+            break;
+        case '\r':
+            snprintf(esc, sizeof esc, "\\r");
+            break;
+        case '\t':
+            snprintf(esc, sizeof esc, "\\t");
+            break;
+        default:
             snprintf(esc, sizeof esc, "\\u%04x", c);
+        }
         put(w, esc, strlen(esc));
         run = s + 1;
     }

@@ -341,6 +341,15 @@ class AccountsTest(harness.LedgerdTestCase):
         self.assertEqual(status, 201, "metadata of exactly 4096 bytes must be accepted: %r"
                          % (acc if status != 201 else ""))
         self.assertEqual(acc["metadata"], meta_of_size(4096))
+        # Control characters count as their short escapes (\n: 2 bytes).
+        nl = self.uid("nl")
+        meta = {"k": "\n" * 2044}  # {"k":"\n\n..."}: 8 + 2 * 2044 = 4096 bytes
+        status, acc = self.c.post("/v1/accounts", {"id": nl, "currency": "USD",
+                                                   "metadata": meta})
+        self.assertEqual((status, acc.get("metadata")), (201, meta))
+        nl2 = self.uid("nl2")
+        self.assert_refused({"id": nl2, "currency": "USD", "metadata": {"k": "\n" * 2045}},
+                            "metadata 4098 bytes of newlines", check_id=nl2)
 
     def test_malformed_bodies(self):
         id = self.uid()

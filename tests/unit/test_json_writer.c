@@ -56,6 +56,13 @@ static void test_strings_escape_what_json_requires(void **state)
     ascii[127] = '\0';
     const char *utf8 = "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x92\xb0";
     const char *cases[] = {ascii, utf8, "", "\"\\\"", "a\nb\tc\x1f"};
+    /* The short forms, as jansson writes them. */
+    struct json_writer sw;
+    json_writer_init(&sw);
+    jw_string(&sw, "\b\f\n\r\t\x01\"\\");
+    char *short_text = take(&sw);
+    assert_string_equal(short_text, "\"\\b\\f\\n\\r\\t\\u0001\\\"\\\\\"");
+    free(short_text);
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         struct json_writer w;
         json_writer_init(&w);
@@ -86,7 +93,7 @@ static void test_quoted_keys(void **state)
     jw_int(&w, 2);
     jw_object_end(&w);
     char *text = take(&w);
-    assert_string_equal(text, "{\"a\\\"b\\\\c\\u000a\":1,\"plain\":2}");
+    assert_string_equal(text, "{\"a\\\"b\\\\c\\n\":1,\"plain\":2}");
     json_t *v = json_loads(text, 0, NULL);
     assert_non_null(v);
     assert_int_equal(json_integer_value(json_object_get(v, "a\"b\\c\n")), 1);
