@@ -190,14 +190,19 @@ static void supervise(struct pg_embedded *pg, const char *data_dir, struct super
     }
     if (s->wait_s-- > 0)
         return;
-    if (pg_embedded_start(pg, data_dir) == 0) {
+    /* A cluster that is gone (a volume unmounted) is not replaced by a new,
+     * empty one: that would be a ledger without its journal. */
+    char version_file[4200];
+    snprintf(version_file, sizeof version_file, "%s/PG_VERSION", data_dir);
+    if (access(version_file, F_OK) != 0) {
+        log_error("no PostgreSQL cluster in %s any more; not creating one", data_dir);
+    } else if (pg_embedded_start(pg, data_dir) == 0) {
         log_info("PostgreSQL is back");
         s->down = false;
         return;
     }
     s->wait_s = s->backoff_s;
-    if (s->backoff_s < 30)
-        s->backoff_s *= 2;
+    s->backoff_s = s->backoff_s * 2 > 30 ? 30 : s->backoff_s * 2;
 }
 
 static int serve(const struct options *o)
