@@ -79,13 +79,58 @@ class Embedded(unittest.TestCase):
                 self.assertEqual(status, 503)
                 time.sleep(0.2)
             self.assertEqual(status, 201, d.read_log())
+            # Then every request, on every committer and read connection.
+            for i in range(12):
+                status, body = c.transfer("after-%d" % i, "world", "a", 1)
+                self.assertEqual(status, 201, body)
+                self.assertEqual(c.get("/v1/accounts/a")[0], 200)
             self.assertIn("starting it again", d.read_log())
             self.assertTrue(postgres_running(data))
+            self.assertEqual(c.get("/v1/transfers/before")[0], 200)
+            self.assertEqual(c.balance("a"), 24)
+            c.close()
+            self.assertEqual(d.terminate(), 0, d.read_log())
+            self.assertFalse(postgres_running(data))
+        finally:
+            d.stop()
+
+    def test_cluster_gone_is_not_replaced_by_an_empty_one(self):
+        # The folder disappears under a running ledgerd (a volume
+        # unmounted) and postgres dies: ledgerd must not initdb a new, empty
+        # ledger there, and must come back when the folder does.
+        data = os.path.join(self.dir, "data")
+        away = os.path.join(self.dir, "unmounted")
+        d = harness.Ledgerd(data=data, log_level="info")
+        try:
+            c = d.client()
+            c.account("world", min_balance=None)
+            c.account("a")
+            self.assertEqual(c.transfer("before", "world", "a", 5)[0], 201)
+            with open(os.path.join(data, "postmaster.pid")) as f:
+                pid = int(f.readline())
+            os.rename(data, away)
+            os.kill(pid, signal.SIGKILL)
+            deadline = time.time() + 30
+            while "not creating one" not in d.read_log() and time.time() < deadline:
+                time.sleep(0.2)
+            self.assertIn("not creating one", d.read_log())
+            status, body = c.transfer("during", "world", "a", 7)
+            self.assertEqual(status, 503, body)
+            self.assertFalse(os.path.exists(data))
+
+            os.rename(away, data)
+            deadline = time.time() + 90
+            while time.time() < deadline:
+                status, body = c.transfer("during", "world", "a", 7)
+                if status == 201:
+                    break
+                self.assertEqual(status, 503, body)
+                time.sleep(0.5)
+            self.assertEqual(status, 201, d.read_log())
             self.assertEqual(c.get("/v1/transfers/before")[0], 200)
             self.assertEqual(c.balance("a"), 12)
             c.close()
             self.assertEqual(d.terminate(), 0, d.read_log())
-            self.assertFalse(postgres_running(data))
         finally:
             d.stop()
 
