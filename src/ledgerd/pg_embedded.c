@@ -297,8 +297,13 @@ int pg_embedded_start(struct pg_embedded *pg, const char *data_dir)
         pg->pid = 0;
         return -1;
     }
-    for (int waited_ms = 0; waited_ms < 60000; waited_ms += 50) {
-        if (can_connect(pg->conninfo)) {
+    /* Crash recovery after an unclean stop may take long: a server that
+     * answers "starting up" is waited for as long as it takes; one that does
+     * not answer at all, 60 s. A stop signal ends the wait (it stays
+     * pending for the caller). */
+    for (int silent_ms = 0; silent_ms < 60000; usleep(50 * 1000)) {
+        PGPing ping = PQping(pg->conninfo);
+        if (ping == PQPING_OK) {
             log_info("PostgreSQL is running in %s (pid %d)", pg->data_dir, (int)pg->pid);
             return 0;
         }
@@ -307,9 +312,17 @@ int pg_embedded_start(struct pg_embedded *pg, const char *data_dir)
             pg->pid = 0;
             return -1;
         }
-        usleep(50 * 1000);
+        sigset_t pending;
+        if (sigpending(&pending) == 0 &&
+            (sigismember(&pending, SIGTERM) || sigismember(&pending, SIGINT))) {
+            log_info("stop requested while PostgreSQL was starting");
+            pg_embedded_stop(pg);
+            return -1;
+        }
+        if (ping != PQPING_REJECT)
+            silent_ms += 50;
     }
-    log_error("postgres did not accept connections within 60 s; see %s", log_path);
+    log_error("postgres did not answer within 60 s; see %s", log_path);
     pg_embedded_stop(pg);
     return -1;
 }
