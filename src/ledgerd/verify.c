@@ -17,6 +17,7 @@
  * Each violation is printed on its own line; the exit code says whether any
  * was found.
  */
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -388,8 +389,11 @@ int verify_main(const char *db, const char *data_dir)
         char version_file[4200];
         snprintf(version_file, sizeof version_file, "%s/PG_VERSION", data_dir);
         if (access(version_file, F_OK) != 0) {
-            fprintf(stderr, "verify: no ledger in \"%s\": it holds no PostgreSQL cluster\n",
-                    data_dir);
+            if (errno == ENOENT)
+                fprintf(stderr, "verify: no ledger in \"%s\": it holds no PostgreSQL cluster\n",
+                        data_dir);
+            else
+                fprintf(stderr, "verify: cannot look into \"%s\": %s\n", data_dir, strerror(errno));
             return 2;
         }
         if (pg_embedded_start(&pg, data_dir) != 0)
@@ -410,12 +414,14 @@ int verify_main(const char *db, const char *data_dir)
     PQclear(PQexec(a.conn, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"));
     PGresult *schema = PQexec(a.conn, "SELECT to_regclass('ledger.entries') IS NOT NULL"
                                       " AND to_regclass('ledger.accounts') IS NOT NULL");
-    bool has_ledger =
-        PQresultStatus(schema) == PGRES_TUPLES_OK && strcmp(PQgetvalue(schema, 0, 0), "t") == 0;
-    PQclear(schema);
-    if (!has_ledger) {
+    bool looked = PQresultStatus(schema) == PGRES_TUPLES_OK;
+    bool has_ledger = looked && strcmp(PQgetvalue(schema, 0, 0), "t") == 0;
+    if (!looked)
+        fprintf(stderr, "verify: %s", PQerrorMessage(a.conn));
+    else if (!has_ledger)
         fprintf(stderr, "verify: this database holds no ledger (no ledger schema)\n");
-    } else if (run_checks(&a) == 0) {
+    PQclear(schema);
+    if (has_ledger && run_checks(&a) == 0) {
         if (a.violations == 0) {
             printf("verify: OK\n");
             rc = 0;
