@@ -38,7 +38,7 @@ $(BUILD)/ledgerctl: $(CLI) | $(BUILD)
 	$(CC) $(CFLAGS) -o $@ $(CLI) -lcurl -ljansson
 
 $(BUILD)/ledger-bench: $(BENCH) $(HEADERS) | $(BUILD)
-	$(CC) $(CFLAGS) -o $@ $(BENCH) -lcurl -lpq -lpthread -lm
+	$(CC) $(CFLAGS) -o $@ $(BENCH) -lhttp_parser -lpq -lpthread -lm
 
 UNIT_SRC := $(CORE) src/http/json_writer.c src/http/big_amounts.c
 

@@ -20,6 +20,7 @@ $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends \
     gcc make libc6-dev pkg-config \
     libpq-dev libmicrohttpd-dev libjansson-dev libcmocka-dev libgmp-dev libcurl4-openssl-dev \
+    libhttp-parser-dev \
     postgresql postgresql-client acl \
     python3 curl ca-certificates >/dev/null
 echo "install-deps: build, run and test dependencies are installed"

@@ -9,7 +9,6 @@
  * written directly, 1,000 per transaction), an open-loop latency run, and
  * `ledgerd verify`. Every run prints its seed first.
  */
-#include <curl/curl.h>
 #include <errno.h>
 #include <getopt.h>
 #include <libgen.h>
@@ -64,22 +63,11 @@ static pid_t start_ledgerd(const char *path, const char *conninfo, int port, con
 
 static bool wait_healthy(const char *base, pid_t pid)
 {
-    char url[256];
-    snprintf(url, sizeof url, "%s/healthz", base);
     for (int i = 0; i < 600; i++) {
         int status;
         if (waitpid(pid, &status, WNOHANG) != 0)
             return false;
-        CURL *e = curl_easy_init();
-        FILE *null = fopen("/dev/null", "w");
-        curl_easy_setopt(e, CURLOPT_URL, url);
-        curl_easy_setopt(e, CURLOPT_WRITEDATA, null);
-        long code = 0;
-        if (curl_easy_perform(e) == CURLE_OK)
-            curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &code);
-        curl_easy_cleanup(e);
-        fclose(null);
-        if (code == 200)
+        if (http_request(base, "GET", "/healthz", NULL, NULL) == 200)
             return true;
         usleep(100 * 1000);
     }
@@ -125,7 +113,7 @@ static bool seed_ledger(const char *conninfo, const char *base, const struct wor
         }
         snprintf(body + len, cap - len, "]}");
         char *resp = NULL;
-        int status = http_post(base, "/v1/transfers/batch", body, &resp);
+        int status = http_request(base, "POST", "/v1/transfers/batch", body, &resp);
         bool ok = status == 200 && resp && strstr(resp, "\"rejected\"") == NULL;
         if (!ok)
             fprintf(stderr, "ledger-bench: funding failed (HTTP %d): %.300s\n", status,
@@ -309,7 +297,6 @@ int main(int argc, char **argv)
            (unsigned long long)o.seed, o.seconds, o.clients, o.batch_clients, o.open_rate,
            o.read_rate, o.workloads);
     fflush(stdout);
-    curl_global_init(CURL_GLOBAL_DEFAULT);
     signal(SIGPIPE, SIG_IGN);
     g_log_level = LOG_WARN;
 
@@ -524,7 +511,6 @@ out:
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     if (system(cmd) != 0)
         fprintf(stderr, "ledger-bench: could not remove %s\n", dir);
-    curl_global_cleanup();
     printf("\nledger-bench: %s\n", failures ? "FAILED" : "ok");
     return failures ? 1 : 0;
 }

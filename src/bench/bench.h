@@ -84,8 +84,11 @@ struct http_load {
 };
 
 int http_load_run(const struct http_load *cfg, struct result *out);
-/* POSTs body to path and returns the HTTP status (-1 on error). */
-int http_post(const char *base_url, const char *path, const char *body, char **response);
+/* One request on a connection of its own (body NULL: none); returns the
+ * HTTP status, or -1 when no answer came. *response, if asked for, is the
+ * answer's body (malloc'd) or NULL. */
+int http_request(const char *base_url, const char *method, const char *path, const char *body,
+                 char **response);
 
 /* ---- baselines and ceiling (baselines.c) ---- */
 
