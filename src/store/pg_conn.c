@@ -324,7 +324,14 @@ enum store_result pg_classify(PGconn *conn, const PGresult *res, struct store_er
         while (n > 0 && err->message[n - 1] == '\n')
             err->message[--n] = '\0';
     }
-    if (PQstatus(conn) != CONNECTION_OK || state == NULL)
+    /* A broken connection applied nothing unless COMMIT was sent, which the
+     * write path reports as STORE_UNKNOWN instead. Run the batch again on a
+     * new connection: a server that is down refuses it at once, and one
+     * that was restarted serves it (a backend left by a killed postmaster
+     * can answer one more batch before it notices and leaves). */
+    if (PQstatus(conn) != CONNECTION_OK)
+        return STORE_RETRY;
+    if (state == NULL)
         return STORE_FAILED;
     if (strcmp(state, "40001") == 0 || strcmp(state, "40P01") == 0)
         return STORE_RETRY;

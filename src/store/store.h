@@ -24,8 +24,9 @@
 /* How a store call ended; decided by SQLSTATE, never by message text. */
 enum store_result {
     STORE_OK = 0,
-    STORE_RETRY = 1,   /* 40001, 40P01, or 23505 on a transfer id: run the batch again */
-    STORE_FAILED = 2,  /* nothing was committed: connection lost or a hard error */
+    STORE_RETRY = 1,   /* 40001, 40P01, 23505 on a transfer id, or the connection broke
+                          before COMMIT was sent: run the batch again */
+    STORE_FAILED = 2,  /* nothing was committed: a hard error */
     STORE_UNKNOWN = 3, /* the connection broke after COMMIT was sent */
     /* 53200, the shared lock table is full: run the batch again with
      * store_batch_reads.lock_all, whose one lock needs one slot. */
