@@ -1,8 +1,8 @@
 /*
- * engine.h - the write path: a bounded queue and one committer thread.
+ * engine.h - the write path: a bounded queue and committer threads.
  *
- * Request threads submit parsed transfer requests; the committer takes
- * everything queued (up to a limit), runs core on it inside one database
+ * Request threads submit parsed transfer requests; a committer takes what
+ * is queued (up to a limit), runs core on it inside one database
  * transaction, commits, and only then calls each request's done callback.
  * A 2xx answer therefore always follows a durable COMMIT.
  */
@@ -52,6 +52,13 @@ struct committer {
     PGconn *conn;       /* no other thread touches it */
     bool prepared;      /* conn has the write path's statements prepared */
     int64_t planned_ns; /* store_refresh_plans */
+    /* The accounts of the batch it is running, so that the other
+     * committers take only requests on other accounts (engine->lock):
+     * sorted ids of its transfers' from and to, or all of them for a
+     * batch that runs alone anyway. */
+    const char **busy_ids;
+    int n_busy, busy_cap;
+    bool busy_all;
 };
 
 struct engine {
@@ -63,8 +70,12 @@ struct engine {
     int batch_ops_max;  /* transfers judged in one database transaction */
     bool stopping;
     const char *conninfo;
-    /* Several committers judge disjoint batches at once; batches that share
-     * an account serialise on its lock in the database. */
+    /* Each committer takes, in queue order, the requests that share no
+     * account with another committer's batch: batches on disjoint accounts
+     * commit side by side, and the requests on a busy account wait and
+     * become one batch instead of two that queue for each other's lock.
+     * The database's locks, not this choice, keep batches of different
+     * processes apart. */
     struct committer committers[COMMITTERS_MAX];
     int n_committers;
 

@@ -32,8 +32,11 @@
  * overlap more of the page reads of a large journal. */
 #define HTTP_THREADS   4
 #define READ_POOL_SIZE HTTP_THREADS
-/* Two committers keep both cores of PostgreSQL busy on disjoint batches;
- * batches that share an account take turns on its lock. */
+/* Committers take only requests on accounts the others are not busy with
+ * (engine.h): on disjoint accounts two keep two PostgreSQL backends busy
+ * side by side, and the requests on a hot account become one batch per
+ * commit instead of two half-size ones, the second queueing behind the
+ * first's whole commit (BENCHMARKS.md). */
 #define COMMITTERS 2
 
 _Static_assert(BATCH_OPS_MAX >= BATCH_TRANSFERS_MAX, "a whole batch request fits one commit");
