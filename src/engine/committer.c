@@ -26,6 +26,7 @@
 #include "engine.h"
 #include "util/log.h"
 #include "metrics.h"
+#include "queue.h"
 #include "store/store.h"
 
 #define BATCH_ATTEMPTS_MAX 20
@@ -73,25 +74,9 @@ static uint64_t mono_us(void)
     return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
 }
 
-static int cmp_str(const void *a, const void *b)
-{
-    return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
-/* Sorts and dedups ids in place; returns the new count. */
-static int sort_unique(const char **ids, int n)
-{
-    qsort(ids, (size_t)n, sizeof *ids, cmp_str);
-    int k = 0;
-    for (int i = 0; i < n; i++)
-        if (k == 0 || strcmp(ids[k - 1], ids[i]) != 0)
-            ids[k++] = ids[i];
-    return k;
-}
-
 static int slot_of(const char **ids, int n, const char *id)
 {
-    const char **p = bsearch(&id, ids, (size_t)n, sizeof *ids, cmp_str);
+    const char **p = bsearch(&id, ids, (size_t)n, sizeof *ids, engine_ids_cmp);
     LEDGER_ASSERT(p != NULL);
     return (int)(p - ids);
 }
@@ -124,8 +109,8 @@ static void batch_init(struct batch *b, struct engine_request *list)
             b->transfer_ids[k] = op->id;
             b->ops[k++] = op;
         }
-    b->n_accounts = sort_unique(b->account_ids, 2 * b->n_ops);
-    b->n_transfers = sort_unique(b->transfer_ids, b->n_ops);
+    b->n_accounts = engine_ids_sort_unique(b->account_ids, 2 * b->n_ops);
+    b->n_transfers = engine_ids_sort_unique(b->transfer_ids, b->n_ops);
     b->accounts = xcalloc((size_t)b->n_accounts, sizeof *b->accounts);
     b->found = xcalloc((size_t)b->n_accounts, sizeof *b->found);
     b->transfers = xcalloc((size_t)b->n_transfers, sizeof *b->transfers);
@@ -419,100 +404,6 @@ static void batch_run(struct committer *c, struct batch *b)
     }
 }
 
-/* How far down the queue a committer looks for requests on accounts no
- * other committer is busy with, so that a long queue on one hot account
- * costs a bounded scan. */
-#define TAKE_SCAN_MAX 1024
-
-static bool id_in(const char *id, const char *const *ids, int n)
-{
-    return id[0] != '\0' && bsearch(&id, ids, (size_t)n, sizeof *ids, cmp_str) != NULL;
-}
-
-/* Would r wait for another committer's batch (engine lock held)? Only a
- * guess for speed: settlements name their accounts only once resolved, and
- * the database's locks serialise whatever the guess lets through. */
-static bool request_conflicts(const struct engine *e, const struct committer *self,
-                              const struct engine_request *r)
-{
-    for (int k = 0; k < e->n_committers; k++) {
-        const struct committer *o = &e->committers[k];
-        if (o == self || (!o->busy_all && o->n_busy == 0))
-            continue;
-        if (o->busy_all || r->n_ops > STORE_LOCKED_ACCOUNTS_MAX / 2)
-            return true;
-        for (int i = 0; i < r->n_ops; i++)
-            if (id_in(r->ops[i].from, o->busy_ids, o->n_busy) ||
-                id_in(r->ops[i].to, o->busy_ids, o->n_busy))
-                return true;
-    }
-    return false;
-}
-
-/* Takes whole requests in queue order, skipping those that would wait for
- * another committer (engine lock held); NULL if none can go now. Small
- * requests are merged up to two transfers per lockable account, so that
- * the batch still locks accounts one by one and runs beside batches on
- * other accounts, of this process or another. A batch that runs alone
- * anyway (its first request names too many accounts) takes up to
- * batch_ops_max. Requests skipped are all still pending, so taking a later
- * one first is an order their clients could have seen anyway. */
-static struct engine_request *take_requests(struct engine *e, struct committer *c)
-{
-    struct engine_request *list = NULL, *last = NULL, *kept = NULL;
-    struct engine_request **link = &e->head;
-    int ops = 0, limit = 0, scanned = 0;
-    while (*link && scanned++ < TAKE_SCAN_MAX) {
-        struct engine_request *r = *link;
-        if (request_conflicts(e, c, r)) {
-            kept = r;
-            link = &r->next;
-            continue;
-        }
-        if (list == NULL)
-            limit = r->n_ops > STORE_LOCKED_ACCOUNTS_MAX / 2 ? e->batch_ops_max
-                                                             : STORE_LOCKED_ACCOUNTS_MAX / 2;
-        else if (ops + r->n_ops > limit)
-            break;
-        *link = r->next;
-        if (e->tail == r)
-            e->tail = kept;
-        r->next = NULL;
-        if (last)
-            last->next = r;
-        else
-            list = r;
-        last = r;
-        ops += r->n_ops;
-    }
-    e->queued_ops -= ops;
-    return list;
-}
-
-/* Publishes the accounts of the batch c took (engine lock held). */
-static void mark_busy(struct committer *c, struct engine_request *list)
-{
-    int n = 0;
-    for (struct engine_request *r = list; r; r = r->next)
-        n += r->n_ops;
-    c->n_busy = 0;
-    c->busy_all = n > STORE_LOCKED_ACCOUNTS_MAX / 2;
-    if (c->busy_all || c->e->n_committers == 1)
-        return;
-    if (2 * n > c->busy_cap) {
-        c->busy_cap = 2 * n;
-        c->busy_ids = realloc(c->busy_ids, (size_t)c->busy_cap * sizeof *c->busy_ids);
-        LEDGER_ASSERT(c->busy_ids != NULL);
-    }
-    for (struct engine_request *r = list; r; r = r->next)
-        for (int i = 0; i < r->n_ops; i++)
-            if (r->ops[i].core.kind == OP_TRANSFER) {
-                c->busy_ids[c->n_busy++] = r->ops[i].from;
-                c->busy_ids[c->n_busy++] = r->ops[i].to;
-            }
-    c->n_busy = sort_unique(c->busy_ids, c->n_busy);
-}
-
 static void *committer_main(void *arg)
 {
     struct committer *c = arg;
@@ -520,13 +411,13 @@ static void *committer_main(void *arg)
     for (;;) {
         pthread_mutex_lock(&e->lock);
         struct engine_request *list;
-        while ((list = take_requests(e, c)) == NULL && !(e->stopping && e->head == NULL))
+        while ((list = engine_take(e, c)) == NULL && !(e->stopping && e->head == NULL))
             pthread_cond_wait(&e->wake, &e->lock);
         if (list == NULL) {
             pthread_mutex_unlock(&e->lock);
             break;
         }
-        mark_busy(c, list);
+        engine_mark_busy(c, list);
         pthread_mutex_unlock(&e->lock);
 
         struct batch b;
@@ -547,8 +438,7 @@ static void *committer_main(void *arg)
         /* The busy ids point into these requests, which done may free:
          * unpublish them first, and let the others look at what waited. */
         pthread_mutex_lock(&e->lock);
-        c->n_busy = 0;
-        c->busy_all = false;
+        engine_clear_busy(c);
         pthread_cond_broadcast(&e->wake);
         pthread_mutex_unlock(&e->lock);
         for (struct engine_request *r = list, *next; r; r = next) {
@@ -577,27 +467,6 @@ int engine_start(struct engine *e, const char *conninfo, int queued_ops_max, int
             return -1;
     }
     return engine_sweeper_start(e);
-}
-
-enum engine_submit_result engine_submit(struct engine *e, struct engine_request *r)
-{
-    pthread_mutex_lock(&e->lock);
-    enum engine_submit_result result = e->stopping ? ENGINE_STOPPING
-                                       : e->queued_ops + r->n_ops > e->queued_ops_max
-                                           ? ENGINE_FULL
-                                           : ENGINE_QUEUED;
-    if (result == ENGINE_QUEUED) {
-        r->next = NULL;
-        if (e->tail)
-            e->tail->next = r;
-        else
-            e->head = r;
-        e->tail = r;
-        e->queued_ops += r->n_ops;
-        pthread_cond_signal(&e->wake);
-    }
-    pthread_mutex_unlock(&e->lock);
-    return result;
 }
 
 void engine_stop(struct engine *e)

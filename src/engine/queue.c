@@ -1,0 +1,145 @@
+/*
+ * queue.c - the committers' queue: requests go in at the tail, and each
+ * committer takes, in order, the requests that share no account with the
+ * batch another committer is running.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/assert.h"
+#include "engine.h"
+#include "queue.h"
+#include "store/store.h"
+
+int engine_ids_cmp(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+int engine_ids_sort_unique(const char **ids, int n)
+{
+    qsort(ids, (size_t)n, sizeof *ids, engine_ids_cmp);
+    int k = 0;
+    for (int i = 0; i < n; i++)
+        if (k == 0 || strcmp(ids[k - 1], ids[i]) != 0)
+            ids[k++] = ids[i];
+    return k;
+}
+
+enum engine_submit_result engine_submit(struct engine *e, struct engine_request *r)
+{
+    pthread_mutex_lock(&e->lock);
+    enum engine_submit_result result = e->stopping ? ENGINE_STOPPING
+                                       : e->queued_ops + r->n_ops > e->queued_ops_max
+                                           ? ENGINE_FULL
+                                           : ENGINE_QUEUED;
+    if (result == ENGINE_QUEUED) {
+        r->next = NULL;
+        if (e->tail)
+            e->tail->next = r;
+        else
+            e->head = r;
+        e->tail = r;
+        e->queued_ops += r->n_ops;
+        pthread_cond_signal(&e->wake);
+    }
+    pthread_mutex_unlock(&e->lock);
+    return result;
+}
+
+/* How far down the queue a committer looks for requests on accounts no
+ * other committer is busy with, so that a long queue on one hot account
+ * costs a bounded scan. */
+#define TAKE_SCAN_MAX 1024
+
+static bool id_in(const char *id, const char *const *ids, int n)
+{
+    return id[0] != '\0' && bsearch(&id, ids, (size_t)n, sizeof *ids, engine_ids_cmp) != NULL;
+}
+
+/* Would r wait for another committer's batch (engine lock held)? Only a
+ * guess for speed: settlements name their accounts only once resolved, and
+ * the database's locks serialise whatever the guess lets through. */
+static bool request_conflicts(const struct engine *e, const struct committer *self,
+                              const struct engine_request *r)
+{
+    for (int k = 0; k < e->n_committers; k++) {
+        const struct committer *o = &e->committers[k];
+        if (o == self || (!o->busy_all && o->n_busy == 0))
+            continue;
+        if (o->busy_all || r->n_ops > STORE_LOCKED_ACCOUNTS_MAX / 2)
+            return true;
+        for (int i = 0; i < r->n_ops; i++)
+            if (id_in(r->ops[i].from, o->busy_ids, o->n_busy) ||
+                id_in(r->ops[i].to, o->busy_ids, o->n_busy))
+                return true;
+    }
+    return false;
+}
+
+/* Small requests are merged up to two transfers per lockable account, so that
+ * the batch still locks accounts one by one and runs beside batches on
+ * other accounts, of this process or another. A batch that runs alone
+ * anyway (its first request names too many accounts) takes up to
+ * batch_ops_max. Requests skipped are all still pending, so taking a later
+ * one first is an order their clients could have seen anyway. */
+struct engine_request *engine_take(struct engine *e, struct committer *c)
+{
+    struct engine_request *list = NULL, *last = NULL, *kept = NULL;
+    struct engine_request **link = &e->head;
+    int ops = 0, limit = 0, scanned = 0;
+    while (*link && scanned++ < TAKE_SCAN_MAX) {
+        struct engine_request *r = *link;
+        if (request_conflicts(e, c, r)) {
+            kept = r;
+            link = &r->next;
+            continue;
+        }
+        if (list == NULL)
+            limit = r->n_ops > STORE_LOCKED_ACCOUNTS_MAX / 2 ? e->batch_ops_max
+                                                             : STORE_LOCKED_ACCOUNTS_MAX / 2;
+        else if (ops + r->n_ops > limit)
+            break;
+        *link = r->next;
+        if (e->tail == r)
+            e->tail = kept;
+        r->next = NULL;
+        if (last)
+            last->next = r;
+        else
+            list = r;
+        last = r;
+        ops += r->n_ops;
+    }
+    e->queued_ops -= ops;
+    return list;
+}
+
+void engine_mark_busy(struct committer *c, struct engine_request *list)
+{
+    int n = 0;
+    for (struct engine_request *r = list; r; r = r->next)
+        n += r->n_ops;
+    c->n_busy = 0;
+    c->busy_all = n > STORE_LOCKED_ACCOUNTS_MAX / 2;
+    if (c->busy_all || c->e->n_committers == 1)
+        return;
+    if (2 * n > c->busy_cap) {
+        c->busy_cap = 2 * n;
+        c->busy_ids = realloc(c->busy_ids, (size_t)c->busy_cap * sizeof *c->busy_ids);
+        LEDGER_ASSERT(c->busy_ids != NULL);
+    }
+    for (struct engine_request *r = list; r; r = r->next)
+        for (int i = 0; i < r->n_ops; i++)
+            if (r->ops[i].core.kind == OP_TRANSFER) {
+                c->busy_ids[c->n_busy++] = r->ops[i].from;
+                c->busy_ids[c->n_busy++] = r->ops[i].to;
+            }
+    c->n_busy = engine_ids_sort_unique(c->busy_ids, c->n_busy);
+}
+
+void engine_clear_busy(struct committer *c)
+{
+    c->n_busy = 0;
+    c->busy_all = false;
+}
