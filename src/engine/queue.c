@@ -47,9 +47,14 @@ enum engine_submit_result engine_submit(struct engine *e, struct engine_request 
     return result;
 }
 
-/* How far down the queue a committer looks for requests on accounts no
- * other committer is busy with, so that a long queue on one hot account
- * costs a bounded scan. */
+/* A skipped request holds back the later requests on its accounts, so
+ * that it goes as soon as the batch it waits for is done, and a request on
+ * two busy accounts is not overtaken forever by requests on each. The
+ * scan stops when the accounts held back outgrow this, or at a request
+ * that will run alone: behind such a request nothing is taken. */
+#define HELD_IDS_MAX 64
+/* And the scan stops after this many requests, so that a long queue on a
+ * few accounts costs a bounded look under the engine lock. */
 #define TAKE_SCAN_MAX 1024
 
 static bool id_in(const char *id, const char *const *ids, int n)
@@ -57,12 +62,24 @@ static bool id_in(const char *id, const char *const *ids, int n)
     return id[0] != '\0' && bsearch(&id, ids, (size_t)n, sizeof *ids, engine_ids_cmp) != NULL;
 }
 
-/* Would r wait for another committer's batch (engine lock held)? Only a
- * guess for speed: settlements name their accounts only once resolved, and
- * the database's locks serialise whatever the guess lets through. */
-static bool request_conflicts(const struct engine *e, const struct committer *self,
-                              const struct engine_request *r)
+static bool id_held(const char *id, const char *const *held, int n)
 {
+    for (int i = 0; i < n; i++)
+        if (strcmp(id, held[i]) == 0)
+            return true;
+    return false;
+}
+
+/* Would r wait for another committer's batch, or for a request skipped
+ * before it (engine lock held)? Only a guess for speed: settlements name
+ * their accounts only once resolved, and the database's locks serialise
+ * whatever the guess lets through. */
+static bool request_conflicts(const struct engine *e, const struct committer *self,
+                              const struct engine_request *r, const char *const *held, int n_held)
+{
+    for (int i = 0; i < r->n_ops; i++)
+        if (id_held(r->ops[i].from, held, n_held) || id_held(r->ops[i].to, held, n_held))
+            return true;
     for (int k = 0; k < e->n_committers; k++) {
         const struct committer *o = &e->committers[k];
         if (o == self || (!o->busy_all && o->n_busy == 0))
@@ -77,9 +94,27 @@ static bool request_conflicts(const struct engine *e, const struct committer *se
     return false;
 }
 
-/* Small requests are merged up to two transfers per lockable account, so that
- * the batch still locks accounts one by one and runs beside batches on
- * other accounts, of this process or another. A batch that runs alone
+/* Holds back r's accounts; false when the scan must stop here. */
+static bool hold(const struct engine_request *r, const char **held, int *n_held)
+{
+    if (r->n_ops > STORE_LOCKED_ACCOUNTS_MAX / 2)
+        return false;
+    for (int i = 0; i < r->n_ops; i++) {
+        const char *ids[2] = {r->ops[i].from, r->ops[i].to};
+        for (int j = 0; j < 2; j++) {
+            if (ids[j][0] == '\0' || id_held(ids[j], held, *n_held))
+                continue;
+            if (*n_held == HELD_IDS_MAX)
+                return false;
+            held[(*n_held)++] = ids[j];
+        }
+    }
+    return true;
+}
+
+/* Small requests are merged up to two transfers per lockable account, so
+ * that the batch still locks accounts one by one and runs beside batches
+ * on other accounts, of this process or another. A batch that runs alone
  * anyway (its first request names too many accounts) takes up to
  * batch_ops_max. Requests skipped are all still pending, so taking a later
  * one first is an order their clients could have seen anyway. */
@@ -87,10 +122,13 @@ struct engine_request *engine_take(struct engine *e, struct committer *c)
 {
     struct engine_request *list = NULL, *last = NULL, *kept = NULL;
     struct engine_request **link = &e->head;
-    int ops = 0, limit = 0, scanned = 0;
+    const char *held[HELD_IDS_MAX];
+    int ops = 0, limit = 0, n_held = 0, scanned = 0;
     while (*link && scanned++ < TAKE_SCAN_MAX) {
         struct engine_request *r = *link;
-        if (request_conflicts(e, c, r)) {
+        if (request_conflicts(e, c, r, held, n_held)) {
+            if (!hold(r, held, &n_held))
+                break;
             kept = r;
             link = &r->next;
             continue;

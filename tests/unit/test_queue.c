@@ -243,6 +243,51 @@ static void one_committer_publishes_nothing(void **state)
     assert_false(c0->busy_all);
 }
 
+static void a_skipped_request_holds_back_later_ones_on_its_accounts(void **state)
+{
+    struct qfx *q = *state;
+    struct committer *c0 = &q->e.committers[0], *c1 = &q->e.committers[1];
+    submit(q, "x", "w");
+    engine_mark_busy(c0, engine_take(&q->e, c0));
+    struct engine_request *r1 = submit(q, "x", "y"), *r2 = submit(q, "y", "z"),
+                          *r3 = submit(q, "p", "q");
+    check_list(engine_take(&q->e, c1), &r3, 1);
+    check_queue(&q->e, (struct engine_request *[]){r1, r2}, 2);
+}
+
+static void a_request_on_two_busy_accounts_goes_next(void **state)
+{
+    struct qfx *q = *state;
+    struct committer *c0 = &q->e.committers[0], *c1 = &q->e.committers[1];
+    submit(q, "x", "w1");
+    engine_mark_busy(c0, engine_take(&q->e, c0));
+    submit(q, "y", "w2");
+    engine_mark_busy(c1, engine_take(&q->e, c1));
+    struct engine_request *both = submit(q, "x", "y"), *on_x = submit(q, "x", "w3"),
+                          *on_y = submit(q, "w4", "y");
+    /* c0 is done with x, but y is still busy: nothing on x or y overtakes
+     * the request that waits for both. */
+    engine_clear_busy(c0);
+    assert_null(engine_take(&q->e, c0));
+    engine_clear_busy(c1);
+    check_list(engine_take(&q->e, c1), (struct engine_request *[]){both, on_x, on_y}, 3);
+}
+
+static void nothing_is_taken_behind_a_skipped_big_request(void **state)
+{
+    struct qfx *q = *state;
+    struct committer *c0 = &q->e.committers[0], *c1 = &q->e.committers[1];
+    submit(q, "a", "b");
+    engine_mark_busy(c0, engine_take(&q->e, c0));
+    /* Like the sweeper's request of up to 1,000 expiries. */
+    struct engine_request *big = submit_many(q, "other", STORE_LOCKED_ACCOUNTS_MAX / 2 + 1);
+    struct engine_request *small = submit(q, "c", "d");
+    assert_null(engine_take(&q->e, c1));
+    check_queue(&q->e, (struct engine_request *[]){big, small}, 2);
+    engine_clear_busy(c0);
+    check_list(engine_take(&q->e, c1), (struct engine_request *[]){big, small}, 2);
+}
+
 static void the_scan_for_free_requests_is_bounded(void **state)
 {
     struct qfx *q = *state;
@@ -276,6 +321,12 @@ int run_queue_tests(void)
         cmocka_unit_test_setup_teardown(settlements_never_conflict_and_are_not_published, qfx_setup,
                                         qfx_teardown),
         cmocka_unit_test_setup_teardown(one_committer_publishes_nothing, qfx_setup, qfx_teardown),
+        cmocka_unit_test_setup_teardown(a_skipped_request_holds_back_later_ones_on_its_accounts,
+                                        qfx_setup, qfx_teardown),
+        cmocka_unit_test_setup_teardown(a_request_on_two_busy_accounts_goes_next, qfx_setup,
+                                        qfx_teardown),
+        cmocka_unit_test_setup_teardown(nothing_is_taken_behind_a_skipped_big_request, qfx_setup,
+                                        qfx_teardown),
         cmocka_unit_test_setup_teardown(the_scan_for_free_requests_is_bounded, qfx_setup,
                                         qfx_teardown),
     };
