@@ -324,6 +324,18 @@ enum store_result pg_classify(PGconn *conn, const PGresult *res, struct store_er
         while (n > 0 && err->message[n - 1] == '\n')
             err->message[--n] = '\0';
     }
+    if (state != NULL) {
+        if (strcmp(state, "40001") == 0 || strcmp(state, "40P01") == 0)
+            return STORE_RETRY;
+        if (strcmp(state, "53200") == 0)
+            return STORE_RETRY_LOCK_ALL;
+        /* Only a transfer id inserted concurrently by another process is
+         * expected; a duplicate (account, seq) means the locks failed. */
+        const char *constraint =
+            strcmp(state, "23505") == 0 ? PQresultErrorField(res, PG_DIAG_CONSTRAINT_NAME) : NULL;
+        if (constraint && strcmp(constraint, "transfers_ext_id_key") == 0)
+            return STORE_RETRY;
+    }
     /* A broken connection applied nothing unless COMMIT was sent, which the
      * write path reports as STORE_UNKNOWN instead. Run the batch again on a
      * new connection: a server that is down refuses it at once, and one
@@ -331,18 +343,5 @@ enum store_result pg_classify(PGconn *conn, const PGresult *res, struct store_er
      * can answer one more batch before it notices and leaves). */
     if (PQstatus(conn) != CONNECTION_OK)
         return STORE_RETRY;
-    if (state == NULL)
-        return STORE_FAILED;
-    if (strcmp(state, "40001") == 0 || strcmp(state, "40P01") == 0)
-        return STORE_RETRY;
-    if (strcmp(state, "53200") == 0)
-        return STORE_RETRY_LOCK_ALL;
-    if (strcmp(state, "23505") == 0) {
-        /* Only a transfer id inserted concurrently by another process is
-         * expected; a duplicate (account, seq) means the locks failed. */
-        const char *constraint = PQresultErrorField(res, PG_DIAG_CONSTRAINT_NAME);
-        if (constraint && strcmp(constraint, "transfers_ext_id_key") == 0)
-            return STORE_RETRY;
-    }
     return STORE_FAILED;
 }
