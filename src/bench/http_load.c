@@ -125,6 +125,7 @@ struct conn {
     bool busy;
     bool want_out;       /* registered for EPOLLOUT */
     uint64_t started_ns; /* scheduled (open loop) or sent (closed loop) */
+    uint64_t sent_ns;    /* for the timeout */
 };
 
 static int on_body(http_parser *p, const char *at, size_t n)
@@ -171,13 +172,15 @@ static bool conn_read(struct conn *c)
             continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
             return true;
-        if (n <= 0)
+        if (n < 0)
             return c->complete;
+        /* At the end of the stream the parser completes an answer that
+         * had no length of its own. */
         size_t used = http_parser_execute(&c->parser, &parser_settings, chunk, (size_t)n);
         if (HTTP_PARSER_ERRNO(&c->parser) != HPE_OK || used != (size_t)n)
             return false;
-        if (c->complete)
-            return true;
+        if (c->complete || n == 0)
+            return c->complete;
     }
 }
 
@@ -307,6 +310,7 @@ static void send_next(struct load *l, struct conn *c, uint64_t started_ns)
     else
         prepare_transfers(l, c);
     c->started_ns = started_ns;
+    c->sent_ns = now_ns();
     c->busy = true;
     l->in_flight++;
     if (c->fd < 0) {
@@ -423,7 +427,9 @@ static void on_ready(struct load *l, struct conn *c, uint32_t events, uint64_t e
     if (ok && !c->complete)
         return;
     finish(l, c, ok);
-    if (!ok || !c->keep_alive)
+    /* An answer before the whole request was sent leaves the rest of it
+     * on the wire: that connection cannot carry another request. */
+    if (!ok || !c->keep_alive || c->out_off < c->out.len)
         conn_close(l, c);
     bool open_loop = l->cfg->rate > 0;
     if (!open_loop && now_ns() < end &&
@@ -435,7 +441,7 @@ static void on_ready(struct load *l, struct conn *c, uint32_t events, uint64_t e
 static void expire_stuck(struct load *l, struct conn *conns, int n, uint64_t now)
 {
     for (int i = 0; i < n; i++)
-        if (conns[i].busy && now - conns[i].started_ns > REQUEST_TIMEOUT_NS) {
+        if (conns[i].busy && now - conns[i].sent_ns > REQUEST_TIMEOUT_NS) {
             finish(l, &conns[i], false);
             conn_close(l, &conns[i]);
         }
@@ -470,7 +476,7 @@ int http_load_run(const struct http_load *cfg, struct result *out)
     uint64_t backlog = 0; /* scheduled but not yet sent (no free connection) */
     uint64_t *backlog_at = NULL;
     size_t backlog_cap = 0, backlog_head = 0;
-    uint64_t last_rss = 0, last_expiry = start;
+    uint64_t last_rss = 0, last_expiry = start, last_refill = start;
 
     if (!open_loop)
         for (int i = 0; i < n_conns; i++)
@@ -502,6 +508,14 @@ int http_load_run(const struct http_load *cfg, struct result *out)
         if (now - last_expiry > 1000000000ULL) {
             expire_stuck(&l, conns, n_conns, now);
             last_expiry = now;
+        }
+        /* A closed-loop connection whose request failed (connect, send,
+         * timeout) tries again, at most every 10 ms. */
+        if (!open_loop && now < end && now - last_refill > 10000000ULL) {
+            for (int i = 0; i < n_conns; i++)
+                if (!conns[i].busy && (cfg->max_requests == 0 || l.sent < cfg->max_requests))
+                    send_next(&l, &conns[i], now);
+            last_refill = now;
         }
         bool pending_work = l.in_flight > 0 || (open_loop && (now < end || backlog > 0));
         if (!pending_work)
