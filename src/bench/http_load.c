@@ -441,7 +441,8 @@ static void on_ready(struct load *l, struct conn *c, uint32_t events, uint64_t e
 static void expire_stuck(struct load *l, struct conn *conns, int n, uint64_t now)
 {
     for (int i = 0; i < n; i++)
-        if (conns[i].busy && now - conns[i].sent_ns > REQUEST_TIMEOUT_NS) {
+        if (conns[i].busy && now > conns[i].sent_ns &&
+            now - conns[i].sent_ns > REQUEST_TIMEOUT_NS) {
             finish(l, &conns[i], false);
             conn_close(l, &conns[i]);
         }
