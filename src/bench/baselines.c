@@ -355,39 +355,24 @@ int baseline_check(const char *conninfo, enum baseline_kind kind, long long expe
     return violations;
 }
 
-/* Appends "{a,b,c}" elements. */
-struct arr {
-    char *s;
-    size_t len, cap;
-};
+/* Appends an element to an array literal "{a,b,c}" being built. */
+static void arr_put(struct buf *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-static void arr_put(struct arr *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void arr_put(struct arr *a, const char *fmt, ...)
+static void arr_put(struct buf *a, const char *fmt, ...)
 {
-    char tmp[128];
+    buf_append(a, a->len == 0 ? "{" : ",", 1);
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
+    buf_vprintf(a, fmt, ap);
     va_end(ap);
-    if (a->len + (size_t)n + 3 > a->cap) {
-        a->cap = (a->len + (size_t)n + 3) * 2;
-        a->s = realloc(a->s, a->cap);
-    }
-    char sep = a->len == 0 ? '{' : ',';
-    a->s[a->len++] = sep;
-    memcpy(a->s + a->len, tmp, (size_t)n);
-    a->len += (size_t)n;
-    a->s[a->len] = '\0';
 }
 
-static const char *arr_done(struct arr *a)
+static const char *arr_done(struct buf *a)
 {
     if (a->len == 0)
-        arr_put(a, "%s", "");
-    a->s[a->len] = '}';
-    a->s[a->len + 1] = '\0';
-    return a->s;
+        buf_append(a, "{", 1);
+    buf_append(a, "}", 1);
+    return a->data;
 }
 
 int ceiling_run(const char *conninfo, const struct workload *w, uint64_t seed, double seconds,
@@ -405,7 +390,7 @@ int ceiling_run(const char *conninfo, const struct workload *w, uint64_t seed, d
     struct samples lat = {0};
     uint64_t start = now_ns(), end = start + (uint64_t)(seconds * 1e9), n = 0;
     while (now_ns() < end) {
-        struct arr col[22];
+        struct buf col[22];
         memset(col, 0, sizeof col);
         long long us = (long long)(now_ns() / 1000);
         for (int i = 0; i < PER_TX; i++, n++) {
@@ -465,7 +450,7 @@ int ceiling_run(const char *conninfo, const struct workload *w, uint64_t seed, d
         ok = ok && PQresultStatus(r) == PGRES_COMMAND_OK;
         PQclear(r);
         for (int k = 0; k < 13; k++)
-            free(col[k].s);
+            free(col[k].data);
         if (!ok) {
             out->errors += PER_TX;
             break;

@@ -8,9 +8,21 @@
 #ifndef LEDGER_BENCH_BENCH_H
 #define LEDGER_BENCH_BENCH_H
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+/* ---- growable text (buf.c); data is always NUL-terminated once used ---- */
+
+struct buf {
+    char *data;
+    size_t len, cap;
+};
+
+void buf_append(struct buf *b, const char *s, size_t n);
+void buf_vprintf(struct buf *b, const char *fmt, va_list ap);
+void buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* ---- workloads (workload.c) ---- */
 
