@@ -14,6 +14,7 @@
  *  - If the connection breaks after COMMIT was sent, the outcome is looked
  *    up on a new connection before anyone is answered.
  */
+#include <errno.h>
 #include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -88,7 +89,52 @@ static void *xcalloc(size_t n, size_t size)
     return p;
 }
 
-static void batch_init(struct batch *b, struct engine_request *list)
+/* Carves the next array out of m's block, zeroed; with no block it only
+ * counts the bytes (batch_carve's first pass). */
+static void *mem_take(struct batch_mem *m, size_t n, size_t size)
+{
+    size_t bytes = ((n ? n : 1) * size + 15) & ~(size_t)15;
+    void *p = m->block ? m->block + m->used : NULL;
+    m->used += bytes;
+    if (p != NULL) {
+        LEDGER_ASSERT(m->used <= m->cap);
+        memset(p, 0, bytes);
+    }
+    return p;
+}
+
+/* Sizes by op count alone (a batch of n ops names at most 2n accounts and
+ * n transfer ids), so that one pass can measure and the next carve. */
+static void batch_carve(struct batch *b, struct batch_mem *m)
+{
+    size_t n = (size_t)b->n_ops;
+    m->used = 0;
+    b->ops = mem_take(m, n, sizeof *b->ops);
+    b->account_ids = mem_take(m, 2 * n, sizeof *b->account_ids);
+    b->transfer_ids = mem_take(m, n, sizeof *b->transfer_ids);
+    b->accounts = mem_take(m, 2 * n, sizeof *b->accounts);
+    b->found = mem_take(m, 2 * n, sizeof *b->found);
+    b->transfers = mem_take(m, n, sizeof *b->transfers);
+    b->transfer_metadata = mem_take(m, n, sizeof *b->transfer_metadata);
+    b->core_ops = mem_take(m, n, sizeof *b->core_ops);
+    b->core_requests = mem_take(m, (size_t)b->n_requests, sizeof *b->core_requests);
+    b->entries = mem_take(m, 2 * n, sizeof *b->entries);
+    b->undo = mem_take(m, 3 * n, sizeof *b->undo);
+    b->new_transfers = mem_take(m, n, sizeof *b->new_transfers);
+    b->pending_refs = mem_take(m, n, sizeof *b->pending_refs);
+    b->entry_account_id = mem_take(m, 2 * n, sizeof *b->entry_account_id);
+    b->entry_transfer_id = mem_take(m, 2 * n, sizeof *b->entry_transfer_id);
+    b->entry_transfer_ext = mem_take(m, 2 * n, sizeof *b->entry_transfer_ext);
+}
+
+static void batch_mem_release(struct batch_mem *m)
+{
+    free(m->block);
+    memset(m, 0, sizeof *m);
+    malloc_trim(0);
+}
+
+static void batch_init(struct batch *b, struct engine_request *list, struct batch_mem *m)
 {
     memset(b, 0, sizeof *b);
     b->requests = list;
@@ -96,10 +142,15 @@ static void batch_init(struct batch *b, struct engine_request *list)
         b->n_requests++;
         b->n_ops += r->n_ops;
     }
-    size_t n = (size_t)b->n_ops;
-    b->ops = xcalloc(n, sizeof *b->ops);
-    b->account_ids = xcalloc(2 * n, sizeof *b->account_ids);
-    b->transfer_ids = xcalloc(n, sizeof *b->transfer_ids);
+    struct batch_mem count = {0};
+    batch_carve(b, &count);
+    if (count.used > m->cap) {
+        batch_mem_release(m);
+        m->block = malloc(count.used);
+        LEDGER_ASSERT(m->block != NULL);
+        m->cap = count.used;
+    }
+    batch_carve(b, m);
     int k = 0;
     for (struct engine_request *r = list; r; r = r->next)
         for (int i = 0; i < r->n_ops; i++) {
@@ -111,39 +162,6 @@ static void batch_init(struct batch *b, struct engine_request *list)
         }
     b->n_accounts = engine_ids_sort_unique(b->account_ids, 2 * b->n_ops);
     b->n_transfers = engine_ids_sort_unique(b->transfer_ids, b->n_ops);
-    b->accounts = xcalloc((size_t)b->n_accounts, sizeof *b->accounts);
-    b->found = xcalloc((size_t)b->n_accounts, sizeof *b->found);
-    b->transfers = xcalloc((size_t)b->n_transfers, sizeof *b->transfers);
-    b->transfer_metadata = xcalloc((size_t)b->n_transfers, sizeof *b->transfer_metadata);
-    b->core_ops = xcalloc(n, sizeof *b->core_ops);
-    b->core_requests = xcalloc((size_t)b->n_requests, sizeof *b->core_requests);
-    b->entries = xcalloc(2 * n, sizeof *b->entries);
-    b->undo = xcalloc(3 * n, sizeof *b->undo);
-    b->new_transfers = xcalloc(n, sizeof *b->new_transfers);
-    b->pending_refs = xcalloc(n, sizeof *b->pending_refs);
-    b->entry_account_id = xcalloc(2 * n, sizeof *b->entry_account_id);
-    b->entry_transfer_id = xcalloc(2 * n, sizeof *b->entry_transfer_id);
-    b->entry_transfer_ext = xcalloc(2 * n, sizeof *b->entry_transfer_ext);
-}
-
-static void batch_free(struct batch *b)
-{
-    free(b->ops);
-    free(b->account_ids);
-    free(b->transfer_ids);
-    free(b->accounts);
-    free(b->found);
-    free(b->transfers);
-    free(b->transfer_metadata);
-    free(b->core_ops);
-    free(b->core_requests);
-    free(b->entries);
-    free(b->undo);
-    free(b->new_transfers);
-    free(b->pending_refs);
-    free(b->entry_account_id);
-    free(b->entry_transfer_id);
-    free(b->entry_transfer_ext);
 }
 
 /* Fills core's view from the freshly loaded state and runs the rules;
@@ -404,6 +422,15 @@ static void batch_run(struct committer *c, struct batch *b)
     }
 }
 
+/* A batch of 1,000 transfers needs about 5 MB of arrays. Allocating them
+ * afresh for each batch, and giving them back after, cost page faults and
+ * zeroing on the committer's critical path; so the block is kept from one
+ * batch to the next, up to this size, and given back (with whatever else
+ * the process has freed) once the committer has been idle for a second:
+ * RSS follows the load, not its peak. */
+#define BATCH_MEM_KEEP_MAX (16u << 20)
+#define IDLE_RELEASE_S     1
+
 static void *committer_main(void *arg)
 {
     struct committer *c = arg;
@@ -411,8 +438,20 @@ static void *committer_main(void *arg)
     for (;;) {
         pthread_mutex_lock(&e->lock);
         struct engine_request *list;
-        while ((list = engine_take(e, c)) == NULL && !(e->stopping && e->head == NULL))
-            pthread_cond_wait(&e->wake, &e->lock);
+        while ((list = engine_take(e, c)) == NULL && !(e->stopping && e->head == NULL)) {
+            if (c->mem.block == NULL) {
+                pthread_cond_wait(&e->wake, &e->lock);
+                continue;
+            }
+            struct timespec until;
+            clock_gettime(CLOCK_REALTIME, &until);
+            until.tv_sec += IDLE_RELEASE_S;
+            if (pthread_cond_timedwait(&e->wake, &e->lock, &until) == ETIMEDOUT) {
+                pthread_mutex_unlock(&e->lock); /* trimming takes a while */
+                batch_mem_release(&c->mem);
+                pthread_mutex_lock(&e->lock);
+            }
+        }
         if (list == NULL) {
             pthread_mutex_unlock(&e->lock);
             break;
@@ -422,13 +461,10 @@ static void *committer_main(void *arg)
 
         struct batch b;
         if (committer_connect(c) && resolve_settlements(c, list) == 0) {
-            batch_init(&b, list);
+            batch_init(&b, list, &c->mem);
             batch_run(c, &b);
-            batch_free(&b);
-            /* A large batch's arrays go back to the system, so RSS follows
-             * the load and not its peak. */
-            if (b.n_ops >= 1000)
-                malloc_trim(0);
+            if (c->mem.cap > BATCH_MEM_KEEP_MAX)
+                batch_mem_release(&c->mem);
         } else {
             metrics_db_error();
             log_warn("could not reach the database for a batch");
@@ -482,5 +518,7 @@ void engine_stop(struct engine *e)
         e->committers[i].conn = NULL;
         free(e->committers[i].busy_ids);
         e->committers[i].busy_ids = NULL;
+        free(e->committers[i].mem.block);
+        memset(&e->committers[i].mem, 0, sizeof e->committers[i].mem);
     }
 }

@@ -45,6 +45,12 @@ struct engine_request {
 
 struct engine;
 
+/* The block a committer carves each batch's arrays from (committer.c). */
+struct batch_mem {
+    char *block;
+    size_t cap, used;
+};
+
 /* One committer thread and its own database connection. */
 struct committer {
     struct engine *e;
@@ -52,6 +58,7 @@ struct committer {
     PGconn *conn;       /* no other thread touches it */
     bool prepared;      /* conn has the write path's statements prepared */
     int64_t planned_ns; /* store_refresh_plans */
+    struct batch_mem mem;
     /* The accounts of the batch it is running, so that the other
      * committers take only requests on other accounts (engine->lock):
      * sorted ids of its transfers' from and to, or all of them for a
