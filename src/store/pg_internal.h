@@ -66,6 +66,17 @@ void pg_get_transfer(const PGresult *res, int row, int col, struct core_transfer
 i128 pg_get_amount(const PGresult *res, int row, int col);
 int64_t pg_get_i64(const PGresult *res, int row, int col);
 
+/* Large batches: COPY (binary) of the journal rows, see pg_copy.c. */
+#define PG_COPY_MIN_TRANSFERS 200
+/* Reserves w->n_transfers ids for the transfers the batch creates (ids[i]
+ * for w->transfers[i]) and COPYs their rows and the batch's entries, in
+ * the transaction open on conn (which must not be in pipeline mode). */
+enum store_result pg_copy_journal(PGconn *conn, const struct store_batch_writes *w, int64_t *ids,
+                                  struct store_error *err);
+/* The id reserved for created transfer ext_id (w->transfers is sorted by
+ * ext_id). */
+int64_t pg_created_id(const struct store_batch_writes *w, const int64_t *ids, const char *ext_id);
+
 /* Fills err from a failed result and classifies it by SQLSTATE. */
 enum store_result pg_classify(PGconn *conn, const PGresult *res, struct store_error *err);
 

@@ -467,13 +467,19 @@ static void journal_columns(const struct store_batch_writes *w, struct columns *
     }
 }
 
-static void pending_columns(const struct store_batch_writes *w, struct columns *c)
+/* ids: those reserved for created transfers when the journal went by
+ * COPY, which the rows then name; else NULL, and rows of created transfers
+ * find them by ext_id among the rows the statement inserts. */
+static void pending_columns(const struct store_batch_writes *w, const int64_t *ids,
+                            struct columns *c)
 {
     columns_init(c, 8);
     for (int i = 0; i < w->n_pending; i++) {
         const struct core_transfer *t = w->pending[i].t;
+        int64_t id =
+            t->id != 0 || ids == NULL ? t->id : pg_created_id(w, ids, w->pending[i].ext_id);
         columns_row(c);
-        put_i64_or_null(&c->col[0], t->id == 0, t->id);
+        put_i64_or_null(&c->col[0], id == 0, id);
         sbuf_put_quoted(&c->col[1], w->pending[i].ext_id);
         sbuf_puts(&c->col[2], transfer_state_name(t->state));
         put_i64_or_null(&c->col[3], t->deadline_us == TIME_NONE, t->deadline_us);
@@ -509,9 +515,27 @@ static int account_columns(const struct store_batch_writes *w, struct columns *c
 enum store_result store_batch_write_commit(PGconn *conn, const struct store_batch_writes *w,
                                            struct store_error *err)
 {
+    /* A large batch's journal rows go first, by COPY; the statement then
+     * inserts none. */
+    int64_t *ids = NULL;
+    if (w->n_transfers >= PG_COPY_MIN_TRANSFERS) {
+        ids = malloc((size_t)w->n_transfers * sizeof *ids);
+        LEDGER_ASSERT(ids != NULL);
+        enum store_result copied = pg_copy_journal(conn, w, ids, err);
+        if (copied != STORE_OK) {
+            free(ids);
+            return copied;
+        }
+    }
     struct columns xc, ec, pc, ac;
-    journal_columns(w, &xc, &ec);
-    pending_columns(w, &pc);
+    if (ids != NULL) {
+        columns_init(&xc, 13);
+        columns_init(&ec, 13);
+    } else {
+        journal_columns(w, &xc, &ec);
+    }
+    pending_columns(w, ids, &pc);
+    free(ids);
     int n_touched = account_columns(w, &ac);
     const char *params[41];
     memcpy(params, columns_params(&xc), 13 * sizeof *params);

@@ -220,6 +220,43 @@ class Concurrency(unittest.TestCase):
                                    " WHERE ext_id LIKE 'mix-%'")
         self.assertEqual(int(total), 10 * n)
 
+    def test_same_ids_in_large_batches_on_two_processes(self):
+        # Two processes get batches with the same transfer ids but other
+        # accounts, so their account locks do not order them: both find the
+        # ids free, both COPY them (over 200 transfers), and the second one's
+        # COPY meets the first's rows. It must run again and answer
+        # id_conflict, never apply an id twice nor fail the request.
+        n, rounds = 250, 6
+        c = self.a.client()
+        for side in "ab":
+            c.account("dup-%s-src" % side, min_balance=None)
+            c.account("dup-%s-dst" % side)
+        retries_before = sum(metric(s.client(), "ledgerd_batch_retries_total")
+                             for s in (self.a, self.b))
+        for r in range(rounds):
+            results = {}
+
+            def send(i):
+                side = "ab"[i]
+                cl = (self.a, self.b)[i].client(timeout=120)
+                items = [{"id": "dup-%d-%d" % (r, k), "from": "dup-%s-src" % side,
+                          "to": "dup-%s-dst" % side, "amount": 1} for k in range(n)]
+                results[side] = cl.post("/v1/transfers/batch",
+                                        {"transfers": items, "atomic": False})
+                cl.close()
+
+            run_threads(2, send)
+            for side in "ab":
+                self.assertEqual(results[side][0], 200, results[side])
+            for k in range(n):
+                a, b = results["a"][1]["results"][k], results["b"][1]["results"][k]
+                self.assertEqual(sorted([a["status"], b["status"]]), ["posted", "rejected"])
+                self.assertEqual((a if a["status"] == "rejected" else b)["error"], "id_conflict")
+        self.assertEqual(c.balance("dup-a-dst") + c.balance("dup-b-dst"), n * rounds)
+        retries = sum(metric(s.client(), "ledgerd_batch_retries_total")
+                      for s in (self.a, self.b)) - retries_before
+        print("\n  same ids on two processes: %d batch retries in %d rounds" % (retries, rounds))
+
     def test_group_commit_on_hot_account(self):
         c = self.a.client()
         c.account("hot-merchant")
