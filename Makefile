@@ -22,7 +22,7 @@ SERVER  := $(CORE) $(UTIL) $(STORE) $(ENGINE) $(HTTP) $(MAIN)
 HEADERS := $(wildcard src/*/*.h src/*/*.def)
 
 CLI     := src/cli/ledgerctl.c
-BENCH   := $(wildcard src/bench/*.c) src/ledgerd/pg_embedded.c src/util/log.c
+BENCH   := $(wildcard src/bench/*.c) src/ledgerd/pg_embedded.c src/store/pg_binary.c src/util/log.c
 
 SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 UNIT    := $(wildcard tests/unit/*.c)

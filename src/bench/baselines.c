@@ -9,7 +9,8 @@
  *   optimistic    insert-only balance rows, UNIQUE (account, version);
  *                 retry on 23505
  *   ceiling       ledgerd's own journal rows (transfers + entries) written
- *                 by one connection, 1,000 transfers per transaction
+ *                 by one connection, 1,000 transfers per transaction, by
+ *                 multi-row INSERT or by binary COPY
  */
 #include <libpq-fe.h>
 #include <pthread.h>
@@ -19,6 +20,7 @@
 #include <string.h>
 
 #include "bench.h"
+#include "store/pg_binary.h"
 
 const char *baseline_name(enum baseline_kind kind)
 {
@@ -375,8 +377,148 @@ static const char *arr_done(struct buf *a)
     return a->data;
 }
 
-int ceiling_run(const char *conninfo, const struct workload *w, uint64_t seed, double seconds,
-                struct result *out)
+/* One transfer of a ceiling transaction, with both accounts' state after it. */
+struct ceil_row {
+    int from, to, amount;
+    long long from_seq, to_seq, from_balance, to_balance;
+};
+
+static bool ceiling_insert(PGconn *c, const char *prefix, unsigned long long first,
+                           const struct ceil_row *rows, int n, long long us)
+{
+    struct buf col[13];
+    memset(col, 0, sizeof col);
+    for (int i = 0; i < n; i++) {
+        const struct ceil_row *r = &rows[i];
+        arr_put(&col[0], "%s-%llu", prefix, first + (unsigned long long)i);
+        arr_put(&col[1], "%d", r->from);
+        arr_put(&col[2], "%d", r->to);
+        arr_put(&col[3], "%d", r->amount);
+        arr_put(&col[4], "%lld", r->from_seq);
+        arr_put(&col[5], "%lld", r->to_seq);
+        arr_put(&col[6], "%lld", us);
+        for (int side = 0; side < 2; side++) {
+            arr_put(&col[7], "%d", side ? r->to : r->from);
+            arr_put(&col[8], "%lld", side ? r->to_seq : r->from_seq);
+            arr_put(&col[9], "%s-%llu", prefix, first + (unsigned long long)i);
+            arr_put(&col[10], "%d", side ? r->amount : -r->amount);
+            arr_put(&col[11], "%lld", side ? r->to_balance : r->from_balance);
+            arr_put(&col[12], "%lld", us);
+        }
+    }
+    const char *p[13];
+    for (int k = 0; k < 13; k++)
+        p[k] = arr_done(&col[k]);
+    PGresult *res = PQexecParams(
+        c,
+        "WITH t AS (INSERT INTO bench.ceil_transfers (ext_id, from_account_id, to_account_id,"
+        " amount, currency, pending, from_seq, to_seq, effective_at, created_at)"
+        " SELECT x, f, tt, a, 'USD', false, fs, ts,"
+        " 'epoch'::timestamptz + us * interval '1 microsecond',"
+        " 'epoch'::timestamptz + us * interval '1 microsecond'"
+        " FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::numeric[], $5::bigint[],"
+        " $6::bigint[], $7::bigint[]) AS u(x, f, tt, a, fs, ts, us) RETURNING id, ext_id)"
+        " INSERT INTO bench.ceil_entries (account_id, seq, transfer_id, kind, amount,"
+        " pending_change, balance, pending_out, pending_in, effective_at, created_at,"
+        " transfer_ext_id)"
+        " SELECT e.acc, e.seq, t.id, 'posted', e.a, 0, e.b, 0, 0,"
+        " 'epoch'::timestamptz + e.us * interval '1 microsecond',"
+        " 'epoch'::timestamptz + e.us * interval '1 microsecond', e.x"
+        " FROM unnest($8::bigint[], $9::bigint[], $10::text[], $11::numeric[],"
+        " $12::numeric[], $13::bigint[]) AS e(acc, seq, x, a, b, us)"
+        " JOIN t ON t.ext_id = e.x",
+        13, NULL, p, NULL, NULL, 0);
+    bool ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+    if (!ok)
+        fprintf(stderr, "ledger-bench: ceiling: %s", PQerrorMessage(c));
+    PQclear(res);
+    for (int k = 0; k < 13; k++)
+        free(col[k].data);
+    return ok;
+}
+
+static bool copy_in(PGconn *c, const char *sql, const struct pg_binary *rows)
+{
+    PGresult *res = PQexec(c, sql);
+    bool ok = PQresultStatus(res) == PGRES_COPY_IN;
+    PQclear(res);
+    ok = ok && PQputCopyData(c, rows->data, (int)rows->len) == 1 && PQputCopyEnd(c, NULL) == 1;
+    while ((res = PQgetResult(c)) != NULL) {
+        ok = ok && PQresultStatus(res) == PGRES_COMMAND_OK;
+        PQclear(res);
+    }
+    if (!ok)
+        fprintf(stderr, "ledger-bench: ceiling: %s", PQerrorMessage(c));
+    return ok;
+}
+
+/* The same rows by binary COPY, as ledgerd writes large batches; the ids
+ * are the ceiling's own, as the only writer of its tables. */
+static bool ceiling_copy(PGconn *c, const char *prefix, unsigned long long first,
+                         const struct ceil_row *rows, int n, long long us)
+{
+    struct pg_binary b = {0};
+    char id[96];
+    pgb_begin(&b);
+    for (int i = 0; i < n; i++) {
+        const struct ceil_row *r = &rows[i];
+        snprintf(id, sizeof id, "%s-%llu", prefix, first + (unsigned long long)i);
+        pgb_row(&b, 11);
+        pgb_int8(&b, (int64_t)(first + (unsigned long long)i + 1));
+        pgb_text(&b, id);
+        pgb_int8(&b, r->from);
+        pgb_int8(&b, r->to);
+        pgb_numeric(&b, r->amount);
+        pgb_text(&b, "USD");
+        pgb_bool(&b, false);
+        pgb_int8(&b, r->from_seq);
+        pgb_int8(&b, r->to_seq);
+        pgb_timestamptz(&b, us);
+        pgb_timestamptz(&b, us);
+    }
+    pgb_end(&b);
+    bool ok = copy_in(c,
+                      "COPY bench.ceil_transfers (id, ext_id, from_account_id, to_account_id,"
+                      " amount, currency, pending, from_seq, to_seq, effective_at, created_at)"
+                      " FROM STDIN (FORMAT binary)",
+                      &b);
+    pgb_begin(&b);
+    for (int i = 0; i < n && ok; i++) {
+        const struct ceil_row *r = &rows[i];
+        snprintf(id, sizeof id, "%s-%llu", prefix, first + (unsigned long long)i);
+        for (int side = 0; side < 2; side++) {
+            pgb_row(&b, 12);
+            pgb_int8(&b, side ? r->to : r->from);
+            pgb_int8(&b, side ? r->to_seq : r->from_seq);
+            pgb_int8(&b, (int64_t)(first + (unsigned long long)i + 1));
+            pgb_text(&b, "posted");
+            pgb_numeric(&b, side ? r->amount : -r->amount);
+            pgb_numeric(&b, 0);
+            pgb_numeric(&b, side ? r->to_balance : r->from_balance);
+            pgb_numeric(&b, 0);
+            pgb_numeric(&b, 0);
+            pgb_timestamptz(&b, us);
+            pgb_timestamptz(&b, us);
+            pgb_text(&b, id);
+        }
+    }
+    pgb_end(&b);
+    ok = ok && copy_in(c,
+                       "COPY bench.ceil_entries (account_id, seq, transfer_id, kind, amount,"
+                       " pending_change, balance, pending_out, pending_in, effective_at,"
+                       " created_at, transfer_ext_id) FROM STDIN (FORMAT binary)",
+                       &b);
+    pgb_free(&b);
+    return ok;
+}
+
+const char *ceiling_name(enum ceiling_kind kind)
+{
+    return kind == CEIL_COPY ? "ceiling (COPY)" : "ceiling (INSERT)";
+}
+
+int ceiling_run(const char *conninfo, const struct workload *w, enum ceiling_kind kind,
+                uint64_t seed, double seconds, struct result *out)
 {
     enum { PER_TX = 1000 };
     memset(out, 0, sizeof *out);
@@ -384,83 +526,48 @@ int ceiling_run(const char *conninfo, const struct workload *w, uint64_t seed, d
     if (PQstatus(c) != CONNECTION_OK)
         return -1;
     PQclear(PQexec(c, "SET jit = off"));
+    /* Each ceiling starts from empty tables and numbers its rows from 1. */
+    PQclear(PQexec(c, "TRUNCATE bench.ceil_transfers, bench.ceil_entries"));
     long long *balance = calloc((size_t)w->n_accounts, sizeof *balance);
     long long *seq = calloc((size_t)w->n_accounts, sizeof *seq);
+    struct ceil_row *rows = calloc(PER_TX, sizeof *rows);
+    /* Ids as long as those of ledgerd's batch requests ("uniform-b-SEED-N"). */
+    char prefix[64];
+    snprintf(prefix, sizeof prefix, "%s-c-%llu", w->name, (unsigned long long)seed);
     struct rng rng = {seed * 31 + 7};
     struct samples lat = {0};
     uint64_t start = now_ns(), end = start + (uint64_t)(seconds * 1e9), n = 0;
     while (now_ns() < end) {
-        struct buf col[22];
-        memset(col, 0, sizeof col);
         long long us = (long long)(now_ns() / 1000);
-        for (int i = 0; i < PER_TX; i++, n++) {
-            int from, to, amount;
-            workload_next(w, &rng, &from, &to, &amount);
-            balance[from] -= amount;
-            balance[to] += amount;
-            seq[from]++;
-            seq[to]++;
-            arr_put(&col[0], "c%llu", (unsigned long long)n);
-            arr_put(&col[1], "%d", from);
-            arr_put(&col[2], "%d", to);
-            arr_put(&col[3], "%d", amount);
-            arr_put(&col[4], "%lld", seq[from]);
-            arr_put(&col[5], "%lld", seq[to]);
-            arr_put(&col[6], "%lld", us);
-            for (int side = 0; side < 2; side++) {
-                int acc = side ? to : from;
-                arr_put(&col[7], "%d", acc);
-                arr_put(&col[8], "%lld", seq[acc]);
-                arr_put(&col[9], "c%llu", (unsigned long long)n);
-                arr_put(&col[10], "%d", side ? amount : -amount);
-                arr_put(&col[11], "%lld", balance[acc]);
-                arr_put(&col[12], "%lld", us);
-            }
+        for (int i = 0; i < PER_TX; i++) {
+            struct ceil_row *r = &rows[i];
+            workload_next(w, &rng, &r->from, &r->to, &r->amount);
+            balance[r->from] -= r->amount;
+            balance[r->to] += r->amount;
+            r->from_seq = ++seq[r->from];
+            r->to_seq = ++seq[r->to];
+            r->from_balance = balance[r->from];
+            r->to_balance = balance[r->to];
         }
-        const char *p[13];
-        for (int k = 0; k < 13; k++)
-            p[k] = arr_done(&col[k]);
         uint64_t t0 = now_ns();
-        PGresult *r = PQexec(c, "BEGIN");
-        PQclear(r);
-        r = PQexecParams(
-            c,
-            "WITH t AS (INSERT INTO bench.ceil_transfers (ext_id, from_account_id, to_account_id,"
-            " amount, currency, pending, from_seq, to_seq, effective_at, created_at)"
-            " SELECT x, f, tt, a, 'USD', false, fs, ts,"
-            " 'epoch'::timestamptz + us * interval '1 microsecond',"
-            " 'epoch'::timestamptz + us * interval '1 microsecond'"
-            " FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::numeric[], $5::bigint[],"
-            " $6::bigint[], $7::bigint[]) AS u(x, f, tt, a, fs, ts, us) RETURNING id, ext_id)"
-            " INSERT INTO bench.ceil_entries (account_id, seq, transfer_id, kind, amount,"
-            " pending_change, balance, pending_out, pending_in, effective_at, created_at,"
-            " transfer_ext_id)"
-            " SELECT e.acc, e.seq, t.id, 'posted', e.a, 0, e.b, 0, 0,"
-            " 'epoch'::timestamptz + e.us * interval '1 microsecond',"
-            " 'epoch'::timestamptz + e.us * interval '1 microsecond', e.x"
-            " FROM unnest($8::bigint[], $9::bigint[], $10::text[], $11::numeric[],"
-            " $12::numeric[], $13::bigint[]) AS e(acc, seq, x, a, b, us)"
-            " JOIN t ON t.ext_id = e.x",
-            13, NULL, p, NULL, NULL, 0);
-        bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
-        if (!ok)
-            fprintf(stderr, "ledger-bench: ceiling: %s", PQerrorMessage(c));
-        PQclear(r);
-        r = PQexec(c, "COMMIT");
+        PQclear(PQexec(c, "BEGIN"));
+        bool ok = kind == CEIL_COPY ? ceiling_copy(c, prefix, n, rows, PER_TX, us)
+                                    : ceiling_insert(c, prefix, n, rows, PER_TX, us);
+        PGresult *r = PQexec(c, ok ? "COMMIT" : "ROLLBACK");
         ok = ok && PQresultStatus(r) == PGRES_COMMAND_OK;
         PQclear(r);
-        for (int k = 0; k < 13; k++)
-            free(col[k].data);
         if (!ok) {
             out->errors += PER_TX;
             break;
         }
+        n += PER_TX;
         out->transfers += PER_TX;
         samples_add(&lat, (now_ns() - t0) / 1000);
     }
+    free(rows);
     out->seconds = (double)(now_ns() - start) / 1e9;
     out->clients = 1;
-    out->system = "ceiling";
+    out->system = ceiling_name(kind);
     out->p50_ms = samples_percentile_ms(&lat, 50);
     out->p99_ms = samples_percentile_ms(&lat, 99);
     out->p999_ms = samples_percentile_ms(&lat, 99.9);

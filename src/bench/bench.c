@@ -93,9 +93,10 @@ static bool seed_ledger(const char *conninfo, const char *base, const struct wor
     char text[1024];
     snprintf(text, sizeof text,
              "INSERT INTO ledger.accounts (ext_id, currency, min_balance)"
-             " VALUES ('%s-bank', 'USD', NULL);"
+             " VALUES ('%s-bank', 'USD', NULL) ON CONFLICT (ext_id) DO NOTHING;"
              "INSERT INTO ledger.accounts (ext_id, currency, min_balance)"
-             " SELECT '%s-' || lpad(g::text, 6, '0'), 'USD', 0 FROM generate_series(0, %d) g",
+             " SELECT '%s-' || lpad(g::text, 6, '0'), 'USD', 0 FROM generate_series(0, %d) g"
+             " ON CONFLICT (ext_id) DO NOTHING",
              w->name, w->name, w->n_accounts - 1);
     if (!sql(conninfo, text))
         return false;
@@ -324,7 +325,7 @@ int main(int argc, char **argv)
         goto out;
     }
 
-    struct result ceiling = {0};
+    struct result ceiling[CEIL_COUNT] = {{0}};
     for (int k = 0; k < WL_COUNT; k++) {
         struct workload w;
         workload_init(&w, (enum workload_kind)k);
@@ -405,8 +406,10 @@ int main(int argc, char **argv)
         }
         batch_res.system = "ledgerd (batch of 1000)";
         if (k == WL_UNIFORM && wanted(o.systems, "ceiling")) {
-            settle(conninfo);
-            ceiling_run(conninfo, &w, o.seed, o.seconds, &ceiling);
+            for (int c = 0; c < CEIL_COUNT; c++) {
+                settle(conninfo);
+                ceiling_run(conninfo, &w, (enum ceiling_kind)c, o.seed, o.seconds, &ceiling[c]);
+            }
         }
 
         char title[128];
@@ -417,9 +420,14 @@ int main(int argc, char **argv)
         for (int b = 0; b < BASE_COUNT; b++)
             print_row(&base_res[b], best);
         if (k == WL_UNIFORM && wanted(o.systems, "ceiling")) {
-            print_row(&ceiling, best);
-            printf("\nbatch requests reach %.0f%% of the ceiling\n",
-                   100.0 * rate_of(&batch_res) / (rate_of(&ceiling) > 0 ? rate_of(&ceiling) : 1));
+            double top = 1;
+            for (int c = 0; c < CEIL_COUNT; c++) {
+                print_row(&ceiling[c], best);
+                if (rate_of(&ceiling[c]) > top)
+                    top = rate_of(&ceiling[c]);
+            }
+            printf("\nbatch requests reach %.0f%% of the ceiling (the faster of the two)\n",
+                   100.0 * rate_of(&batch_res) / top);
         }
         printf("ledgerd RSS max: %ld MB\n",
                (single_res.rss_kb_max > batch_res.rss_kb_max ? single_res.rss_kb_max

@@ -114,8 +114,12 @@ int baseline_run(const char *conninfo, enum baseline_kind kind, const struct wor
 int baseline_check(const char *conninfo, enum baseline_kind kind, long long expected_total);
 const char *baseline_name(enum baseline_kind kind);
 /* The same journal rows ledgerd writes, by one connection, 1,000 transfers
- * per transaction, no HTTP. */
-int ceiling_run(const char *conninfo, const struct workload *w, uint64_t seed, double seconds,
-                struct result *out);
+ * per transaction, no HTTP: by one multi-row INSERT (unnest of array
+ * parameters, ledgerd's way for small batches), or by binary COPY (its way
+ * for large ones). */
+enum ceiling_kind { CEIL_INSERT, CEIL_COPY, CEIL_COUNT };
+const char *ceiling_name(enum ceiling_kind kind);
+int ceiling_run(const char *conninfo, const struct workload *w, enum ceiling_kind kind,
+                uint64_t seed, double seconds, struct result *out);
 
 #endif
