@@ -442,10 +442,17 @@ static bool copy_in(PGconn *c, const char *sql, const struct pg_binary *rows)
     PGresult *res = PQexec(c, sql);
     bool ok = PQresultStatus(res) == PGRES_COPY_IN;
     PQclear(res);
-    ok = ok && PQputCopyData(c, rows->data, (int)rows->len) == 1 && PQputCopyEnd(c, NULL) == 1;
+    bool sent =
+        ok && PQputCopyData(c, rows->data, (int)rows->len) == 1 && PQputCopyEnd(c, NULL) == 1;
+    if (ok && !sent && PQstatus(c) == CONNECTION_OK)
+        PQputCopyEnd(c, "ledger-bench could not send the rows");
+    ok = sent;
     while ((res = PQgetResult(c)) != NULL) {
-        ok = ok && PQresultStatus(res) == PGRES_COMMAND_OK;
+        ExecStatusType st = PQresultStatus(res);
+        ok = ok && st == PGRES_COMMAND_OK;
         PQclear(res);
+        if (st == PGRES_COPY_IN)
+            break;
     }
     if (!ok)
         fprintf(stderr, "ledger-bench: ceiling: %s", PQerrorMessage(c));

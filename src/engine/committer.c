@@ -145,7 +145,7 @@ static void batch_init(struct batch *b, struct engine_request *list, struct batc
     struct batch_mem count = {0};
     batch_carve(b, &count);
     if (count.used > m->cap) {
-        batch_mem_release(m);
+        free(m->block);
         m->block = malloc(count.used);
         LEDGER_ASSERT(m->block != NULL);
         m->cap = count.used;
@@ -438,14 +438,18 @@ static void *committer_main(void *arg)
     for (;;) {
         pthread_mutex_lock(&e->lock);
         struct engine_request *list;
+        /* Counted from when the committer found nothing to take, not from
+         * each wake-up: the others wake it after every batch. */
+        struct timespec until = {0, 0};
         while ((list = engine_take(e, c)) == NULL && !(e->stopping && e->head == NULL)) {
             if (c->mem.block == NULL) {
                 pthread_cond_wait(&e->wake, &e->lock);
                 continue;
             }
-            struct timespec until;
-            clock_gettime(CLOCK_REALTIME, &until);
-            until.tv_sec += IDLE_RELEASE_S;
+            if (until.tv_sec == 0) {
+                clock_gettime(CLOCK_REALTIME, &until);
+                until.tv_sec += IDLE_RELEASE_S;
+            }
             if (pthread_cond_timedwait(&e->wake, &e->lock, &until) == ETIMEDOUT) {
                 pthread_mutex_unlock(&e->lock); /* trimming takes a while */
                 batch_mem_release(&c->mem);

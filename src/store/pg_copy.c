@@ -16,6 +16,7 @@
  * Like ids taken by an insert that rolls back, ids of a batch that does
  * not commit are never used.
  */
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -120,13 +121,21 @@ static enum store_result copy_rows(PGconn *conn, const char *sql, const struct p
         return r;
     }
     PQclear(res);
+    LEDGER_ASSERT(rows->len <= INT_MAX);
     bool sent =
         PQputCopyData(conn, rows->data, (int)rows->len) == 1 && PQputCopyEnd(conn, NULL) == 1;
+    /* A send that failed on a live connection leaves libpq in COPY state,
+     * where results never end: end the COPY as failed instead. */
+    if (!sent && PQstatus(conn) == CONNECTION_OK)
+        PQputCopyEnd(conn, "ledgerd could not send the rows");
     enum store_result r = STORE_OK;
     while ((res = PQgetResult(conn)) != NULL) {
-        if (r == STORE_OK && PQresultStatus(res) != PGRES_COMMAND_OK)
+        ExecStatusType st = PQresultStatus(res);
+        if (r == STORE_OK && st != PGRES_COMMAND_OK)
             r = failed(conn, res, err);
         PQclear(res);
+        if (st == PGRES_COPY_IN)
+            break;
     }
     if (r == STORE_OK && !sent)
         r = failed(conn, NULL, err);
