@@ -12,9 +12,16 @@
 
 PGconn *store_connect(const char *conninfo, char *err, size_t errlen)
 {
-    /* A dead server must fail requests fast, not hang them. */
-    const char *keys[] = {"dbname", "connect_timeout", "application_name", NULL};
-    const char *vals[] = {conninfo, "3", "ledgerd", NULL};
+    /* A dead server must fail requests fast, not hang them. Over TCP, a
+     * peer that went silent is noticed within about a minute even while
+     * a blocking call (a COPY, a ROLLBACK) waits on it: keepalives while
+     * waiting for an answer, a timeout on data sent and never
+     * acknowledged. These come before dbname, so the user's conninfo may
+     * override them. */
+    const char *keys[] = {
+        "keepalives_idle", "keepalives_interval", "keepalives_count", "tcp_user_timeout",
+        "dbname",          "connect_timeout",     "application_name", NULL};
+    const char *vals[] = {"30", "10", "3", "60000", conninfo, "3", "ledgerd", NULL};
     PGconn *conn = PQconnectdbParams(keys, vals, 1);
     if (conn == NULL || PQstatus(conn) != CONNECTION_OK) {
         if (err)
