@@ -154,6 +154,8 @@ int store_migrate(PGconn *conn, int *version_out, char *err, size_t errlen)
         return -1;
     int rc = -1;
     if (!exec_ok(conn,
+                 /* "already exists, skipping" on every start is noise */
+                 "SET client_min_messages = warning;"
                  "CREATE SCHEMA IF NOT EXISTS ledger;"
                  "CREATE TABLE IF NOT EXISTS ledger.schema_migrations ("
                  " version integer PRIMARY KEY,"
