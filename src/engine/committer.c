@@ -486,6 +486,7 @@ static void *committer_main(void *arg)
             r->done(r);
         }
     }
+    batch_mem_release(&c->mem); /* the block is this thread's own */
     return NULL;
 }
 
@@ -522,7 +523,5 @@ void engine_stop(struct engine *e)
         e->committers[i].conn = NULL;
         free(e->committers[i].busy_ids);
         e->committers[i].busy_ids = NULL;
-        free(e->committers[i].mem.block);
-        memset(&e->committers[i].mem, 0, sizeof e->committers[i].mem);
     }
 }
