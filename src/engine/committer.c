@@ -57,8 +57,9 @@ struct batch {
     int64_t *entry_account_id;
     int64_t *entry_transfer_id;
     const char **entry_transfer_ext;
-    const char **transfer_metadata; /* by transfer slot: metadata of its creating op */
-    bool lock_all;                  /* the lock table was full: retry under the exclusive lock */
+    const char **transfer_metadata;    /* by transfer slot: metadata of its creating op */
+    int64_t *expect_ids, *expect_seqs; /* by account slot: the cached state judged on */
+    bool lock_all;                     /* the lock table was full: retry under the exclusive lock */
 };
 
 static int64_t now_us(void)
@@ -125,6 +126,8 @@ static void batch_carve(struct batch *b, struct batch_mem *m)
     b->entry_account_id = mem_take(m, 2 * n, sizeof *b->entry_account_id);
     b->entry_transfer_id = mem_take(m, 2 * n, sizeof *b->entry_transfer_id);
     b->entry_transfer_ext = mem_take(m, 2 * n, sizeof *b->entry_transfer_ext);
+    b->expect_ids = mem_take(m, 2 * n, sizeof *b->expect_ids);
+    b->expect_seqs = mem_take(m, 2 * n, sizeof *b->expect_seqs);
 }
 
 static void batch_mem_release(struct batch_mem *m)
@@ -214,28 +217,41 @@ static int batch_apply(struct batch *b)
     return cb.n_entries;
 }
 
-/* One attempt: lock and load, apply, write and commit. *n_new counts the
- * transfers it created (for the unknown-outcome lookup). */
-static enum store_result batch_attempt(struct committer *c, struct batch *b, int *n_new,
-                                       struct store_error *err)
+/* How long a batch's accounts are judged on loaded states only, after a
+ * judgement on their cached states was refused: while another process
+ * writes them, most cached states would be stale, and each refusal costs
+ * a round trip. */
+#define CACHE_HOLD_US (1000 * 1000)
+
+/* Judges the batch on cached states, if the cache has all its accounts.
+ * True if that judgement may be written without loading (store.h,
+ * store_batch_locks): every account gets an entry, so a changed one fails
+ * its insert, and every transfer id of the batch is inserted, so one that
+ * exists already fails too (and the batch, judged again on loaded state,
+ * replays it) instead of being judged as new. */
+static bool batch_judge_cached(struct engine *e, struct batch *b, int *n_entries)
 {
-    *n_new = 0;
-    uint64_t t0 = mono_us();
-    struct store_batch_reads rd = {
-        .account_ids = b->account_ids,
-        .n_accounts = b->n_accounts,
-        .accounts = b->accounts,
-        .found = b->found,
-        .transfer_ids = b->transfer_ids,
-        .n_transfers = b->n_transfers,
-        .transfers = b->transfers,
-        .lock_all = b->lock_all,
-    };
-    enum store_result r = store_batch_load(c->conn, &rd, err);
-    if (r != STORE_OK)
-        return r;
-    uint64_t t1 = mono_us();
-    int n_entries = batch_apply(b);
+    if (!account_cache_get_all(&e->cache, b->account_ids, b->n_accounts, b->accounts, now_us()))
+        return false;
+    for (int i = 0; i < b->n_accounts; i++)
+        b->found[i] = true;
+    memset(b->transfers, 0, (size_t)b->n_transfers * sizeof *b->transfers);
+    *n_entries = batch_apply(b);
+    for (int i = 0; i < b->n_transfers; i++)
+        if (!b->transfers[i].created)
+            return false;
+    for (int i = 0; i < b->n_accounts; i++)
+        if (!b->accounts[i].touched)
+            return false;
+    return true;
+}
+
+/* Writes what batch_apply produced and commits; lock_first: the batch was
+ * judged on cached states, and its transaction is not open yet. */
+static enum store_result batch_write(struct committer *c, struct batch *b, int n_entries,
+                                     const struct store_batch_locks *lock_first, int *n_new,
+                                     struct store_error *err)
+{
     int n = 0, n_pending = 0;
     for (int i = 0; i < b->n_transfers; i++) {
         struct core_transfer *t = &b->transfers[i];
@@ -252,6 +268,7 @@ static enum store_result batch_attempt(struct committer *c, struct batch *b, int
     }
     *n_new = n;
     struct store_batch_writes w = {
+        .lock_first = lock_first,
         .transfers = b->new_transfers,
         .n_transfers = n,
         .pending = b->pending_refs,
@@ -264,8 +281,55 @@ static enum store_result batch_attempt(struct committer *c, struct batch *b, int
         .accounts = b->accounts,
         .n_accounts = b->n_accounts,
     };
+    return store_batch_write_commit(c->conn, &w, err);
+}
+
+/* One attempt: on cached states if it can, else (or if another process
+ * changed them) lock and load, apply, write and commit. *n_new counts the
+ * transfers it created (for the unknown-outcome lookup). */
+static enum store_result batch_attempt(struct committer *c, struct batch *b, int *n_new,
+                                       struct store_error *err)
+{
+    *n_new = 0;
+    int n_entries;
+    uint64_t t0 = mono_us();
+    if (batch_judge_cached(c->e, b, &n_entries)) {
+        struct store_batch_locks locks = {b->account_ids, b->n_accounts, b->lock_all};
+        uint64_t t1 = mono_us();
+        enum store_result r = batch_write(c, b, n_entries, &locks, n_new, err);
+        log_debug("batch of %d transfers: cached, rules %llu us, lock+write+commit %llu us",
+                  b->n_ops, (unsigned long long)(t1 - t0), (unsigned long long)(mono_us() - t1));
+        if (r == STORE_OK)
+            metrics_cached_batch();
+        /* Refused on a live connection (usually an (account, seq) or a
+         * transfer id that exists): judge again on loaded states, which
+         * also reports any error that does not come from the cache. */
+        if (r == STORE_OK || r == STORE_UNKNOWN || PQstatus(c->conn) != CONNECTION_OK)
+            return r;
+        store_batch_rollback(c->conn);
+        account_cache_drop(&c->e->cache, b->account_ids, b->n_accounts, now_us() + CACHE_HOLD_US);
+        metrics_cache_stale();
+        log_debug("cached judgement of %d transfers refused: %s", b->n_ops, err->message);
+        *n_new = 0;
+        t0 = mono_us();
+    }
+    struct store_batch_reads rd = {
+        .account_ids = b->account_ids,
+        .n_accounts = b->n_accounts,
+        .accounts = b->accounts,
+        .found = b->found,
+        .transfer_ids = b->transfer_ids,
+        .n_transfers = b->n_transfers,
+        .transfers = b->transfers,
+        .lock_all = b->lock_all,
+    };
+    enum store_result r = store_batch_load(c->conn, &rd, err);
+    if (r != STORE_OK)
+        return r;
+    uint64_t t1 = mono_us();
+    n_entries = batch_apply(b);
     uint64_t t2 = mono_us();
-    r = store_batch_write_commit(c->conn, &w, err);
+    r = batch_write(c, b, n_entries, NULL, n_new, err);
     log_debug("batch of %d transfers: lock+load %llu us, rules %llu us, write+commit %llu us",
               b->n_ops, (unsigned long long)(t1 - t0), (unsigned long long)(t2 - t1),
               (unsigned long long)(mono_us() - t2));
@@ -408,8 +472,13 @@ static void batch_run(struct committer *c, struct batch *b)
         break;
     }
 
-    if (outcome == STATUS_OK)
+    /* Every found account's state in b is what committed. */
+    if (outcome == STATUS_OK) {
         metrics_batch(b->n_ops);
+        account_cache_put(&c->e->cache, b->account_ids, b->n_accounts, b->accounts, b->found);
+    } else {
+        account_cache_drop(&c->e->cache, b->account_ids, b->n_accounts, 0);
+    }
     int k = 0;
     for (struct engine_request *r = b->requests; r; r = r->next) {
         r->status = outcome;
@@ -494,6 +563,8 @@ int engine_start(struct engine *e, const char *conninfo, int queued_ops_max, int
                  int n_committers)
 {
     memset(e, 0, sizeof *e);
+    if (account_cache_init(&e->cache, ACCOUNT_CACHE_CAPACITY) != 0)
+        return -1;
     pthread_mutex_init(&e->lock, NULL);
     pthread_cond_init(&e->wake, NULL);
     e->conninfo = conninfo;
@@ -524,4 +595,5 @@ void engine_stop(struct engine *e)
         free(e->committers[i].busy_ids);
         e->committers[i].busy_ids = NULL;
     }
+    account_cache_destroy(&e->cache);
 }

@@ -13,6 +13,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 
+#include "account_cache.h"
 #include "core/types.h"
 
 /* One transfer of a request as the HTTP layer parsed it. For post, void
@@ -85,6 +86,9 @@ struct engine {
      * processes apart. */
     struct committer committers[COMMITTERS_MAX];
     int n_committers;
+    /* The states the committers last committed, so that a batch on them
+     * can skip loading (account_cache.h). */
+    struct account_cache cache;
 
     /* The expiry sweeper: its own thread and connection. */
     pthread_t sweeper;

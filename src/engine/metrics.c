@@ -63,6 +63,16 @@ void metrics_retry(void)
     __atomic_fetch_add(&g_metrics.batch_retries, 1, __ATOMIC_RELAXED);
 }
 
+void metrics_cached_batch(void)
+{
+    __atomic_fetch_add(&g_metrics.cached_batches, 1, __ATOMIC_RELAXED);
+}
+
+void metrics_cache_stale(void)
+{
+    __atomic_fetch_add(&g_metrics.cache_stale, 1, __ATOMIC_RELAXED);
+}
+
 static void render_histogram(FILE *f, const char *name, const char *help, const struct histogram *h,
                              const double *bounds, int n, double scale)
 {
@@ -108,11 +118,19 @@ char *metrics_render(size_t *len_out)
             "# HELP ledgerd_db_errors_total Database errors seen by any connection.\n"
             "# TYPE ledgerd_db_errors_total counter\nledgerd_db_errors_total %llu\n"
             "# HELP ledgerd_batch_retries_total Batches run again after a retryable SQLSTATE.\n"
-            "# TYPE ledgerd_batch_retries_total counter\nledgerd_batch_retries_total %llu\n",
+            "# TYPE ledgerd_batch_retries_total counter\nledgerd_batch_retries_total %llu\n"
+            "# HELP ledgerd_cached_batches_total Batches committed on cached account states,"
+            " without loading them.\n"
+            "# TYPE ledgerd_cached_batches_total counter\nledgerd_cached_batches_total %llu\n"
+            "# HELP ledgerd_cache_stale_total Batches judged on cached account states that"
+            " another process had changed, judged again on loaded states.\n"
+            "# TYPE ledgerd_cache_stale_total counter\nledgerd_cache_stale_total %llu\n",
             (unsigned long long)__atomic_load_n(&g_metrics.commits, __ATOMIC_RELAXED),
             (unsigned long long)__atomic_load_n(&g_metrics.transfers_committed, __ATOMIC_RELAXED),
             (unsigned long long)__atomic_load_n(&g_metrics.db_errors, __ATOMIC_RELAXED),
-            (unsigned long long)__atomic_load_n(&g_metrics.batch_retries, __ATOMIC_RELAXED));
+            (unsigned long long)__atomic_load_n(&g_metrics.batch_retries, __ATOMIC_RELAXED),
+            (unsigned long long)__atomic_load_n(&g_metrics.cached_batches, __ATOMIC_RELAXED),
+            (unsigned long long)__atomic_load_n(&g_metrics.cache_stale, __ATOMIC_RELAXED));
     fclose(f);
     *len_out = len;
     return buf;

@@ -45,6 +45,8 @@ struct metrics {
     uint64_t transfers_committed;
     uint64_t db_errors;
     uint64_t batch_retries;
+    uint64_t cached_batches; /* committed on cached account states */
+    uint64_t cache_stale;    /* judged on cached states another process had changed */
 };
 
 extern struct metrics g_metrics;
@@ -53,6 +55,8 @@ void metrics_request(enum metrics_route route, int http_status, double seconds);
 void metrics_batch(int n_transfers);
 void metrics_db_error(void);
 void metrics_retry(void);
+void metrics_cached_batch(void);
+void metrics_cache_stale(void);
 /* Renders the Prometheus text format into a malloc'd string. */
 char *metrics_render(size_t *len_out);
 

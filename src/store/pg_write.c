@@ -314,6 +314,29 @@ static void transfers_from_rows(const PGresult *res, const char *const *ids, int
     LEDGER_ASSERT(row == rows);
 }
 
+static bool locks_one_by_one(int n_accounts, bool lock_all)
+{
+    return !lock_all && n_accounts <= STORE_LOCKED_ACCOUNTS_MAX;
+}
+
+/* BEGIN and the locks; acc_param is the accounts' ids as a text array. */
+static bool send_begin_locks(PGconn *conn, const char *acc_param, bool one_by_one)
+{
+    const char *params[] = {acc_param};
+    return PQsendQueryParams(conn, "BEGIN", 0, NULL, NULL, NULL, NULL, 0) == 1 &&
+           (one_by_one ? send_prepared(conn, "ledger_lock_shared", 0, NULL) &&
+                             send_prepared(conn, "ledger_lock_accounts", 1, params)
+                       : send_prepared(conn, "ledger_lock_exclusive", 0, NULL));
+}
+
+static void expect_begin_locks(PGconn *conn, bool one_by_one, enum store_result *r,
+                               struct store_error *err)
+{
+    PQclear(pipeline_expect(conn, PGRES_COMMAND_OK, r, err));
+    for (int i = 0; i < (one_by_one ? 2 : 1); i++)
+        PQclear(pipeline_expect(conn, PGRES_TUPLES_OK, r, err));
+}
+
 enum store_result store_batch_load(PGconn *conn, const struct store_batch_reads *rd,
                                    struct store_error *err)
 {
@@ -323,12 +346,9 @@ enum store_result store_batch_load(PGconn *conn, const struct store_batch_reads 
     ids_array(&acc, rd->account_ids, rd->n_accounts);
     ids_array(&xfer, rd->transfer_ids, rd->n_transfers);
     const char *acc_params[] = {acc.data}, *xfer_params[] = {xfer.data};
-    bool one_by_one = !rd->lock_all && rd->n_accounts <= STORE_LOCKED_ACCOUNTS_MAX;
+    bool one_by_one = locks_one_by_one(rd->n_accounts, rd->lock_all);
     pipeline_begin(conn);
-    bool sent = PQsendQueryParams(conn, "BEGIN", 0, NULL, NULL, NULL, NULL, 0) == 1 &&
-                (one_by_one ? send_prepared(conn, "ledger_lock_shared", 0, NULL) &&
-                                  send_prepared(conn, "ledger_lock_accounts", 1, acc_params)
-                            : send_prepared(conn, "ledger_lock_exclusive", 0, NULL)) &&
+    bool sent = send_begin_locks(conn, acc.data, one_by_one) &&
                 send_prepared(conn, "ledger_load_accounts", 1, acc_params) &&
                 send_prepared(conn, "ledger_load_transfers", 1, xfer_params) &&
                 PQpipelineSync(conn) == 1 && pipeline_flush(conn);
@@ -340,9 +360,7 @@ enum store_result store_batch_load(PGconn *conn, const struct store_batch_reads 
         pipeline_end(conn);
         return r == STORE_OK ? STORE_FAILED : r;
     }
-    PQclear(pipeline_expect(conn, PGRES_COMMAND_OK, &r, err));
-    for (int i = 0; i < (one_by_one ? 2 : 1); i++)
-        PQclear(pipeline_expect(conn, PGRES_TUPLES_OK, &r, err));
+    expect_begin_locks(conn, one_by_one, &r, err);
     PGresult *accounts = pipeline_expect(conn, PGRES_TUPLES_OK, &r, err);
     PGresult *transfers = pipeline_expect(conn, PGRES_TUPLES_OK, &r, err);
     if (accounts && transfers) {
@@ -512,18 +530,60 @@ static int account_columns(const struct store_batch_writes *w, struct columns *c
     return c->rows;
 }
 
+/* ---- a batch judged on cached states ---- */
+
+/* BEGIN and the locks as a round trip of their own, for batches whose
+ * journal rows go by COPY (which libpq does not allow in a pipeline). */
+static enum store_result begin_locks_alone(PGconn *conn, const char *acc_param, bool one_by_one,
+                                           struct store_error *err)
+{
+    pipeline_begin(conn);
+    bool sent = send_begin_locks(conn, acc_param, one_by_one) && PQpipelineSync(conn) == 1 &&
+                pipeline_flush(conn);
+    enum store_result r = STORE_OK;
+    if (!sent) {
+        r = pg_classify(conn, NULL, err);
+        pipeline_end(conn);
+        return r == STORE_OK ? STORE_FAILED : r;
+    }
+    expect_begin_locks(conn, one_by_one, &r, err);
+    if (PQstatus(conn) == CONNECTION_OK && !pipeline_drain_to_sync(conn) && r == STORE_OK)
+        r = STORE_FAILED;
+    pipeline_end(conn);
+    return r;
+}
+
 enum store_result store_batch_write_commit(PGconn *conn, const struct store_batch_writes *w,
                                            struct store_error *err)
 {
+    bool copy = w->n_transfers >= PG_COPY_MIN_TRANSFERS;
+    const struct store_batch_locks *lf = w->lock_first;
+    struct sbuf acc;
+    sbuf_init(&acc);
+    bool one_by_one = false;
+    if (lf) {
+        ids_array(&acc, lf->account_ids, lf->n_accounts);
+        one_by_one = locks_one_by_one(lf->n_accounts, lf->lock_all);
+        if (copy) {
+            enum store_result locked = begin_locks_alone(conn, acc.data, one_by_one, err);
+            if (locked != STORE_OK) {
+                sbuf_free(&acc);
+                return locked;
+            }
+        }
+    }
+    bool locks_here = lf && !copy; /* in the write's own pipeline */
+
     /* A large batch's journal rows go first, by COPY; the statement then
      * inserts none. */
     int64_t *ids = NULL;
-    if (w->n_transfers >= PG_COPY_MIN_TRANSFERS) {
+    if (copy) {
         ids = malloc((size_t)w->n_transfers * sizeof *ids);
         LEDGER_ASSERT(ids != NULL);
         enum store_result copied = pg_copy_journal(conn, w, ids, err);
         if (copied != STORE_OK) {
             free(ids);
+            sbuf_free(&acc);
             return copied;
         }
     }
@@ -545,17 +605,21 @@ enum store_result store_batch_write_commit(PGconn *conn, const struct store_batc
     bool write = w->n_entries > 0;
 
     pipeline_begin(conn);
-    bool sent = (!write || send_prepared(conn, "ledger_write_batch", 41, params)) &&
+    bool sent = (!locks_here || send_begin_locks(conn, acc.data, one_by_one)) &&
+                (!write || send_prepared(conn, "ledger_write_batch", 41, params)) &&
                 PQsendQueryParams(conn, "COMMIT", 0, NULL, NULL, NULL, NULL, 0) == 1 &&
                 PQpipelineSync(conn) == 1 && pipeline_flush(conn);
     columns_free(&xc);
     columns_free(&ec);
     columns_free(&pc);
     columns_free(&ac);
+    sbuf_free(&acc);
     if (sent && fault_commit_lost())
         shutdown(PQsocket(conn), SHUT_RDWR);
     enum store_result r = STORE_OK;
     bool commit_answered = false; /* COMMIT's own result was read */
+    if (sent && locks_here)
+        expect_begin_locks(conn, one_by_one, &r, err);
     if (sent && write) {
         PGresult *res = pipeline_expect(conn, PGRES_TUPLES_OK, &r, err);
         if (res)

@@ -6,7 +6,8 @@
  *
  * Write path (engine's committer only, one connection per committer):
  *   store_batch_load -> core -> store_batch_write_commit
- * two pipelined round trips inside one transaction.
+ * two pipelined round trips inside one transaction; or, on cached account
+ * states, core -> store_batch_write_commit with lock_first: one.
  * Accounts are locked in one fixed order (ext_id, bytewise) by every
  * process, so batches never deadlock each other.
  */
@@ -117,8 +118,23 @@ struct store_transfer_ref {
     const char *metadata_json; /* created transfers only; NULL for none */
 };
 
+/* A batch judged on cached account states (engine/account_cache.h)
+ * skips store_batch_load: store_batch_write_commit then opens the
+ * transaction and takes the same locks itself, in the round trip of the
+ * write. Nothing checks the cached states but the journal: each account
+ * is given an entry numbered from its cached seq + 1, and seq grows with
+ * every change of an account's state, without gaps (SPEC section 2), so
+ * if another process changed the account since, that (account, seq)
+ * exists and the insert fails (23505, entries_pkey) before COMMIT. */
+struct store_batch_locks {
+    const char *const *account_ids; /* sorted by strcmp, unique */
+    int n_accounts;
+    bool lock_all;
+};
+
 /* Everything a batch writes besides COMMIT. */
 struct store_batch_writes {
+    const struct store_batch_locks *lock_first; /* NULL: store_batch_load opened the transaction */
     const struct store_transfer_ref *transfers; /* created */
     int n_transfers;
     const struct store_transfer_ref *pending; /* pending state created or changed */

@@ -1,7 +1,7 @@
 /*
  * main.c - runs every unit test group: the core module, the http
  * module's response writer and its big-integer pass, the engine's
- * queue, and the store's binary COPY encoding.
+ * queue and account cache, and the store's binary COPY encoding.
  *
  * Exit status: 0 when every test passed, 1 otherwise.
  */
@@ -12,10 +12,10 @@
 int main(void)
 {
     int (*const groups[])(void) = {
-        run_amount_tests,    run_validate_tests,     run_status_tests,      run_apply_tests,
-        run_batch_tests,     run_account_spec_tests, run_model_tests,       run_cost_tests,
-        run_pending_tests,   run_json_writer_tests,  run_big_amounts_tests, run_queue_tests,
-        run_pg_binary_tests,
+        run_amount_tests,    run_validate_tests,      run_status_tests,      run_apply_tests,
+        run_batch_tests,     run_account_spec_tests,  run_model_tests,       run_cost_tests,
+        run_pending_tests,   run_json_writer_tests,   run_big_amounts_tests, run_queue_tests,
+        run_pg_binary_tests, run_account_cache_tests,
     };
     int failed = 0;
     for (size_t i = 0; i < sizeof groups / sizeof groups[0]; i++)

@@ -36,6 +36,7 @@ int run_json_writer_tests(void);
 int run_big_amounts_tests(void);
 int run_queue_tests(void);
 int run_pg_binary_tests(void);
+int run_account_cache_tests(void);
 
 /* cmocka compares integers as uintmax_t: i128 needs its own assertions. */
 void check_i128_equal(i128 a, i128 b, const char *a_text, const char *b_text, const char *file,
