@@ -12,10 +12,10 @@
 #define ACCOUNT_CACHE_WAYS 8
 
 struct account_cache_entry {
-    bool used;          /* the slot holds key */
-    bool valid;         /* state is as committed */
-    uint64_t last_use;  /* c->clock at the last get or put */
-    int64_t hold_until; /* get_all refuses the entry before this time */
+    uint64_t generation; /* the slot holds key if this is the cache's */
+    bool valid;          /* state is as committed */
+    uint64_t last_use;   /* c->clock at the last get or put */
+    int64_t hold_until;  /* get_all refuses the entry before this time */
     char key[ID_LEN_MAX + 1];
     struct core_account state;
 };
@@ -32,6 +32,7 @@ int account_cache_init(struct account_cache *c, unsigned capacity)
     if (c->entries == NULL)
         return -1;
     c->n_sets = sets;
+    c->generation = 1; /* calloc'd slots hold generation 0: unused */
     pthread_mutex_init(&c->lock, NULL);
     return 0;
 }
@@ -54,11 +55,16 @@ static struct account_cache_entry *set_of(const struct account_cache *c, const c
     return &c->entries[(h & (c->n_sets - 1)) * ACCOUNT_CACHE_WAYS];
 }
 
+static bool used(const struct account_cache *c, const struct account_cache_entry *e)
+{
+    return e->generation == c->generation;
+}
+
 static struct account_cache_entry *find(const struct account_cache *c, const char *id)
 {
     struct account_cache_entry *set = set_of(c, id);
     for (int w = 0; w < ACCOUNT_CACHE_WAYS; w++)
-        if (set[w].used && strcmp(set[w].key, id) == 0)
+        if (used(c, &set[w]) && strcmp(set[w].key, id) == 0)
             return &set[w];
     return NULL;
 }
@@ -92,11 +98,11 @@ void account_cache_put(struct account_cache *c, const char *const *ids, int n,
         if (e == NULL) {
             struct account_cache_entry *set = set_of(c, ids[i]);
             e = &set[0];
-            for (int w = 1; w < ACCOUNT_CACHE_WAYS && e->used; w++)
-                if (!set[w].used || set[w].last_use < e->last_use)
+            for (int w = 1; w < ACCOUNT_CACHE_WAYS && used(c, e); w++)
+                if (!used(c, &set[w]) || set[w].last_use < e->last_use)
                     e = &set[w];
             memset(e, 0, sizeof *e);
-            e->used = true;
+            e->generation = c->generation;
             strcpy(e->key, ids[i]);
         }
         e->state = states[i];
@@ -118,7 +124,14 @@ void account_cache_drop(struct account_cache *c, const char *const *ids, int n,
         if (hold_until_us > e->hold_until)
             e->hold_until = hold_until_us;
         if (hold_until_us <= 0)
-            e->used = false;
+            e->generation = 0;
     }
+    pthread_mutex_unlock(&c->lock);
+}
+
+void account_cache_clear(struct account_cache *c)
+{
+    pthread_mutex_lock(&c->lock);
+    c->generation++;
     pthread_mutex_unlock(&c->lock);
 }

@@ -3,12 +3,10 @@
  * it, so that a batch can skip loading them.
  *
  * The cache is a hint, never the truth: a batch judged on cached states
- * sends, after its locks and before its writes, a check that every one of
- * its accounts still has the cached seq (store_batch_check). seq grows with
- * every change of an account's state (SPEC section 2), so an equal seq
- * means an equal state; a different one, written by another process, fails
- * the transaction and the batch runs again on loaded states. Bounded: a
- * fixed number of entries, the least recently used of a set replaced.
+ * is written under the same locks as any other, and the journal refuses it
+ * if another process changed one of its accounts since (store.h,
+ * store_batch_locks); the batch then runs again on loaded states. Bounded:
+ * a fixed number of entries, the least recently used of a set replaced.
  *
  * Thread-safe; shared by the committers of one process.
  */
@@ -35,6 +33,7 @@ struct account_cache {
     struct account_cache_entry *entries; /* n_sets * ACCOUNT_CACHE_WAYS */
     unsigned n_sets;                     /* a power of two */
     uint64_t clock;                      /* use counter, for replacement */
+    uint64_t generation;                 /* entries of older ones are unused */
 };
 
 /* Room for at least `capacity` accounts; 0 on success. */
@@ -50,6 +49,9 @@ bool account_cache_get_all(struct account_cache *c, const char *const *ids, int 
 /* Records the states of ids[i] with found[i], as committed. */
 void account_cache_put(struct account_cache *c, const char *const *ids, int n,
                        const struct core_account *states, const bool *found);
+
+/* Forgets every state and hold. */
+void account_cache_clear(struct account_cache *c);
 
 /* Forgets ids' states; with hold_until_us > 0, also refuses them to
  * account_cache_get_all until then, states put meanwhile included: another

@@ -57,9 +57,9 @@ struct batch {
     int64_t *entry_account_id;
     int64_t *entry_transfer_id;
     const char **entry_transfer_ext;
-    const char **transfer_metadata;    /* by transfer slot: metadata of its creating op */
-    int64_t *expect_ids, *expect_seqs; /* by account slot: the cached state judged on */
-    bool lock_all;                     /* the lock table was full: retry under the exclusive lock */
+    const char **transfer_metadata; /* by transfer slot: metadata of its creating op */
+    int64_t *seq_before;            /* by account slot: the seq of the state judged on */
+    bool lock_all;                  /* the lock table was full: retry under the exclusive lock */
 };
 
 static int64_t now_us(void)
@@ -126,8 +126,7 @@ static void batch_carve(struct batch *b, struct batch_mem *m)
     b->entry_account_id = mem_take(m, 2 * n, sizeof *b->entry_account_id);
     b->entry_transfer_id = mem_take(m, 2 * n, sizeof *b->entry_transfer_id);
     b->entry_transfer_ext = mem_take(m, 2 * n, sizeof *b->entry_transfer_ext);
-    b->expect_ids = mem_take(m, 2 * n, sizeof *b->expect_ids);
-    b->expect_seqs = mem_take(m, 2 * n, sizeof *b->expect_seqs);
+    b->seq_before = mem_take(m, 2 * n, sizeof *b->seq_before);
 }
 
 static void batch_mem_release(struct batch_mem *m)
@@ -233,8 +232,10 @@ static bool batch_judge_cached(struct engine *e, struct batch *b, int *n_entries
 {
     if (!account_cache_get_all(&e->cache, b->account_ids, b->n_accounts, b->accounts, now_us()))
         return false;
-    for (int i = 0; i < b->n_accounts; i++)
+    for (int i = 0; i < b->n_accounts; i++) {
         b->found[i] = true;
+        b->seq_before[i] = b->accounts[i].seq;
+    }
     memset(b->transfers, 0, (size_t)b->n_transfers * sizeof *b->transfers);
     *n_entries = batch_apply(b);
     for (int i = 0; i < b->n_transfers; i++)
@@ -279,6 +280,7 @@ static enum store_result batch_write(struct committer *c, struct batch *b, int n
         .entry_transfer_ext = b->entry_transfer_ext,
         .n_entries = n_entries,
         .accounts = b->accounts,
+        .seq_before = b->seq_before,
         .n_accounts = b->n_accounts,
     };
     return store_batch_write_commit(c->conn, &w, err);
@@ -326,6 +328,8 @@ static enum store_result batch_attempt(struct committer *c, struct batch *b, int
     enum store_result r = store_batch_load(c->conn, &rd, err);
     if (r != STORE_OK)
         return r;
+    for (int i = 0; i < b->n_accounts; i++)
+        b->seq_before[i] = b->found[i] ? b->accounts[i].seq : 0;
     uint64_t t1 = mono_us();
     n_entries = batch_apply(b);
     uint64_t t2 = mono_us();
@@ -343,8 +347,12 @@ static bool committer_connect(struct committer *c)
     enum store_ensure_result ensured = store_ensure(&c->conn, c->e->conninfo);
     if (ensured == STORE_CONN_DOWN)
         return false;
-    if (ensured == STORE_CONN_NEW)
+    /* A new session may be on another server (a failover, a restore)
+     * whose journal is behind what was cached: forget it all. */
+    if (ensured == STORE_CONN_NEW) {
         c->prepared = false;
+        account_cache_clear(&c->e->cache);
+    }
     if (!c->prepared) {
         char err[256];
         if (store_prepare_write_path(c->conn, err, sizeof err) != 0) {

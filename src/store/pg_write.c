@@ -70,7 +70,11 @@
  * transfers created by this batch find their internal id by ext_id among
  * the rows just inserted; older transfers (settlements) come with their
  * id. $1..$13 transfers, $14..$26 entries, $27..$34 pending states,
- * $35..$41 accounts. Answers how many accounts it updated. */
+ * $35..$42 accounts. Answers how many accounts it updated. An account
+ * whose seq is not the one the batch was judged on gets a NULL seq, which
+ * its NOT NULL constraint refuses (23502) before COMMIT: the lock protocol
+ * makes that impossible, but a batch judged on cached states
+ * (store_batch_locks) would otherwise overwrite a state it never saw. */
 #define SQL_WRITE_BATCH                                                        \
     "WITH t AS ("                                                              \
     " INSERT INTO ledger.transfers (ext_id, from_account_id, to_account_id,"   \
@@ -111,11 +115,12 @@
     "  settle_to_seq = excluded.settle_to_seq, settled_at = excluded.settled_at),"\
     "a AS ("                                                                   \
     " UPDATE ledger.accounts a SET balance = u.b, pending_out = u.po,"         \
-    "  pending_in = u.pi, seq = u.seq,"                                        \
+    "  pending_in = u.pi, seq = CASE WHEN a.seq = u.os THEN u.seq END,"        \
     "  last_effective_at = " SQL_US_TO_TS("u.eff") ", avg_cost = u.ac::jsonb"  \
     " FROM unnest($35::bigint[], $36::numeric[], $37::numeric[],"              \
-    "  $38::numeric[], $39::bigint[], $40::bigint[], $41::text[])"             \
-    "  AS u(id, b, po, pi, seq, eff, ac)"                                      \
+    "  $38::numeric[], $39::bigint[], $40::bigint[], $41::text[],"             \
+    "  $42::bigint[])"                                                         \
+    "  AS u(id, b, po, pi, seq, eff, ac, os)"                                  \
     " WHERE a.id = u.id RETURNING 1)"                                          \
     "SELECT count(*) FROM a"
 
@@ -131,7 +136,7 @@ static const struct {
     {"ledger_lock_accounts", SQL_LOCK_ACCOUNTS, 1},
     {"ledger_load_accounts", SQL_LOAD_ACCOUNTS, 1},
     {"ledger_load_transfers", SQL_LOAD_TRANSFERS, 1},
-    {"ledger_write_batch", SQL_WRITE_BATCH, 41},
+    {"ledger_write_batch", SQL_WRITE_BATCH, 42},
 };
 
 int store_prepare_write_path(PGconn *conn, char *err, size_t errlen)
@@ -513,7 +518,7 @@ static void pending_columns(const struct store_batch_writes *w, const int64_t *i
 
 static int account_columns(const struct store_batch_writes *w, struct columns *c)
 {
-    columns_init(c, 7);
+    columns_init(c, 8);
     for (int i = 0; i < w->n_accounts; i++) {
         const struct core_account *a = &w->accounts[i];
         if (!a->touched)
@@ -526,6 +531,7 @@ static int account_columns(const struct store_batch_writes *w, struct columns *c
         sbuf_put_i64(&c->col[4], a->seq);
         sbuf_put_i64(&c->col[5], a->last_effective_us);
         put_cost(&c->col[6], &a->avg_cost);
+        sbuf_put_i64(&c->col[7], w->seq_before[i]);
     }
     return c->rows;
 }
@@ -597,16 +603,16 @@ enum store_result store_batch_write_commit(PGconn *conn, const struct store_batc
     pending_columns(w, ids, &pc);
     free(ids);
     int n_touched = account_columns(w, &ac);
-    const char *params[41];
+    const char *params[42];
     memcpy(params, columns_params(&xc), 13 * sizeof *params);
     memcpy(params + 13, columns_params(&ec), 13 * sizeof *params);
     memcpy(params + 26, columns_params(&pc), 8 * sizeof *params);
-    memcpy(params + 34, columns_params(&ac), 7 * sizeof *params);
+    memcpy(params + 34, columns_params(&ac), 8 * sizeof *params);
     bool write = w->n_entries > 0;
 
     pipeline_begin(conn);
     bool sent = (!locks_here || send_begin_locks(conn, acc.data, one_by_one)) &&
-                (!write || send_prepared(conn, "ledger_write_batch", 41, params)) &&
+                (!write || send_prepared(conn, "ledger_write_batch", 42, params)) &&
                 PQsendQueryParams(conn, "COMMIT", 0, NULL, NULL, NULL, NULL, 0) == 1 &&
                 PQpipelineSync(conn) == 1 && pipeline_flush(conn);
     columns_free(&xc);

@@ -145,6 +145,7 @@ struct store_batch_writes {
     const char *const *entry_transfer_ext; /* transfer ext_id of entries[i] */
     int n_entries;
     const struct core_account *accounts; /* written back where touched */
+    const int64_t *seq_before;           /* [n_accounts] the seq each was judged on */
     int n_accounts;
 };
 

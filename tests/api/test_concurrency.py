@@ -353,6 +353,79 @@ class Concurrency(unittest.TestCase):
         self.assertEqual(metric(a, "ledgerd_cache_stale_total"), stale_before + 1)
         self.assertEqual(a.balance("cs3-wallet"), 100)
 
+    # A database behind what a process cached: it lost the process's last
+    # commit (restored, or an asynchronous standby promoted). Simulated by
+    # removing that commit by hand, the journal's triggers off for it.
+    UNDO_LAST = """BEGIN;
+        ALTER TABLE ledger.entries DISABLE TRIGGER entries_insert_only;
+        ALTER TABLE ledger.transfers DISABLE TRIGGER transfers_insert_only;
+        DELETE FROM ledger.entries WHERE transfer_ext_id = '{t}';
+        DELETE FROM ledger.transfers WHERE ext_id = '{t}';
+        UPDATE ledger.accounts SET balance = {fb}, seq = seq - 1 WHERE ext_id = '{frm}';
+        UPDATE ledger.accounts SET balance = {tb}, seq = seq - 1 WHERE ext_id = '{to}';
+        ALTER TABLE ledger.entries ENABLE ALWAYS TRIGGER entries_insert_only;
+        ALTER TABLE ledger.transfers ENABLE ALWAYS TRIGGER transfers_insert_only;
+        COMMIT;"""
+
+    def test_journal_behind_the_cache_on_the_same_sessions(self):
+        a = self.a.client()
+        a.account("cs4-issuer", min_balance=None)
+        a.account("cs4-wallet")
+        self.assertEqual(a.transfer("cs4-1", "cs4-issuer", "cs4-wallet", 100)[0], 201)
+        self.assertEqual(a.transfer("cs4-2", "cs4-issuer", "cs4-wallet", 50)[0], 201)
+        self.pg.psql(self.UNDO_LAST.format(t="cs4-2", frm="cs4-issuer", fb=-100,
+                                           to="cs4-wallet", tb=100))
+        # The cache says 150 at seq 2; the journal has 100 at seq 1. The
+        # new entries' (account, seq) are free, so only the write's own
+        # check of each account's seq refuses the cached judgement.
+        stale_before = metric(a, "ledgerd_cache_stale_total")
+        status, resp = a.transfer("cs4-3", "cs4-wallet", "cs4-issuer", 120)
+        self.assertEqual((status, resp.get("error")), (422, "insufficient_funds"), resp)
+        self.assertEqual(metric(a, "ledgerd_cache_stale_total"), stale_before + 1)
+        status, resp = a.transfer("cs4-4", "cs4-wallet", "cs4-issuer", 30)
+        self.assertEqual(status, 201, resp)
+        self.assertEqual(resp["from_balance"], "70")
+        self.assertEqual([(e["seq"], e["transfer_id"], e["balance"])
+                          for e in a.entries("cs4-wallet")],
+                         [(1, "cs4-1", "100"), (2, "cs4-4", "70")])
+
+
+class NewSessions(unittest.TestCase):
+    """A committer's new session empties the account cache. In a class of
+    its own: ending every ledgerd session would make the other tests'
+    processes reconnect, and empty their caches, at unforeseen times."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.pg = harness.cluster()
+        cls.pg.reset()
+        cls.a = harness.Ledgerd(db=cls.pg.conninfo)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.a.stop()
+
+    def test_new_sessions_forget_cached_states(self):
+        a = self.a.client()
+        a.account("cs5-issuer", min_balance=None)
+        a.account("cs5-wallet")
+        self.assertEqual(a.transfer("cs5-1", "cs5-issuer", "cs5-wallet", 100)[0], 201)
+        # A state that differs at the same seq, and sessions that end: what
+        # a failover to a standby that lost the last commits and then took
+        # others would show. Nothing in the journal can tell this from the
+        # cached state, so new sessions must not trust the cache.
+        self.pg.psql("UPDATE ledger.accounts SET balance = 0 WHERE ext_id IN"
+                     " ('cs5-wallet', 'cs5-issuer')")
+        try:
+            _, n, _ = self.pg.psql("SELECT count(pg_terminate_backend(pid)) FROM"
+                                   " pg_stat_activity WHERE application_name = 'ledgerd'")
+            self.assertGreaterEqual(int(n), 2)
+            status, resp = a.transfer("cs5-2", "cs5-wallet", "cs5-issuer", 100)
+            self.assertEqual((status, resp.get("error")), (422, "insufficient_funds"), resp)
+        finally:
+            self.pg.psql("UPDATE ledger.accounts SET balance = 100 WHERE ext_id = 'cs5-wallet';"
+                         "UPDATE ledger.accounts SET balance = -100 WHERE ext_id = 'cs5-issuer'")
+
 
 class SmallLockTable(unittest.TestCase):
     """Big batches must not need one lock-table slot per account: here the
