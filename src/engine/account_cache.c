@@ -4,6 +4,7 @@
  * table so that its memory is fixed, and rather than a global LRU list so
  * that a lookup touches one set of adjacent entries.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -69,11 +70,26 @@ static struct account_cache_entry *find(const struct account_cache *c, const cha
     return NULL;
 }
 
-bool account_cache_get_all(struct account_cache *c, const char *const *ids, int n,
-                           struct core_account *out, int64_t now_us)
+static bool server_is(const struct account_cache *c, const char *server)
+{
+    return server[0] != '\0' && strcmp(server, c->server) == 0;
+}
+
+void account_cache_use_server(struct account_cache *c, const char *server)
 {
     pthread_mutex_lock(&c->lock);
-    bool all = true;
+    if (!server_is(c, server)) {
+        c->generation++;
+        snprintf(c->server, sizeof c->server, "%s", server);
+    }
+    pthread_mutex_unlock(&c->lock);
+}
+
+bool account_cache_get_all(struct account_cache *c, const char *server, const char *const *ids,
+                           int n, struct core_account *out, int64_t now_us)
+{
+    pthread_mutex_lock(&c->lock);
+    bool all = server_is(c, server);
     for (int i = 0; i < n && all; i++) {
         struct account_cache_entry *e = find(c, ids[i]);
         all = e != NULL && e->valid && e->hold_until <= now_us;
@@ -87,14 +103,16 @@ bool account_cache_get_all(struct account_cache *c, const char *const *ids, int 
     return all;
 }
 
-void account_cache_put(struct account_cache *c, const char *const *ids, int n,
+void account_cache_put(struct account_cache *c, const char *server, const char *const *ids, int n,
                        const struct core_account *states, const bool *found)
 {
     pthread_mutex_lock(&c->lock);
-    for (int i = 0; i < n; i++) {
+    for (int i = 0; i < n && server_is(c, server); i++) {
         if (!found[i] || strlen(ids[i]) > ID_LEN_MAX)
             continue;
         struct account_cache_entry *e = find(c, ids[i]);
+        if (e != NULL && e->valid && e->state.seq > states[i].seq)
+            continue;
         if (e == NULL) {
             struct account_cache_entry *set = set_of(c, ids[i]);
             e = &set[0];
@@ -123,8 +141,6 @@ void account_cache_drop(struct account_cache *c, const char *const *ids, int n,
         e->valid = false;
         if (hold_until_us > e->hold_until)
             e->hold_until = hold_until_us;
-        if (hold_until_us <= 0)
-            e->generation = 0;
     }
     pthread_mutex_unlock(&c->lock);
 }

@@ -228,9 +228,10 @@ static int batch_apply(struct batch *b)
  * its insert, and every transfer id of the batch is inserted, so one that
  * exists already fails too (and the batch, judged again on loaded state,
  * replays it) instead of being judged as new. */
-static bool batch_judge_cached(struct engine *e, struct batch *b, int *n_entries)
+static bool batch_judge_cached(struct committer *c, struct batch *b, int *n_entries)
 {
-    if (!account_cache_get_all(&e->cache, b->account_ids, b->n_accounts, b->accounts, now_us()))
+    if (!account_cache_get_all(&c->e->cache, c->server, b->account_ids, b->n_accounts, b->accounts,
+                               (int64_t)mono_us()))
         return false;
     for (int i = 0; i < b->n_accounts; i++) {
         b->found[i] = true;
@@ -295,7 +296,7 @@ static enum store_result batch_attempt(struct committer *c, struct batch *b, int
     *n_new = 0;
     int n_entries;
     uint64_t t0 = mono_us();
-    if (batch_judge_cached(c->e, b, &n_entries)) {
+    if (batch_judge_cached(c, b, &n_entries)) {
         struct store_batch_locks locks = {b->account_ids, b->n_accounts, b->lock_all};
         uint64_t t1 = mono_us();
         enum store_result r = batch_write(c, b, n_entries, &locks, n_new, err);
@@ -303,14 +304,21 @@ static enum store_result batch_attempt(struct committer *c, struct batch *b, int
                   b->n_ops, (unsigned long long)(t1 - t0), (unsigned long long)(mono_us() - t1));
         if (r == STORE_OK)
             metrics_cached_batch();
-        /* Refused on a live connection (usually an (account, seq) or a
-         * transfer id that exists): judge again on loaded states, which
-         * also reports any error that does not come from the cache. */
-        if (r == STORE_OK || r == STORE_UNKNOWN || PQstatus(c->conn) != CONNECTION_OK)
+        if (r == STORE_OK || r == STORE_UNKNOWN || r == STORE_RETRY_LOCK_ALL ||
+            PQstatus(c->conn) != CONNECTION_OK)
             return r;
+        /* Refused on a live connection: judge again on loaded states,
+         * which also reports any error that does not come from the cache.
+         * An (account, seq) or a transfer id that exists, a seq that is
+         * not the cached one, a missing account row: the cache was
+         * wrong, most likely because another process writes these. */
         store_batch_rollback(c->conn);
-        account_cache_drop(&c->e->cache, b->account_ids, b->n_accounts, now_us() + CACHE_HOLD_US);
-        metrics_cache_stale();
+        if (strcmp(err->sqlstate, "23505") == 0 || strcmp(err->sqlstate, "23502") == 0 ||
+            strcmp(err->sqlstate, "P0001") == 0) {
+            account_cache_drop(&c->e->cache, b->account_ids, b->n_accounts,
+                               (int64_t)(mono_us() + CACHE_HOLD_US));
+            metrics_cache_stale();
+        }
         log_debug("cached judgement of %d transfers refused: %s", b->n_ops, err->message);
         *n_new = 0;
         t0 = mono_us();
@@ -347,11 +355,14 @@ static bool committer_connect(struct committer *c)
     enum store_ensure_result ensured = store_ensure(&c->conn, c->e->conninfo);
     if (ensured == STORE_CONN_DOWN)
         return false;
-    /* A new session may be on another server (a failover, a restore)
-     * whose journal is behind what was cached: forget it all. */
+    /* A new session may be on another server (a failover, a restore),
+     * whose states may differ from the cached ones. */
     if (ensured == STORE_CONN_NEW) {
         c->prepared = false;
-        account_cache_clear(&c->e->cache);
+        if (store_server_incarnation(c->conn, c->server, sizeof c->server) == 0)
+            account_cache_use_server(&c->e->cache, c->server);
+        else
+            c->server[0] = '\0';
     }
     if (!c->prepared) {
         char err[256];
@@ -435,6 +446,7 @@ static int resolve_settlements(struct committer *c, struct engine_request *list)
 static void batch_run(struct committer *c, struct batch *b)
 {
     enum status outcome = STATUS_UNAVAILABLE;
+    bool acknowledged = false; /* COMMIT answered on this session */
     for (int attempt = 0; attempt < BATCH_ATTEMPTS_MAX; attempt++) {
         if (!committer_connect(c)) {
             metrics_db_error();
@@ -446,6 +458,7 @@ static void batch_run(struct committer *c, struct batch *b)
         enum store_result r = batch_attempt(c, b, &n_new, &err);
         if (r == STORE_OK) {
             outcome = STATUS_OK;
+            acknowledged = true;
             break;
         }
         metrics_db_error();
@@ -480,13 +493,16 @@ static void batch_run(struct committer *c, struct batch *b)
         break;
     }
 
-    /* Every found account's state in b is what committed. */
-    if (outcome == STATUS_OK) {
+    /* After an acknowledged COMMIT, every found account's state in b is
+     * what committed. An outcome found by looking a transfer id up is not
+     * that sure (another process may have committed that id). */
+    if (outcome == STATUS_OK)
         metrics_batch(b->n_ops);
-        account_cache_put(&c->e->cache, b->account_ids, b->n_accounts, b->accounts, b->found);
-    } else {
+    if (acknowledged)
+        account_cache_put(&c->e->cache, c->server, b->account_ids, b->n_accounts, b->accounts,
+                          b->found);
+    else
         account_cache_drop(&c->e->cache, b->account_ids, b->n_accounts, 0);
-    }
     int k = 0;
     for (struct engine_request *r = b->requests; r; r = r->next) {
         r->status = outcome;

@@ -60,6 +60,7 @@ struct committer {
     bool prepared;      /* conn has the write path's statements prepared */
     int64_t planned_ns; /* store_refresh_plans */
     struct batch_mem mem;
+    char server[64]; /* store_server_incarnation of conn's server; "" unknown */
     /* The accounts of the batch it is running, so that the other
      * committers take only requests on other accounts (engine->lock):
      * sorted ids of its transfers' from and to, or all of them for a

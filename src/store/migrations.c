@@ -131,6 +131,17 @@ static const char *const migrations[] = {
     "ALTER TABLE ledger.transfers ENABLE ALWAYS TRIGGER transfers_no_truncate;"
     "ALTER TABLE ledger.entries ENABLE ALWAYS TRIGGER entries_insert_only;"
     "ALTER TABLE ledger.entries ENABLE ALWAYS TRIGGER entries_no_truncate;",
+
+    /* 7: the batch write's answer (pg_write.c), checked before COMMIT: a
+     * batch judged on cached account states (engine/account_cache.h) that
+     * names an account row the database does not have must not commit. */
+    "CREATE FUNCTION ledger.accounts_updated(n bigint, expected bigint) RETURNS bigint"
+    " LANGUAGE plpgsql AS $f$ BEGIN"
+    " IF n <> expected THEN"
+    "  RAISE EXCEPTION 'the batch updated % of its % accounts', n, expected;"
+    " END IF;"
+    " RETURN n;"
+    " END $f$;",
 };
 
 #define N_MIGRATIONS ((int)(sizeof migrations / sizeof migrations[0]))

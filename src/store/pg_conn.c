@@ -39,6 +39,16 @@ PGconn *store_connect(const char *conninfo, char *err, size_t errlen)
     return conn;
 }
 
+int store_server_incarnation(PGconn *conn, char *out, size_t len)
+{
+    PGresult *res = PQexec(conn, "SELECT pg_postmaster_start_time()::text");
+    bool ok = PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1;
+    if (ok)
+        snprintf(out, len, "%s", PQgetvalue(res, 0, 0));
+    PQclear(res);
+    return ok ? 0 : -1;
+}
+
 void store_refresh_plans(PGconn *conn, int64_t *planned_ns)
 {
     struct timespec ts;
@@ -337,7 +347,9 @@ enum store_result pg_classify(PGconn *conn, const PGresult *res, struct store_er
         if (strcmp(state, "53200") == 0)
             return STORE_RETRY_LOCK_ALL;
         /* Only a transfer id inserted concurrently by another process is
-         * expected; a duplicate (account, seq) means the locks failed. */
+         * expected; a duplicate (account, seq) means the locks failed, or
+         * refuses a judgement on cached states, which the committer then
+         * runs again on loaded ones. */
         const char *constraint =
             strcmp(state, "23505") == 0 ? PQresultErrorField(res, PG_DIAG_CONSTRAINT_NAME) : NULL;
         if (constraint && strcmp(constraint, "transfers_ext_id_key") == 0)

@@ -1,5 +1,6 @@
 /*
- * pg_write.c - the write path of one batch: two pipelined round trips.
+ * pg_write.c - the write path of one batch: two pipelined round trips, or
+ * one for a batch judged on cached account states.
  *
  * Only the engine's committer calls these, on its own connection:
  *
@@ -10,6 +11,9 @@
  *   round trip 2: one statement inserts transfers + entries, records
  *                 pending states and writes back the touched accounts;
  *                 COMMIT; Sync
+ *
+ * A batch judged on cached states (store.h, store_batch_locks) sends
+ * BEGIN and the locks in round trip 2, ahead of the write.
  *
  * Accounts and transfer ids are read in their own statements, after the
  * locking one has finished, so their snapshots see whatever the previous
@@ -70,7 +74,8 @@
  * transfers created by this batch find their internal id by ext_id among
  * the rows just inserted; older transfers (settlements) come with their
  * id. $1..$13 transfers, $14..$26 entries, $27..$34 pending states,
- * $35..$42 accounts. Answers how many accounts it updated. An account
+ * $35..$42 accounts; $43 how many accounts it must update, which it
+ * answers (and fails before COMMIT if it updated fewer). An account
  * whose seq is not the one the batch was judged on gets a NULL seq, which
  * its NOT NULL constraint refuses (23502) before COMMIT: the lock protocol
  * makes that impossible, but a batch judged on cached states
@@ -122,7 +127,7 @@
     "  $42::bigint[])"                                                         \
     "  AS u(id, b, po, pi, seq, eff, ac, os)"                                  \
     " WHERE a.id = u.id RETURNING 1)"                                          \
-    "SELECT count(*) FROM a"
+    "SELECT ledger.accounts_updated(count(*), $43) FROM a"
 
 /* clang-format on */
 
@@ -136,7 +141,7 @@ static const struct {
     {"ledger_lock_accounts", SQL_LOCK_ACCOUNTS, 1},
     {"ledger_load_accounts", SQL_LOAD_ACCOUNTS, 1},
     {"ledger_load_transfers", SQL_LOAD_TRANSFERS, 1},
-    {"ledger_write_batch", SQL_WRITE_BATCH, 42},
+    {"ledger_write_batch", SQL_WRITE_BATCH, 43},
 };
 
 int store_prepare_write_path(PGconn *conn, char *err, size_t errlen)
@@ -603,16 +608,19 @@ enum store_result store_batch_write_commit(PGconn *conn, const struct store_batc
     pending_columns(w, ids, &pc);
     free(ids);
     int n_touched = account_columns(w, &ac);
-    const char *params[42];
+    const char *params[43];
     memcpy(params, columns_params(&xc), 13 * sizeof *params);
     memcpy(params + 13, columns_params(&ec), 13 * sizeof *params);
     memcpy(params + 26, columns_params(&pc), 8 * sizeof *params);
     memcpy(params + 34, columns_params(&ac), 8 * sizeof *params);
+    char touched[24];
+    snprintf(touched, sizeof touched, "%d", n_touched);
+    params[42] = touched;
     bool write = w->n_entries > 0;
 
     pipeline_begin(conn);
     bool sent = (!locks_here || send_begin_locks(conn, acc.data, one_by_one)) &&
-                (!write || send_prepared(conn, "ledger_write_batch", 42, params)) &&
+                (!write || send_prepared(conn, "ledger_write_batch", 43, params)) &&
                 PQsendQueryParams(conn, "COMMIT", 0, NULL, NULL, NULL, NULL, 0) == 1 &&
                 PQpipelineSync(conn) == 1 && pipeline_flush(conn);
     columns_free(&xc);

@@ -43,6 +43,11 @@ enum store_ensure_result { STORE_CONN_DOWN, STORE_CONN_SAME, STORE_CONN_NEW };
  * it. STORE_CONN_NEW: a new session, which has no prepared statements. */
 enum store_ensure_result store_ensure(PGconn **conn, const char *conninfo);
 
+/* Names the running server: its postmaster's start time, which differs
+ * after a restart, a restore or a failover, that is whenever the journal
+ * may no longer be the one a session saw before. 0, or -1. */
+int store_server_incarnation(PGconn *conn, char *out, size_t len);
+
 /* Connections use generic plans, made from the table sizes of the moment
  * and kept until something (usually autovacuum's ANALYZE) invalidates
  * them: a plan made while a table was nearly empty may scan it where an
@@ -125,7 +130,9 @@ struct store_transfer_ref {
  * is given an entry numbered from its cached seq + 1, and seq grows with
  * every change of an account's state, without gaps (SPEC section 2), so
  * if another process changed the account since, that (account, seq)
- * exists and the insert fails (23505, entries_pkey) before COMMIT. */
+ * exists and the insert fails (23505, entries_pkey) before COMMIT. For a
+ * journal behind the cache, the write also refuses an account whose seq
+ * is not seq_before (23502), or whose row is missing (P0001). */
 struct store_batch_locks {
     const char *const *account_ids; /* sorted by strcmp, unique */
     int n_accounts;

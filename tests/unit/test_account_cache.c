@@ -1,7 +1,7 @@
 /*
  * test_account_cache.c - the committers' cache of committed account states
  * (engine/account_cache.c): all-or-nothing lookups, hold-offs after a
- * refused judgement, and replacement within a full set.
+ * refused judgement, servers, and replacement within a full set.
  */
 #include <stdio.h>
 #include <string.h>
@@ -26,7 +26,7 @@ static void put_one(struct account_cache *c, const char *id, struct core_account
 {
     const char *ids[] = {id};
     bool found[] = {true};
-    account_cache_put(c, ids, 1, &a, found);
+    account_cache_put(c, "s1", ids, 1, &a, found);
 }
 
 static void test_get_all_or_nothing(void **st)
@@ -34,14 +34,15 @@ static void test_get_all_or_nothing(void **st)
     (void)st;
     struct account_cache c;
     assert_int_equal(account_cache_init(&c, 1024), 0);
+    account_cache_use_server(&c, "s1");
     const char *ids[] = {"alice", "bob"};
     struct core_account s[2] = {state(1, 4, 100), state(2, 9, -5)};
     bool found[] = {true, false};
-    account_cache_put(&c, ids, 2, s, found);
+    account_cache_put(&c, "s1", ids, 2, s, found);
 
     struct core_account out[2];
-    assert_false(account_cache_get_all(&c, ids, 2, out, 0)); /* bob was not found */
-    assert_true(account_cache_get_all(&c, ids, 1, out, 0));
+    assert_false(account_cache_get_all(&c, "s1", ids, 2, out, 0)); /* bob was not found */
+    assert_true(account_cache_get_all(&c, "s1", ids, 1, out, 0));
     assert_int_equal(out[0].id, 1);
     assert_int_equal(out[0].seq, 4);
     assert_i128_equal(out[0].balance, 100);
@@ -50,7 +51,7 @@ static void test_get_all_or_nothing(void **st)
     /* A later put replaces the state. */
     put_one(&c, "alice", state(1, 5, 70));
     put_one(&c, "bob", state(2, 10, 7));
-    assert_true(account_cache_get_all(&c, ids, 2, out, 0));
+    assert_true(account_cache_get_all(&c, "s1", ids, 2, out, 0));
     assert_int_equal(out[0].seq, 5);
     assert_i128_equal(out[0].balance, 70);
     assert_int_equal(out[1].seq, 10);
@@ -63,49 +64,103 @@ static void test_drop_and_hold(void **st)
     (void)st;
     struct account_cache c;
     assert_int_equal(account_cache_init(&c, 1024), 0);
+    account_cache_use_server(&c, "s1");
     const char *ids[] = {"alice", "bob"};
     struct core_account out[2];
     put_one(&c, "alice", state(1, 1, 1));
     put_one(&c, "bob", state(2, 1, 1));
 
     account_cache_drop(&c, ids + 1, 1, 0);
-    assert_false(account_cache_get_all(&c, ids, 2, out, 0));
-    assert_true(account_cache_get_all(&c, ids, 1, out, 0));
+    assert_false(account_cache_get_all(&c, "s1", ids, 2, out, 0));
+    assert_true(account_cache_get_all(&c, "s1", ids, 1, out, 0));
 
     /* Held until t = 1000: refused before, even with a state put since. */
     put_one(&c, "bob", state(2, 2, 1));
     account_cache_drop(&c, ids, 2, 1000);
-    assert_false(account_cache_get_all(&c, ids, 1, out, 999));
+    assert_false(account_cache_get_all(&c, "s1", ids, 1, out, 999));
     put_one(&c, "alice", state(1, 2, 1));
     put_one(&c, "bob", state(2, 3, 1));
-    assert_false(account_cache_get_all(&c, ids, 2, out, 999));
-    assert_true(account_cache_get_all(&c, ids, 2, out, 1000));
+    assert_false(account_cache_get_all(&c, "s1", ids, 2, out, 999));
+    assert_true(account_cache_get_all(&c, "s1", ids, 2, out, 1000));
     assert_int_equal(out[1].seq, 3);
 
-    /* Dropped while held: still no state, and the hold stays. */
+    /* A drop without a hold keeps an earlier hold. */
     account_cache_drop(&c, ids, 1, 2000);
     account_cache_drop(&c, ids, 1, 0);
-    assert_false(account_cache_get_all(&c, ids, 1, out, 5000));
+    put_one(&c, "alice", state(1, 3, 1));
+    assert_false(account_cache_get_all(&c, "s1", ids, 1, out, 1999));
+    assert_true(account_cache_get_all(&c, "s1", ids, 1, out, 2000));
     account_cache_destroy(&c);
 }
 
-/* After a reconnection nothing cached may be trusted: clear forgets it
- * all, holds included, and the cache fills again. */
+/* The same server again keeps the states; another one forgets them all,
+ * holds included, and sessions still on the old one neither get nor put. */
+static void test_servers(void **st)
+{
+    (void)st;
+    struct account_cache c;
+    assert_int_equal(account_cache_init(&c, 64), 0);
+    const char *ids[] = {"alice"};
+    struct core_account out[1];
+    bool found[] = {true};
+    struct core_account a = state(1, 1, 1);
+    account_cache_put(&c, "s1", ids, 1, &a, found); /* no server yet: ignored */
+    account_cache_use_server(&c, "s1");
+    assert_false(account_cache_get_all(&c, "s1", ids, 1, out, 0));
+    account_cache_put(&c, "s1", ids, 1, &a, found);
+    account_cache_use_server(&c, "s1"); /* a reconnection to the same one */
+    assert_true(account_cache_get_all(&c, "s1", ids, 1, out, 0));
+    account_cache_drop(&c, ids, 1, 1000);
+
+    account_cache_use_server(&c, "s2");
+    assert_false(account_cache_get_all(&c, "s1", ids, 1, out, 0));
+    assert_false(account_cache_get_all(&c, "s2", ids, 1, out, 0));
+    struct core_account old = state(1, 9, 1);
+    account_cache_put(&c, "s1", ids, 1, &old, found); /* a late commit on s1 */
+    assert_false(account_cache_get_all(&c, "s2", ids, 1, out, 0));
+    struct core_account fresh = state(1, 2, 1);
+    account_cache_put(&c, "s2", ids, 1, &fresh, found);
+    assert_true(account_cache_get_all(&c, "s2", ids, 1, out, 0)); /* no hold left */
+    assert_int_equal(out[0].seq, 2);
+    assert_false(account_cache_get_all(&c, "", ids, 1, out, 0));
+    account_cache_destroy(&c);
+}
+
+/* Two committers' commits may be put out of order: a lower seq never
+ * replaces a higher one. */
+static void test_older_state_not_put(void **st)
+{
+    (void)st;
+    struct account_cache c;
+    assert_int_equal(account_cache_init(&c, 64), 0);
+    account_cache_use_server(&c, "s1");
+    const char *ids[] = {"alice"};
+    struct core_account out[1];
+    put_one(&c, "alice", state(1, 5, 50));
+    put_one(&c, "alice", state(1, 4, 40));
+    assert_true(account_cache_get_all(&c, "s1", ids, 1, out, 0));
+    assert_int_equal(out[0].seq, 5);
+    assert_i128_equal(out[0].balance, 50);
+    account_cache_destroy(&c);
+}
+
+/* clear forgets everything, holds included, and the cache fills again. */
 static void test_clear(void **st)
 {
     (void)st;
     struct account_cache c;
     assert_int_equal(account_cache_init(&c, 64), 0);
+    account_cache_use_server(&c, "s1");
     const char *ids[] = {"alice", "bob"};
     struct core_account out[2];
     put_one(&c, "alice", state(1, 1, 1));
     put_one(&c, "bob", state(2, 1, 1));
     account_cache_drop(&c, ids + 1, 1, 1000);
     account_cache_clear(&c);
-    assert_false(account_cache_get_all(&c, ids, 1, out, 0));
-    assert_false(account_cache_get_all(&c, ids + 1, 1, out, 0));
+    assert_false(account_cache_get_all(&c, "s1", ids, 1, out, 0));
+    assert_false(account_cache_get_all(&c, "s1", ids + 1, 1, out, 0));
     put_one(&c, "bob", state(2, 7, 1));
-    assert_true(account_cache_get_all(&c, ids + 1, 1, out, 0)); /* no hold left */
+    assert_true(account_cache_get_all(&c, "s1", ids + 1, 1, out, 0)); /* no hold left */
     assert_int_equal(out[0].seq, 7);
     account_cache_destroy(&c);
 }
@@ -116,6 +171,7 @@ static void test_replacement(void **st)
     (void)st;
     struct account_cache c;
     assert_int_equal(account_cache_init(&c, 8), 0);
+    account_cache_use_server(&c, "s1");
     assert_int_equal(c.n_sets, 1);
     char names[9][16];
     const char *ids[9];
@@ -126,16 +182,16 @@ static void test_replacement(void **st)
     for (int i = 0; i < 8; i++)
         put_one(&c, ids[i], state(i + 1, 1, i));
     struct core_account out[9];
-    assert_true(account_cache_get_all(&c, ids, 8, out, 0));
+    assert_true(account_cache_get_all(&c, "s1", ids, 8, out, 0));
     /* Use all but a3 again, so that a3 is the least recently used. */
     for (int i = 0; i < 8; i++)
         if (i != 3)
-            assert_true(account_cache_get_all(&c, ids + i, 1, out, 0));
+            assert_true(account_cache_get_all(&c, "s1", ids + i, 1, out, 0));
     put_one(&c, ids[8], state(9, 1, 8));
-    assert_false(account_cache_get_all(&c, ids + 3, 1, out, 0));
+    assert_false(account_cache_get_all(&c, "s1", ids + 3, 1, out, 0));
     for (int i = 0; i < 9; i++)
         if (i != 3) {
-            assert_true(account_cache_get_all(&c, ids + i, 1, out, 0));
+            assert_true(account_cache_get_all(&c, "s1", ids + i, 1, out, 0));
             assert_int_equal(out[0].id, i + 1);
         }
     account_cache_destroy(&c);
@@ -148,15 +204,16 @@ static void test_long_id_not_cached(void **st)
     (void)st;
     struct account_cache c;
     assert_int_equal(account_cache_init(&c, 64), 0);
+    account_cache_use_server(&c, "s1");
     char long_id[ID_LEN_MAX + 2];
     memset(long_id, 'x', sizeof long_id - 1);
     long_id[sizeof long_id - 1] = '\0';
     const char *ids[] = {long_id};
     put_one(&c, long_id, state(1, 1, 1));
     struct core_account out[1];
-    assert_false(account_cache_get_all(&c, ids, 1, out, 0));
+    assert_false(account_cache_get_all(&c, "s1", ids, 1, out, 0));
     long_id[ID_LEN_MAX] = '\0';
-    assert_false(account_cache_get_all(&c, ids, 1, out, 0));
+    assert_false(account_cache_get_all(&c, "s1", ids, 1, out, 0));
     account_cache_destroy(&c);
 }
 
@@ -166,6 +223,8 @@ int run_account_cache_tests(void)
         cmocka_unit_test(test_get_all_or_nothing),
         cmocka_unit_test(test_drop_and_hold),
         cmocka_unit_test(test_clear),
+        cmocka_unit_test(test_servers),
+        cmocka_unit_test(test_older_state_not_put),
         cmocka_unit_test(test_replacement),
         cmocka_unit_test(test_long_id_not_cached),
     };
