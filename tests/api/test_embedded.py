@@ -170,6 +170,7 @@ class Embedded(unittest.TestCase):
             with open(os.path.join(data, "postgresql.conf")) as f:
                 conf = f.read()
             self.assertIn("\nwal_init_zero = off\n", conf)
+            self.assertIn("\nwal_sync_method = open_datasync\n", conf)
             self.assertRegex(conf, r"\nshared_buffers = \d+MB\n")
             conninfo = "host=%s dbname=postgres user=ledgerd" % data
 
@@ -180,6 +181,7 @@ class Embedded(unittest.TestCase):
                 return p.stdout.strip()
 
             self.assertEqual(show("wal_init_zero"), "off")
+            self.assertEqual(show("wal_sync_method"), "open_datasync")
             # A quarter of memory, and never below PostgreSQL's own default.
             buffers = show("shared_buffers")
             self.assertRegex(buffers, r"^\d+[MG]B$")
