@@ -310,8 +310,10 @@ int main(int argc, char **argv)
     snprintf(data, sizeof data, "%s/pg", dir);
     struct pg_embedded pg;
     memset(&pg, 0, sizeof pg);
-    if (o.db == NULL && pg_embedded_start(&pg, data) != 0)
+    if (o.db == NULL && pg_embedded_start(&pg, data) != 0) {
+        rmdir(dir);
         return 2;
+    }
     char conninfo[4400];
     snprintf(conninfo, sizeof conninfo, "%s", o.db ? o.db : pg.conninfo);
     int port = 18000 + (int)(getpid() % 2000);
