@@ -262,6 +262,14 @@ static PGresult *pipeline_expect(PGconn *conn, ExecStatusType want, enum store_r
     return NULL;
 }
 
+/* A pipeline that could not be sent: why, and out of pipeline mode. */
+static enum store_result pipeline_send_failed(PGconn *conn, struct store_error *err)
+{
+    enum store_result r = pg_classify(conn, NULL, err);
+    pipeline_end(conn);
+    return r == STORE_OK ? STORE_FAILED : r;
+}
+
 static bool send_prepared(PGconn *conn, const char *name, int n, const char *const *params)
 {
     return PQsendQueryPrepared(conn, name, n, params, NULL, NULL, 0) == 1;
@@ -364,12 +372,9 @@ enum store_result store_batch_load(PGconn *conn, const struct store_batch_reads 
                 PQpipelineSync(conn) == 1 && pipeline_flush(conn);
     sbuf_free(&acc);
     sbuf_free(&xfer);
+    if (!sent)
+        return pipeline_send_failed(conn, err);
     enum store_result r = STORE_OK;
-    if (!sent) {
-        r = pg_classify(conn, NULL, err);
-        pipeline_end(conn);
-        return r == STORE_OK ? STORE_FAILED : r;
-    }
     expect_begin_locks(conn, one_by_one, &r, err);
     PGresult *accounts = pipeline_expect(conn, PGRES_TUPLES_OK, &r, err);
     PGresult *transfers = pipeline_expect(conn, PGRES_TUPLES_OK, &r, err);
@@ -551,12 +556,9 @@ static enum store_result begin_locks_alone(PGconn *conn, const char *acc_param, 
     pipeline_begin(conn);
     bool sent = send_begin_locks(conn, acc_param, one_by_one) && PQpipelineSync(conn) == 1 &&
                 pipeline_flush(conn);
+    if (!sent)
+        return pipeline_send_failed(conn, err);
     enum store_result r = STORE_OK;
-    if (!sent) {
-        r = pg_classify(conn, NULL, err);
-        pipeline_end(conn);
-        return r == STORE_OK ? STORE_FAILED : r;
-    }
     expect_begin_locks(conn, one_by_one, &r, err);
     if (PQstatus(conn) == CONNECTION_OK && !pipeline_drain_to_sync(conn) && r == STORE_OK)
         r = STORE_FAILED;
