@@ -144,10 +144,3 @@ void account_cache_drop(struct account_cache *c, const char *const *ids, int n,
     }
     pthread_mutex_unlock(&c->lock);
 }
-
-void account_cache_clear(struct account_cache *c)
-{
-    pthread_mutex_lock(&c->lock);
-    c->generation++;
-    pthread_mutex_unlock(&c->lock);
-}

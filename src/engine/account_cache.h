@@ -62,9 +62,6 @@ bool account_cache_get_all(struct account_cache *c, const char *server, const ch
 void account_cache_put(struct account_cache *c, const char *server, const char *const *ids, int n,
                        const struct core_account *states, const bool *found);
 
-/* Forgets every state and hold. */
-void account_cache_clear(struct account_cache *c);
-
 /* Forgets ids' states; with hold_until_us > 0, also refuses them to
  * account_cache_get_all until then (a time of the caller's clock), states
  * put meanwhile included: another process is writing them, and checking a

@@ -144,27 +144,6 @@ static void test_older_state_not_put(void **st)
     account_cache_destroy(&c);
 }
 
-/* clear forgets everything, holds included, and the cache fills again. */
-static void test_clear(void **st)
-{
-    (void)st;
-    struct account_cache c;
-    assert_int_equal(account_cache_init(&c, 64), 0);
-    account_cache_use_server(&c, "s1");
-    const char *ids[] = {"alice", "bob"};
-    struct core_account out[2];
-    put_one(&c, "alice", state(1, 1, 1));
-    put_one(&c, "bob", state(2, 1, 1));
-    account_cache_drop(&c, ids + 1, 1, 1000);
-    account_cache_clear(&c);
-    assert_false(account_cache_get_all(&c, "s1", ids, 1, out, 0));
-    assert_false(account_cache_get_all(&c, "s1", ids + 1, 1, out, 0));
-    put_one(&c, "bob", state(2, 7, 1));
-    assert_true(account_cache_get_all(&c, "s1", ids + 1, 1, out, 0)); /* no hold left */
-    assert_int_equal(out[0].seq, 7);
-    account_cache_destroy(&c);
-}
-
 /* One set of eight: the ninth account replaces the least recently used. */
 static void test_replacement(void **st)
 {
@@ -222,7 +201,6 @@ int run_account_cache_tests(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_get_all_or_nothing),
         cmocka_unit_test(test_drop_and_hold),
-        cmocka_unit_test(test_clear),
         cmocka_unit_test(test_servers),
         cmocka_unit_test(test_older_state_not_put),
         cmocka_unit_test(test_replacement),
