@@ -7,7 +7,10 @@
  *    the batch definitely did not commit): durability comes before any
  *    reply, in this one place.
  *  - Accounts are locked in ext_id order (store); transfer ids are read
- *    after the locks are held, in a new statement.
+ *    after the locks are held, in a new statement. A batch judged on
+ *    cached account states reads nothing: it is written only if its
+ *    inserts would fail on any state or transfer id it did not see
+ *    (batch_judge_cached), and a refusal runs it again the loaded way.
  *  - Retryable failures (store_result: deadlock, serialization, a transfer
  *    id inserted concurrently, a full lock table) roll back and run the
  *    whole batch again from fresh state.
