@@ -34,6 +34,21 @@ def metric(client, name):
     return int(m.group(1))
 
 
+def open_accounts(client, prefix, *names):
+    """An unbounded issuer "<prefix>-issuer" and the accounts
+    "<prefix>-<name>"."""
+    client.account(prefix + "-issuer", min_balance=None)
+    for n in names:
+        client.account("%s-%s" % (prefix, n))
+
+
+def paid(test, client, id, frm, to, amount):
+    """A transfer that must be created (201)."""
+    status, resp = client.transfer(id, frm, to, amount)
+    test.assertEqual(status, 201, resp)
+    return resp
+
+
 class Concurrency(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
@@ -307,12 +322,10 @@ class Concurrency(unittest.TestCase):
 
     def test_spend_by_the_other_process_is_seen(self):
         a, b = self.a.client(), self.b.client()
-        a.account("cs1-issuer", min_balance=None)
-        a.account("cs1-wallet")
-        a.account("cs1-other")
-        self.assertEqual(a.transfer("cs1-fund", "cs1-issuer", "cs1-wallet", 100)[0], 201)
+        open_accounts(a, "cs1", "wallet", "other")
+        paid(self, a, "cs1-fund", "cs1-issuer", "cs1-wallet", 100)
         stale_before = metric(a, "ledgerd_cache_stale_total")
-        self.assertEqual(b.transfer("cs1-b", "cs1-wallet", "cs1-other", 100)[0], 201)
+        paid(self, b, "cs1-b", "cs1-wallet", "cs1-other", 100)
         # a's cached state still says 100, which would allow this.
         status, resp = a.transfer("cs1-a", "cs1-wallet", "cs1-issuer", 100)
         self.assertEqual((status, resp.get("error")), (422, "insufficient_funds"), resp)
@@ -322,12 +335,10 @@ class Concurrency(unittest.TestCase):
 
     def test_state_changed_by_the_other_process_is_built_on(self):
         a, b = self.a.client(), self.b.client()
-        a.account("cs2-issuer", min_balance=None)
-        a.account("cs2-wallet")
-        a.account("cs2-other")
-        self.assertEqual(a.transfer("cs2-fund", "cs2-issuer", "cs2-wallet", 100)[0], 201)
+        open_accounts(a, "cs2", "wallet", "other")
+        paid(self, a, "cs2-fund", "cs2-issuer", "cs2-wallet", 100)
         stale_before = metric(a, "ledgerd_cache_stale_total")
-        self.assertEqual(b.transfer("cs2-b", "cs2-wallet", "cs2-other", 30)[0], 201)
+        paid(self, b, "cs2-b", "cs2-wallet", "cs2-other", 30)
         status, resp = a.transfer("cs2-a", "cs2-wallet", "cs2-issuer", 50)
         self.assertEqual(status, 201, resp)
         self.assertEqual(resp["from_balance"], "20")
@@ -338,8 +349,7 @@ class Concurrency(unittest.TestCase):
 
     def test_replay_on_cached_accounts(self):
         a = self.a.client()
-        a.account("cs3-issuer", min_balance=None)
-        a.account("cs3-wallet")
+        open_accounts(a, "cs3", "wallet")
         status, first = a.transfer("cs3-fund", "cs3-issuer", "cs3-wallet", 100)
         self.assertEqual(status, 201, first)
         # Both accounts are now cached: the replay is first judged as a new
@@ -353,30 +363,14 @@ class Concurrency(unittest.TestCase):
         self.assertEqual(metric(a, "ledgerd_cache_stale_total"), stale_before + 1)
         self.assertEqual(a.balance("cs3-wallet"), 100)
 
-    # A database behind what a process cached: it lost the process's last
-    # commit (restored, or an asynchronous standby promoted). Simulated by
-    # removing that commit by hand, the journal's triggers off for it.
-    UNDO_LAST = """BEGIN;
-        ALTER TABLE ledger.entries DISABLE TRIGGER entries_insert_only;
-        ALTER TABLE ledger.transfers DISABLE TRIGGER transfers_insert_only;
-        DELETE FROM ledger.entries WHERE transfer_ext_id = '{t}';
-        DELETE FROM ledger.transfers WHERE ext_id = '{t}';
-        UPDATE ledger.accounts SET balance = {fb}, seq = seq - 1 WHERE ext_id = '{frm}';
-        UPDATE ledger.accounts SET balance = {tb}, seq = seq - 1 WHERE ext_id = '{to}';
-        ALTER TABLE ledger.entries ENABLE ALWAYS TRIGGER entries_insert_only;
-        ALTER TABLE ledger.transfers ENABLE ALWAYS TRIGGER transfers_insert_only;
-        COMMIT;"""
-
     def test_replay_next_to_a_new_transfer_on_cached_accounts(self):
         # Judged on cached states as new, Y would be refused (the wallet is
         # empty) and not written, so nothing would check that Y exists:
         # only a batch whose every transfer id it inserts may stand.
         a = self.a.client()
-        a.account("cs6-issuer", min_balance=None)
-        a.account("cs6-a")
-        a.account("cs6-b")
-        self.assertEqual(a.transfer("cs6-f", "cs6-issuer", "cs6-a", 1000)[0], 201)
-        self.assertEqual(a.transfer("cs6-y", "cs6-a", "cs6-b", 1000)[0], 201)
+        open_accounts(a, "cs6", "a", "b")
+        paid(self, a, "cs6-f", "cs6-issuer", "cs6-a", 1000)
+        paid(self, a, "cs6-y", "cs6-a", "cs6-b", 1000)
         status, resp = a.post("/v1/transfers/batch", {"atomic": False, "transfers": [
             {"id": "cs6-y", "from": "cs6-a", "to": "cs6-b", "amount": 1000},
             {"id": "cs6-x", "from": "cs6-b", "to": "cs6-a", "amount": 1}]})
@@ -393,15 +387,13 @@ class Concurrency(unittest.TestCase):
         # nothing would check its state; only a batch that changes every
         # account it names may stand.
         a, b = self.a.client(), self.b.client()
-        a.account("cs7-issuer", min_balance=None)
-        for n in ("w", "b", "c", "d"):
-            a.account("cs7-" + n)
-        self.assertEqual(a.transfer("cs7-f1", "cs7-issuer", "cs7-w", 100)[0], 201)
-        self.assertEqual(a.transfer("cs7-f2", "cs7-w", "cs7-issuer", 100)[0], 201)
-        self.assertEqual(a.transfer("cs7-f3", "cs7-issuer", "cs7-b", 100)[0], 201)
-        self.assertEqual(a.transfer("cs7-f4", "cs7-issuer", "cs7-c", 1)[0], 201)
-        self.assertEqual(a.transfer("cs7-f5", "cs7-issuer", "cs7-d", 1)[0], 201)
-        self.assertEqual(b.transfer("cs7-g", "cs7-issuer", "cs7-w", 60)[0], 201)
+        open_accounts(a, "cs7", "w", "b", "c", "d")
+        paid(self, a, "cs7-f1", "cs7-issuer", "cs7-w", 100)
+        paid(self, a, "cs7-f2", "cs7-w", "cs7-issuer", 100)
+        paid(self, a, "cs7-f3", "cs7-issuer", "cs7-b", 100)
+        paid(self, a, "cs7-f4", "cs7-issuer", "cs7-c", 1)
+        paid(self, a, "cs7-f5", "cs7-issuer", "cs7-d", 1)
+        paid(self, b, "cs7-g", "cs7-issuer", "cs7-w", 60)
         status, resp = a.post("/v1/transfers/batch", {"atomic": False, "transfers": [
             {"id": "cs7-x", "from": "cs7-w", "to": "cs7-c", "amount": 50},
             {"id": "cs7-x", "from": "cs7-b", "to": "cs7-d", "amount": 10}]})
@@ -418,12 +410,9 @@ class Concurrency(unittest.TestCase):
         # A batch of 200 transfers writes its journal rows by COPY; the
         # stale wallet must be refused there too.
         a, b = self.a.client(), self.b.client()
-        a.account("cs8-issuer", min_balance=None)
-        a.account("cs8-w")
+        open_accounts(a, "cs8", "w", *("p%d" % i for i in range(200)))
         payees = ["cs8-p%d" % i for i in range(200)]
-        for p in payees:
-            a.account(p)
-        self.assertEqual(a.transfer("cs8-f", "cs8-issuer", "cs8-w", 10000)[0], 201)
+        paid(self, a, "cs8-f", "cs8-issuer", "cs8-w", 10000)
 
         def batch(tag):
             status, resp = a.post("/v1/transfers/batch", {"atomic": False, "transfers": [
@@ -433,7 +422,7 @@ class Concurrency(unittest.TestCase):
             return [(r["status"], r.get("error")) for r in resp["results"]]
 
         self.assertEqual(batch("one"), [("posted", None)] * 200)
-        self.assertEqual(b.transfer("cs8-g", "cs8-w", "cs8-issuer", 9700)[0], 201)
+        paid(self, b, "cs8-g", "cs8-w", "cs8-issuer", 9700)
         stale_before = metric(a, "ledgerd_cache_stale_total")
         # Judged on the cached 9,800 all 200 would pass; on the real 100,
         # the first 100.
@@ -442,12 +431,25 @@ class Concurrency(unittest.TestCase):
         self.assertEqual(metric(a, "ledgerd_cache_stale_total"), stale_before + 1)
         self.assertEqual(a.balance("cs8-w"), 0)
 
+    # A database behind what a process cached: it lost the process's last
+    # commit (restored, or an asynchronous standby promoted). Simulated by
+    # removing that commit by hand, the journal's triggers off for it.
+    UNDO_LAST = """BEGIN;
+        ALTER TABLE ledger.entries DISABLE TRIGGER entries_insert_only;
+        ALTER TABLE ledger.transfers DISABLE TRIGGER transfers_insert_only;
+        DELETE FROM ledger.entries WHERE transfer_ext_id = '{t}';
+        DELETE FROM ledger.transfers WHERE ext_id = '{t}';
+        UPDATE ledger.accounts SET balance = {fb}, seq = seq - 1 WHERE ext_id = '{frm}';
+        UPDATE ledger.accounts SET balance = {tb}, seq = seq - 1 WHERE ext_id = '{to}';
+        ALTER TABLE ledger.entries ENABLE ALWAYS TRIGGER entries_insert_only;
+        ALTER TABLE ledger.transfers ENABLE ALWAYS TRIGGER transfers_insert_only;
+        COMMIT;"""
+
     def test_journal_behind_the_cache_on_the_same_sessions(self):
         a = self.a.client()
-        a.account("cs4-issuer", min_balance=None)
-        a.account("cs4-wallet")
-        self.assertEqual(a.transfer("cs4-1", "cs4-issuer", "cs4-wallet", 100)[0], 201)
-        self.assertEqual(a.transfer("cs4-2", "cs4-issuer", "cs4-wallet", 50)[0], 201)
+        open_accounts(a, "cs4", "wallet")
+        paid(self, a, "cs4-1", "cs4-issuer", "cs4-wallet", 100)
+        paid(self, a, "cs4-2", "cs4-issuer", "cs4-wallet", 50)
         self.pg.psql(self.UNDO_LAST.format(t="cs4-2", frm="cs4-issuer", fb=-100,
                                            to="cs4-wallet", tb=100))
         # The cache says 150 at seq 2; the journal has 100 at seq 1. The
@@ -483,9 +485,8 @@ class NewSessions(unittest.TestCase):
 
     def test_new_sessions_forget_cached_states(self):
         a = self.a.client()
-        a.account("cs5-issuer", min_balance=None)
-        a.account("cs5-wallet")
-        self.assertEqual(a.transfer("cs5-1", "cs5-issuer", "cs5-wallet", 100)[0], 201)
+        open_accounts(a, "cs5", "wallet")
+        paid(self, a, "cs5-1", "cs5-issuer", "cs5-wallet", 100)
         # Another server (here: the same one restarted), with a state that
         # differs at the same seq: what a failover to a standby that lost
         # the last commits and then took others would show. Nothing in the

@@ -22,6 +22,13 @@ static struct core_account state(int64_t id, int64_t seq, long long balance)
     return a;
 }
 
+/* A cache of room for capacity accounts, holding server "s1"'s states. */
+static void cache_on(struct account_cache *c, unsigned capacity)
+{
+    assert_int_equal(account_cache_init(c, capacity), 0);
+    account_cache_use_server(c, "s1");
+}
+
 static void put_one(struct account_cache *c, const char *id, struct core_account a)
 {
     const char *ids[] = {id};
@@ -33,8 +40,7 @@ static void test_get_all_or_nothing(void **st)
 {
     (void)st;
     struct account_cache c;
-    assert_int_equal(account_cache_init(&c, 1024), 0);
-    account_cache_use_server(&c, "s1");
+    cache_on(&c, 1024);
     const char *ids[] = {"alice", "bob"};
     struct core_account s[2] = {state(1, 4, 100), state(2, 9, -5)};
     bool found[] = {true, false};
@@ -63,8 +69,7 @@ static void test_drop_and_hold(void **st)
 {
     (void)st;
     struct account_cache c;
-    assert_int_equal(account_cache_init(&c, 1024), 0);
-    account_cache_use_server(&c, "s1");
+    cache_on(&c, 1024);
     const char *ids[] = {"alice", "bob"};
     struct core_account out[2];
     put_one(&c, "alice", state(1, 1, 1));
@@ -132,8 +137,7 @@ static void test_older_state_not_put(void **st)
 {
     (void)st;
     struct account_cache c;
-    assert_int_equal(account_cache_init(&c, 64), 0);
-    account_cache_use_server(&c, "s1");
+    cache_on(&c, 64);
     const char *ids[] = {"alice"};
     struct core_account out[1];
     put_one(&c, "alice", state(1, 5, 50));
@@ -149,8 +153,7 @@ static void test_replacement(void **st)
 {
     (void)st;
     struct account_cache c;
-    assert_int_equal(account_cache_init(&c, 8), 0);
-    account_cache_use_server(&c, "s1");
+    cache_on(&c, 8);
     assert_int_equal(c.n_sets, 1);
     char names[9][16];
     const char *ids[9];
@@ -182,8 +185,7 @@ static void test_long_id_not_cached(void **st)
 {
     (void)st;
     struct account_cache c;
-    assert_int_equal(account_cache_init(&c, 64), 0);
-    account_cache_use_server(&c, "s1");
+    cache_on(&c, 64);
     char long_id[ID_LEN_MAX + 2];
     memset(long_id, 'x', sizeof long_id - 1);
     long_id[sizeof long_id - 1] = '\0';
