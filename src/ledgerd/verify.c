@@ -8,7 +8,8 @@
  *   1. per currency, sum(balance) = 0 and sum(pending_out) = sum(pending_in);
  *   2. available >= min_balance after every entry that lowers available,
  *      of every bounded account; available within the 128-bit range;
- *   3. seq 1..n without gaps; balance and pending chains; state = last entry;
+ *   3. seq 1..n without gaps; balance and pending chains; state = last entry
+ *      (and last_effective_at = its effective_at);
  *      effective_at never decreasing along seq;
  *   4. every posted transfer has exactly its two entries; no orphan entry;
  *      an entry's copy of its transfer's client id is that id;
@@ -150,6 +151,11 @@ static void chain_finish(struct audit *a, struct chain *c, PGresult *acct, int r
         if (missing || stored[i] != c->cost.value[i])
             violation(a, "account %s: stored avg_cost %s differs from the journal's", c->ext_id,
                       c->cost.currency[i]);
+    /* balance?at= answers a time at or after it without searching. */
+    bool none = PQgetisnull(acct, row, 9);
+    if (c->seq == 0 ? !none : none || atoll(PQgetvalue(acct, row, 9)) != c->effective_us)
+        violation(a, "account %s: stored last_effective_at differs from its last entry's",
+                  c->ext_id);
 }
 
 /* One entry of the chain: figures, floor, and the mean acquisition cost. */
@@ -227,7 +233,8 @@ static int check_chains(struct audit *a, long *n_entries)
 {
     PGresult *acct = query(a, "SELECT id, ext_id, balance, pending_out, pending_in, seq,"
                               " min_balance, cost_currencies,"
-                              " ARRAY(SELECT avg_cost ->> c FROM unnest(cost_currencies) c)"
+                              " ARRAY(SELECT avg_cost ->> c FROM unnest(cost_currencies) c),"
+                              " (extract(epoch FROM last_effective_at) * 1000000)::bigint"
                               " FROM ledger.accounts ORDER BY id");
     if (acct == NULL)
         return -1;

@@ -126,6 +126,20 @@ class JournalReadsRelyOn(unittest.TestCase):
         self.assertEqual(rc, 1, out)
         self.assertIn("seq 2: effective_at earlier than the entry before", out)
 
+    def test_verify_objects_to_a_wrong_last_effective_at(self):
+        # balance?at= answers a time at or after it without searching.
+        self.c.account("empty")
+        rc, out = harness.verify(self.pg.conninfo)
+        self.assertEqual(rc, 0, out)
+        self.pg.psql("UPDATE ledger.accounts SET last_effective_at ="
+                     " last_effective_at - interval '1 microsecond' WHERE ext_id = 'a';"
+                     "UPDATE ledger.accounts SET last_effective_at = now() WHERE ext_id = 'empty'")
+        rc, out = harness.verify(self.pg.conninfo)
+        self.assertEqual(rc, 1, out)
+        self.assertIn("account a: stored last_effective_at differs from its last entry's", out)
+        self.assertIn("account empty: stored last_effective_at differs from its last entry's", out)
+        self.assertNotIn("account world:", out)
+
 
 class VerifyFloors(unittest.TestCase):
     """Invariant 2 with a positive min_balance: a credit may leave an account

@@ -219,6 +219,7 @@ class BalanceAtTest(HistoryTestCase):
             ("at the second", "2022-03-02T10:00:00.25Z", ("70", 2)),
             ("at the second, offset", "2022-03-02T04:30:00.25-05:30", ("70", 2)),
             ("between 2 and 3", "2022-03-03T09:00:00Z", ("70", 2)),
+            ("1us before the last", "2022-03-03T09:59:59.999999Z", ("70", 2)),
             ("at the third", "2022-03-03T10:00:00Z", ("75", 3)),
             ("after the last", "2024-01-01T00:00:00Z", ("75", 3)),
         ]
