@@ -33,11 +33,11 @@
 #define HTTP_THREADS   4
 #define READ_POOL_SIZE HTTP_THREADS
 /* Committers take only requests on accounts the others are not busy with
- * (engine.h): on disjoint accounts two keep two PostgreSQL backends busy
- * side by side, and the requests on a hot account become one batch per
- * commit instead of two half-size ones, the second queueing behind the
- * first's whole commit (BENCHMARKS.md). */
-#define COMMITTERS 2
+ * (engine.h), so several keep several PostgreSQL backends busy on disjoint
+ * accounts. On the 2-core machine of BENCHMARKS.md a second one gained no
+ * throughput, and its small transactions beside the first's doubled the
+ * open-loop p99: one by default, --committers for more cores. */
+#define COMMITTERS_DEFAULT 1
 
 _Static_assert(BATCH_OPS_MAX >= BATCH_TRANSFERS_MAX, "a whole batch request fits one commit");
 
@@ -46,12 +46,14 @@ struct options {
     const char *listen;
     const char *data;
     const char *token_file;
+    int committers;
 };
 
 static void usage(FILE *f)
 {
     fputs("usage: ledgerd [--db URL] [--listen HOST:PORT] [--data DIR]\n"
           "               [--log-level error|warn|info|debug] [--token-file FILE]\n"
+          "               [--committers N]\n"
           "       ledgerd verify [--db URL | --data DIR]\n",
           f);
 }
@@ -63,10 +65,12 @@ static int parse_options(int argc, char **argv, struct options *o)
                                              {"data", required_argument, NULL, 'D'},
                                              {"log-level", required_argument, NULL, 'v'},
                                              {"token-file", required_argument, NULL, 't'},
+                                             {"committers", required_argument, NULL, 'c'},
                                              {"help", no_argument, NULL, 'h'},
                                              {NULL, 0, NULL, 0}};
     o->listen = "127.0.0.1:8080";
     o->data = "./ledger-data";
+    o->committers = COMMITTERS_DEFAULT;
     int c;
     while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
         switch (c) {
@@ -82,6 +86,17 @@ static int parse_options(int argc, char **argv, struct options *o)
         case 't':
             o->token_file = optarg;
             break;
+        case 'c': {
+            char *end;
+            long n = strtol(optarg, &end, 10);
+            if (end == optarg || *end != '\0' || n < 1 || n > COMMITTERS_MAX) {
+                fprintf(stderr, "ledgerd: --committers must be a whole number from 1 to %d\n",
+                        COMMITTERS_MAX);
+                return -1;
+            }
+            o->committers = (int)n;
+            break;
+        }
         case 'v': {
             int level = log_level_parse(optarg);
             if (level < 0) {
@@ -261,7 +276,7 @@ static int serve(const struct options *o)
     struct store_pool pool;
     struct engine engine;
     if (store_pool_init(&pool, conninfo, READ_POOL_SIZE) != 0 ||
-        engine_start(&engine, conninfo, QUEUE_OPS_MAX, BATCH_OPS_MAX, COMMITTERS) != 0) {
+        engine_start(&engine, conninfo, QUEUE_OPS_MAX, BATCH_OPS_MAX, o->committers) != 0) {
         log_error("could not start the write path");
         goto stop_pg;
     }

@@ -2,6 +2,7 @@
 processes on one database, group commit."""
 import random
 import re
+import subprocess
 import threading
 import unittest
 
@@ -54,8 +55,9 @@ class Concurrency(unittest.TestCase):
     def setUpClass(cls):
         cls.pg = harness.cluster()
         cls.pg.reset()
+        # One committer (the default) and several side by side in one process.
         cls.a = harness.Ledgerd(db=cls.pg.conninfo)
-        cls.b = harness.Ledgerd(db=cls.pg.conninfo)
+        cls.b = harness.Ledgerd(db=cls.pg.conninfo, extra=["--committers", "3"])
         c = cls.a.client()
         c.account("world", min_balance=None)
 
@@ -567,3 +569,12 @@ class SmallLockTable(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class CommittersOption(unittest.TestCase):
+    def test_out_of_range_or_not_a_number_is_refused(self):
+        for value in ("0", "9", "-1", "two", "2x", ""):
+            p = subprocess.run([harness.LEDGERD, "--committers", value, "--db", "host=/nonexistent"],
+                               capture_output=True, text=True, timeout=30)
+            self.assertEqual(p.returncode, 2, value + ": " + p.stdout + p.stderr)
+            self.assertIn("--committers must be a whole number from 1 to 8", p.stderr, value)
