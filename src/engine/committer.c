@@ -527,6 +527,44 @@ static void batch_run(struct committer *c, struct batch *b)
 #define BATCH_MEM_KEEP_MAX (16u << 20)
 #define IDLE_RELEASE_S     1
 
+static void answer_later(struct engine *e, struct engine_request *list)
+{
+    struct engine_request *last = list;
+    while (last->next)
+        last = last->next;
+    pthread_mutex_lock(&e->answer_lock);
+    if (e->answers_tail)
+        e->answers_tail->next = list;
+    else
+        e->answers = list;
+    e->answers_tail = last;
+    pthread_cond_signal(&e->answer_wake);
+    pthread_mutex_unlock(&e->answer_lock);
+}
+
+/* Answers until stopped and nothing is left to answer. */
+static void *answerer_main(void *arg)
+{
+    struct engine *e = arg;
+    pthread_mutex_lock(&e->answer_lock);
+    for (;;) {
+        while (e->answers == NULL && !e->answerer_stopping)
+            pthread_cond_wait(&e->answer_wake, &e->answer_lock);
+        struct engine_request *list = e->answers;
+        if (list == NULL)
+            break;
+        e->answers = e->answers_tail = NULL;
+        pthread_mutex_unlock(&e->answer_lock);
+        for (struct engine_request *r = list, *next; r; r = next) {
+            next = r->next;
+            r->done(r);
+        }
+        pthread_mutex_lock(&e->answer_lock);
+    }
+    pthread_mutex_unlock(&e->answer_lock);
+    return NULL;
+}
+
 static void *committer_main(void *arg)
 {
     struct committer *c = arg;
@@ -577,10 +615,7 @@ static void *committer_main(void *arg)
         engine_clear_busy(c);
         pthread_cond_broadcast(&e->wake);
         pthread_mutex_unlock(&e->lock);
-        for (struct engine_request *r = list, *next; r; r = next) {
-            next = r->next;
-            r->done(r);
-        }
+        answer_later(e, list);
     }
     batch_mem_release(&c->mem); /* the block is this thread's own */
     return NULL;
@@ -594,6 +629,10 @@ int engine_start(struct engine *e, const char *conninfo, int queued_ops_max, int
         return -1;
     pthread_mutex_init(&e->lock, NULL);
     pthread_cond_init(&e->wake, NULL);
+    pthread_mutex_init(&e->answer_lock, NULL);
+    pthread_cond_init(&e->answer_wake, NULL);
+    if (pthread_create(&e->answerer, NULL, answerer_main, e) != 0)
+        return -1;
     e->conninfo = conninfo;
     e->queued_ops_max = queued_ops_max;
     e->batch_ops_max = batch_ops_max;
@@ -622,5 +661,10 @@ void engine_stop(struct engine *e)
         free(e->committers[i].busy_ids);
         e->committers[i].busy_ids = NULL;
     }
+    pthread_mutex_lock(&e->answer_lock);
+    e->answerer_stopping = true;
+    pthread_cond_signal(&e->answer_wake);
+    pthread_mutex_unlock(&e->answer_lock);
+    pthread_join(e->answerer, NULL);
     account_cache_destroy(&e->cache);
 }

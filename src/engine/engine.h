@@ -91,6 +91,15 @@ struct engine {
      * can skip loading (account_cache.h). */
     struct account_cache cache;
 
+    /* Batches done wait here for the answerer thread, which calls their
+     * requests' done callbacks: a committer takes its next batch at once
+     * instead of first resuming every connection of the last one. */
+    pthread_t answerer;
+    pthread_mutex_t answer_lock;
+    pthread_cond_t answer_wake;
+    struct engine_request *answers, *answers_tail;
+    bool answerer_stopping;
+
     /* The expiry sweeper: its own thread and connection. */
     pthread_t sweeper;
     pthread_cond_t sweeper_wake;
