@@ -3,7 +3,8 @@
  *
  * Request threads submit parsed transfer requests; a committer takes what
  * is queued (up to a limit), runs core on it inside one database
- * transaction, commits, and only then calls each request's done callback.
+ * transaction, commits, and only then hands the requests to the answerer
+ * thread, which calls each one's done callback.
  * A 2xx answer therefore always follows a durable COMMIT.
  */
 #ifndef LEDGER_ENGINE_ENGINE_H
@@ -34,7 +35,7 @@ struct engine_request {
     struct engine_op *ops;
     int n_ops;
     bool atomic;
-    /* Called once from the committer thread: status is STATUS_OK (see each
+    /* Called once from the answerer thread: status is STATUS_OK (see each
      * op) or STATUS_UNAVAILABLE (nothing applied, or outcome unknown). */
     void (*done)(struct engine_request *r);
     void *done_arg;
@@ -112,7 +113,7 @@ enum engine_submit_result { ENGINE_QUEUED, ENGINE_FULL, ENGINE_STOPPING };
 /* Queues r; r is untouched unless ENGINE_QUEUED. */
 enum engine_submit_result engine_submit(struct engine *e, struct engine_request *r);
 /* Stops the sweeper, stops taking requests, finishes what is queued,
- * joins the committer. */
+ * joins the committers, then the answerer once it has answered all. */
 void engine_stop(struct engine *e);
 
 /* The expiry sweeper (sweeper.c), started and stopped by the engine. */
