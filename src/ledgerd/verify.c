@@ -153,7 +153,7 @@ static void chain_finish(struct audit *a, struct chain *c, PGresult *acct, int r
                       c->cost.currency[i]);
     /* balance?at= answers a time at or after it without searching. */
     bool none = PQgetisnull(acct, row, 9);
-    if (c->seq == 0 ? !none : none || atoll(PQgetvalue(acct, row, 9)) != c->effective_us)
+    if (c->seq == 0 ? !none : (none || atoll(PQgetvalue(acct, row, 9)) != c->effective_us))
         violation(a, "account %s: stored last_effective_at differs from its last entry's",
                   c->ext_id);
 }

@@ -322,12 +322,19 @@ class Concurrency(unittest.TestCase):
     # accounts on loaded states for a second, and other tests here share
     # "world" between the processes.
 
-    def test_spend_by_the_other_process_is_seen(self):
+    def spent_by_b(self, prefix, amount):
+        """Process a funds "<prefix>-wallet" with 100 (and caches it), then
+        b pays amount of it to "<prefix>-other". Returns both clients and
+        a's ledgerd_cache_stale_total from before b's payment."""
         a, b = self.a.client(), self.b.client()
-        open_accounts(a, "cs1", "wallet", "other")
-        paid(self, a, "cs1-fund", "cs1-issuer", "cs1-wallet", 100)
+        open_accounts(a, prefix, "wallet", "other")
+        paid(self, a, prefix + "-fund", prefix + "-issuer", prefix + "-wallet", 100)
         stale_before = metric(a, "ledgerd_cache_stale_total")
-        paid(self, b, "cs1-b", "cs1-wallet", "cs1-other", 100)
+        paid(self, b, prefix + "-b", prefix + "-wallet", prefix + "-other", amount)
+        return a, b, stale_before
+
+    def test_spend_by_the_other_process_is_seen(self):
+        a, b, stale_before = self.spent_by_b("cs1", 100)
         # a's cached state still says 100, which would allow this.
         status, resp = a.transfer("cs1-a", "cs1-wallet", "cs1-issuer", 100)
         self.assertEqual((status, resp.get("error")), (422, "insufficient_funds"), resp)
@@ -336,11 +343,7 @@ class Concurrency(unittest.TestCase):
         self.assertEqual(b.balance("cs1-other"), 100)
 
     def test_state_changed_by_the_other_process_is_built_on(self):
-        a, b = self.a.client(), self.b.client()
-        open_accounts(a, "cs2", "wallet", "other")
-        paid(self, a, "cs2-fund", "cs2-issuer", "cs2-wallet", 100)
-        stale_before = metric(a, "ledgerd_cache_stale_total")
-        paid(self, b, "cs2-b", "cs2-wallet", "cs2-other", 30)
+        a, _, stale_before = self.spent_by_b("cs2", 30)
         status, resp = a.transfer("cs2-a", "cs2-wallet", "cs2-issuer", 50)
         self.assertEqual(status, 201, resp)
         self.assertEqual(resp["from_balance"], "20")
