@@ -159,7 +159,7 @@ static void print_row(const struct result *r, double best_baseline)
  * another's leftovers. VACUUM ANALYZE does the work that the previous
  * runs' rows would otherwise start in autovacuum during the next run: an
  * autovacuum of the journal once ran through six of the open loop's ten
- * seconds, and its worst half-second had a p99 of 65 ms. The checkpoint
+ * seconds, and its worst quarter-second had a p99 of 65 ms. The checkpoint
  * flushes their dirty pages. Autovacuum workers already running are
  * waited for. */
 static void settle(const char *conninfo)
