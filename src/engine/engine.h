@@ -77,7 +77,7 @@ struct engine {
     struct engine_request *head, *tail;
     int queued_ops;
     int queued_ops_max; /* back-pressure: submit refuses beyond this */
-    int batch_ops_max;  /* transfers judged in one database transaction */
+    int batch_ops_max;  /* requests are combined up to this many transfers */
     bool stopping;
     const char *conninfo;
     /* Each committer takes, in queue order, the requests that share no

@@ -115,9 +115,10 @@ static bool hold(const struct engine_request *r, const char **held, int *n_held)
 /* Small requests are merged up to two transfers per lockable account, so
  * that the batch still locks accounts one by one and runs beside batches
  * on other accounts, of this process or another. A batch that runs alone
- * anyway (its first request names too many accounts) takes up to
- * batch_ops_max. Requests skipped are all still pending, so taking a later
- * one first is an order their clients could have seen anyway. */
+ * anyway (its first request names too many accounts) takes more while it
+ * stays within batch_ops_max. The first request is taken whole, however
+ * large: a request is never split across transactions. Requests skipped are all still pending, so
+ * taking a later one first is an order their clients could have seen anyway. */
 struct engine_request *engine_take(struct engine *e, struct committer *c)
 {
     struct engine_request *list = NULL, *last = NULL, *kept = NULL;

@@ -204,10 +204,22 @@ static void small_requests_merge_up_to_the_lockable_limit(void **state)
 static void a_big_first_request_merges_up_to_the_batch_limit(void **state)
 {
     struct qfx *q = *state;
+    q->e.batch_ops_max = STORE_LOCKED_ACCOUNTS_MAX / 2 + 3;
     struct engine_request *big = submit_many(q, "big", STORE_LOCKED_ACCOUNTS_MAX / 2 + 1);
-    struct engine_request *a = submit(q, "x", "y"), *b = submit(q, "y", "z");
+    struct engine_request *a = submit(q, "x", "y"), *b = submit(q, "y", "z"),
+                          *c = submit(q, "z", "x");
     check_list(engine_take(&q->e, &q->e.committers[0]), (struct engine_request *[]){big, a, b}, 3);
-    check_queue(&q->e, NULL, 0);
+    check_queue(&q->e, &c, 1);
+}
+
+static void a_request_over_the_batch_limit_is_taken_whole_and_alone(void **state)
+{
+    struct qfx *q = *state;
+    q->e.batch_ops_max = QO - 100;
+    struct engine_request *big = submit_many(q, "big", QO);
+    struct engine_request *a = submit(q, "x", "y");
+    check_list(engine_take(&q->e, &q->e.committers[0]), &big, 1);
+    check_queue(&q->e, &a, 1);
 }
 
 static void settlements_never_conflict_and_are_not_published(void **state)
@@ -318,6 +330,8 @@ int run_queue_tests(void)
                                         qfx_teardown),
         cmocka_unit_test_setup_teardown(a_big_first_request_merges_up_to_the_batch_limit, qfx_setup,
                                         qfx_teardown),
+        cmocka_unit_test_setup_teardown(a_request_over_the_batch_limit_is_taken_whole_and_alone,
+                                        qfx_setup, qfx_teardown),
         cmocka_unit_test_setup_teardown(settlements_never_conflict_and_are_not_published, qfx_setup,
                                         qfx_teardown),
         cmocka_unit_test_setup_teardown(one_committer_publishes_nothing, qfx_setup, qfx_teardown),
