@@ -216,6 +216,7 @@ static int parse_options(int argc, char **argv, struct options *o)
                                              {"db", required_argument, NULL, 'D'},
                                              {"journal", required_argument, NULL, 'J'},
                                              {"read-rate", required_argument, NULL, 'R'},
+                                             {"batch-clients", required_argument, NULL, 'B'},
                                              {NULL, 0, NULL, 0}};
     o->seed = (uint64_t)time(NULL);
     o->seconds = 10;
@@ -264,9 +265,13 @@ static int parse_options(int argc, char **argv, struct options *o)
         case 'R':
             o->read_rate = atof(optarg);
             break;
+        case 'B':
+            o->batch_clients = atoi(optarg);
+            break;
         default:
             fprintf(stderr,
                     "usage: ledger-bench [--smoke] [--seed N] [--seconds S] [--clients N]"
+                    " [--batch-clients N]"
                     " [--rate R] [--read-rate R] [--journal N]"
                     " [--workloads uniform,hot,hot-spend,zipf]"
                     " [--systems single,batch,lock,serializable,optimistic,ceiling,http,open,reads]"
@@ -274,6 +279,10 @@ static int parse_options(int argc, char **argv, struct options *o)
                     " [--ledgerd PATH]\n");
             return -1;
         }
+    }
+    if (o->clients < 1 || o->batch_clients < 1) {
+        fprintf(stderr, "ledger-bench: --clients and --batch-clients must be at least 1\n");
+        return -1;
     }
     if (o->smoke) {
         o->seconds = 1;
