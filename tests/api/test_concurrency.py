@@ -570,10 +570,6 @@ class SmallLockTable(unittest.TestCase):
         self.assertEqual(c.balance("mid-dst-499"), 2)
 
 
-if __name__ == "__main__":
-    unittest.main()
-
-
 class CommittersOption(unittest.TestCase):
     def test_out_of_range_or_not_a_number_is_refused(self):
         for value in ("0", "9", "-1", "two", "2x", ""):
@@ -581,3 +577,7 @@ class CommittersOption(unittest.TestCase):
                                capture_output=True, text=True, timeout=30)
             self.assertEqual(p.returncode, 2, value + ": " + p.stdout + p.stderr)
             self.assertIn("--committers must be a whole number from 1 to 8", p.stderr, value)
+
+
+if __name__ == "__main__":
+    unittest.main()
