@@ -141,10 +141,15 @@ static double rate_of(const struct result *r)
     return r->seconds > 0 ? (double)r->transfers / r->seconds : 0;
 }
 
-static void print_row(const struct result *r, double best_baseline)
+/* One row of a workload's table, after the table's header if it is the
+ * first row printed (*header_done). */
+static void print_row(const struct result *r, double best_baseline, bool *header_done)
 {
     if (r->seconds == 0)
         return; /* not selected with --systems */
+    if (!*header_done)
+        print_table_header();
+    *header_done = true;
     printf("| %s | %d | %.0f | %.2f | %.2f | %.2f | %llu | %llu | %llu |", r->system, r->clients,
            rate_of(r), r->p50_ms, r->p99_ms, r->p999_ms, (unsigned long long)r->rejects,
            (unsigned long long)r->errors, (unsigned long long)r->retries);
@@ -430,25 +435,21 @@ int main(int argc, char **argv)
         char title[128];
         snprintf(title, sizeof title, "%s (%d accounts)", w.name, w.n_accounts);
         printf("\n### %s\n\n", title);
-        bool table = single_res.seconds > 0 || batch_res.seconds > 0 ||
-                     (k == WL_UNIFORM && wanted(o.systems, "ceiling"));
+        bool header_done = false;
+        print_row(&single_res, best, &header_done);
+        print_row(&batch_res, best, &header_done);
         for (int b = 0; b < BASE_COUNT; b++)
-            table = table || base_res[b].seconds > 0;
-        if (table)
-            print_table_header();
-        print_row(&single_res, best);
-        print_row(&batch_res, best);
-        for (int b = 0; b < BASE_COUNT; b++)
-            print_row(&base_res[b], best);
+            print_row(&base_res[b], best, &header_done);
         if (k == WL_UNIFORM && wanted(o.systems, "ceiling")) {
             double top = 1;
             for (int c = 0; c < CEIL_COUNT; c++) {
-                print_row(&ceiling[c], best);
+                print_row(&ceiling[c], best, &header_done);
                 if (rate_of(&ceiling[c]) > top)
                     top = rate_of(&ceiling[c]);
             }
-            printf("\nbatch requests reach %.0f%% of the ceiling (the faster of the two)\n",
-                   100.0 * rate_of(&batch_res) / top);
+            if (batch_res.seconds > 0)
+                printf("\nbatch requests reach %.0f%% of the ceiling (the faster of the two)\n",
+                       100.0 * rate_of(&batch_res) / top);
         }
         /* Sampled during the single and batch runs (the open loop prints
          * its own). */

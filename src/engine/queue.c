@@ -117,8 +117,9 @@ static bool hold(const struct engine_request *r, const char **held, int *n_held)
  * on other accounts, of this process or another. A batch that runs alone
  * anyway (its first request names too many accounts) takes more while it
  * stays within batch_ops_max. The first request is taken whole, however
- * large: a request is never split across transactions. Requests skipped are all still pending, so
- * taking a later one first is an order their clients could have seen anyway. */
+ * large: a request is never split across transactions. Requests skipped
+ * are all still pending, so taking a later one first is an order their
+ * clients could have seen anyway. */
 struct engine_request *engine_take(struct engine *e, struct committer *c)
 {
     struct engine_request *list = NULL, *last = NULL, *kept = NULL;
