@@ -46,16 +46,15 @@ static int cost_find(const struct core_cost *c, const char *currency)
 
 /* SPEC section 5: unit_cost must name exactly the credited account's cost
  * currencies; a unit_cost for an account that tracks none is malformed. */
-static enum status unit_cost_check(const struct core_account *to, bool has_unit_cost,
-                                   const struct core_cost *unit_cost)
+static enum status unit_cost_check(const struct core_account *to, const struct core_cost *unit_cost)
 {
-    if (has_unit_cost && to->avg_cost.n == 0)
+    if (unit_cost != NULL && to->avg_cost.n == 0)
         return STATUS_INVALID_REQUEST;
-    for (int i = 0; has_unit_cost && i < unit_cost->n; i++)
+    for (int i = 0; unit_cost != NULL && i < unit_cost->n; i++)
         if (cost_find(&to->avg_cost, unit_cost->currency[i]) < 0)
             return STATUS_INVALID_REQUEST;
     for (int i = 0; i < to->avg_cost.n; i++)
-        if (!has_unit_cost || cost_find(unit_cost, to->avg_cost.currency[i]) < 0)
+        if (unit_cost == NULL || cost_find(unit_cost, to->avg_cost.currency[i]) < 0)
             return STATUS_MISSING_UNIT_COST;
     return STATUS_OK;
 }
@@ -120,7 +119,7 @@ static enum status transfer_check(const struct core_batch *b, const struct core_
         plan->effective_us = max64(b->now_us, last);
     }
 
-    enum status s = unit_cost_check(to, op->has_unit_cost, &op->unit_cost);
+    enum status s = unit_cost_check(to, op->unit_cost);
     if (s != STATUS_OK)
         return s;
 
@@ -146,7 +145,7 @@ static enum status transfer_check(const struct core_batch *b, const struct core_
     if (!from->min_unbounded && available < from->min_balance)
         return STATUS_INSUFFICIENT_FUNDS;
     cost_after(from, plan->from_balance, 0, NULL, &plan->from_cost);
-    cost_after(to, plan->to_balance, op->pending ? 0 : op->amount, &op->unit_cost, &plan->to_cost);
+    cost_after(to, plan->to_balance, op->pending ? 0 : op->amount, op->unit_cost, &plan->to_cost);
     return STATUS_OK;
 }
 
@@ -254,8 +253,9 @@ static enum status transfer_apply(struct core_batch *b, struct core_op *op, bool
     t->created_us = b->now_us;
     t->effective_us = plan.effective_us;
     t->deadline_us = TIME_NONE;
-    if (op->has_unit_cost)
-        t->unit_cost = op->unit_cost; /* kept in the journal; a pending credit applies it on post */
+    if (op->unit_cost != NULL)
+        t->unit_cost =
+            *op->unit_cost; /* kept in the journal; a pending credit applies it on post */
     if (op->pending) {
         t->timeout_s = op->timeout_s;
         if (op->timeout_s > 0)
@@ -375,9 +375,9 @@ static void request_apply(struct core_batch *b, const struct core_request *r)
         /* A later op of the batch may settle the same transfer: each op
          * answers with the transfer as it left it. */
         if (op->status == STATUS_OK) {
-            op->result = b->transfers[op->transfer];
+            *op->result = b->transfers[op->transfer];
             if (op->kind == OP_TRANSFER && op->replayed)
-                as_created(&op->result);
+                as_created(op->result);
         }
         if (op->status != STATUS_OK)
             failed = true;

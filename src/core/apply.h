@@ -9,7 +9,8 @@
 /*
  * Applies every request of the batch, in order, each transfer judged against
  * the state left by the ones before it (SPEC section 3). Sets status and
- * replayed on every op; updates accounts and transfers in place; appends the
+ * replayed on every op, and *result on every op that succeeds (so each op
+ * needs one); updates accounts and transfers in place; appends the
  * journal entries to b->entries. A failed transfer changes nothing; a failed
  * atomic request changes nothing and its other transfers report
  * STATUS_BATCH_FAILED. No I/O, no clock (b->now_us is the time), no

@@ -130,9 +130,12 @@ enum op_kind {
 };
 
 /* One transfer of a request, as parsed by the HTTP layer and resolved by
- * the engine. The outputs are status and replayed; the result itself is
- * transfers[transfer]. For post, void and expire, transfer is the pending
- * transfer and from/to are its accounts. */
+ * the engine. The outputs are status, replayed and *result. For post, void
+ * and expire, transfer is the pending transfer and from/to are its
+ * accounts. unit_cost and result point to the caller's memory: an op
+ * waits in the engine's queue, and only a few carry a unit_cost while
+ * every op needs its result only from its batch to its answer, so neither
+ * is carried inline by every queued op. */
 struct core_op {
     enum op_kind kind;
     int transfer;        /* slot in core_batch.transfers */
@@ -144,10 +147,9 @@ struct core_op {
     bool has_currency;
     char currency[CURRENCY_LEN_MAX + 1];
     bool pending;
-    int64_t timeout_s; /* pending only; 0: none */
-    bool has_amount;   /* post: false posts the whole reservation */
-    bool has_unit_cost;
-    struct core_cost unit_cost;
+    int64_t timeout_s;                 /* pending only; 0: none */
+    bool has_amount;                   /* post: false posts the whole reservation */
+    const struct core_cost *unit_cost; /* NULL: none */
     bool has_expect_from_seq, has_expect_to_seq;
     int64_t expect_from_seq, expect_to_seq;
     bool has_effective;
@@ -155,7 +157,7 @@ struct core_op {
 
     enum status status;
     bool replayed;
-    struct core_transfer result; /* on STATUS_OK: the transfer right after this op */
+    struct core_transfer *result; /* on STATUS_OK: the transfer right after this op */
 };
 
 /* A client request: a single transfer or a batch, atomic or not. */

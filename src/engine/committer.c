@@ -157,7 +157,10 @@ static void batch_init(struct batch *b, struct engine_request *list, struct batc
     }
     batch_carve(b, m);
     int k = 0;
-    for (struct engine_request *r = list; r; r = r->next)
+    for (struct engine_request *r = list; r; r = r->next) {
+        LEDGER_ASSERT(r->results == NULL);
+        r->results = malloc((size_t)r->n_ops * sizeof *r->results);
+        LEDGER_ASSERT(r->results != NULL);
         for (int i = 0; i < r->n_ops; i++) {
             struct engine_op *op = &r->ops[i];
             b->account_ids[2 * k] = op->from;
@@ -165,6 +168,7 @@ static void batch_init(struct batch *b, struct engine_request *list, struct batc
             b->transfer_ids[k] = op->id;
             b->ops[k++] = op;
         }
+    }
     b->n_accounts = engine_ids_sort_unique(b->account_ids, 2 * b->n_ops);
     b->n_transfers = engine_ids_sort_unique(b->transfer_ids, b->n_ops);
 }
@@ -192,7 +196,7 @@ static int batch_apply(struct batch *b)
             c->to = b->found[to] ? to : -1;
             c->status = STATUS_OK;
             c->replayed = false;
-            memset(&c->result, 0, sizeof c->result);
+            c->result = &r->results[i];
         }
     }
     struct core_batch cb = {

@@ -25,9 +25,10 @@ struct engine_op {
     char from[ID_LEN_MAX + 1]; /* settlements: filled in by the committer */
     char to[ID_LEN_MAX + 1];
     char *metadata_json; /* owned by the request's creator; NULL for none */
-    /* The op as core judges it: the HTTP layer fills its inputs; its
-     * results (status, replayed, result) are valid once done is called
-     * with STATUS_OK. The committer sets the slots and id pointers. */
+    /* The op as core judges it: the HTTP layer fills its inputs (its
+     * unit_cost is owned by the request's creator); its results (status,
+     * replayed, *result) are valid once done is called with STATUS_OK.
+     * The committer sets the slots, id pointers and result. */
     struct core_op core;
 };
 
@@ -40,6 +41,9 @@ struct engine_request {
     void (*done)(struct engine_request *r);
     void *done_arg;
     enum status status;
+    /* One per op, allocated by the committer that takes the request (ops
+     * wait in the queue without them); the request's creator frees it. */
+    struct core_transfer *results;
     struct engine_request *next;
 };
 

@@ -62,6 +62,7 @@ static int sweep_once(struct engine *e, PGconn **conn, int64_t *planned_ns,
     int expired = 0;
     for (int i = 0; r.status == STATUS_OK && i < n; i++)
         expired += ops[i].core.status == STATUS_OK;
+    free(r.results);
     if (expired > 0)
         log_info("expired %d pending transfer(s)", expired);
     return n;

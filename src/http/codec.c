@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/assert.h"
 #include "codec.h"
 
 static bool fail(struct codec_error *err, const char *fmt, const char *field)
@@ -232,12 +233,10 @@ bool codec_parse_transfer(json_t *obj, struct engine_op *op, struct codec_error 
                         "timeout_s");
         op->core.timeout_s = json_integer_value(v);
     }
-    v = json_object_get(obj, "unit_cost");
-    if (v) {
-        if (!parse_unit_cost(v, &op->core.unit_cost, err))
-            return false;
-        op->core.has_unit_cost = true;
-    }
+    json_t *unit_cost = json_object_get(obj, "unit_cost");
+    struct core_cost cost;
+    if (unit_cost && !parse_unit_cost(unit_cost, &cost, err))
+        return false;
 
     v = json_object_get(obj, "effective_at");
     if (v) {
@@ -258,7 +257,16 @@ bool codec_parse_transfer(json_t *obj, struct engine_op *op, struct codec_error 
             !get_seq(v, "to_seq", &op->core.has_expect_to_seq, &op->core.expect_to_seq, err))
             return false;
     }
-    return get_metadata(obj, &op->metadata_json, err);
+    if (!get_metadata(obj, &op->metadata_json, err))
+        return false;
+    /* Allocated last, so that a refused op owns nothing. */
+    if (unit_cost) {
+        struct core_cost *copy = malloc(sizeof *copy);
+        LEDGER_ASSERT(copy != NULL);
+        *copy = cost;
+        op->core.unit_cost = copy;
+    }
+    return true;
 }
 
 bool codec_parse_account(json_t *obj, struct store_account *a, struct codec_error *err)

@@ -492,7 +492,7 @@ enum MHD_Result routes_reply_committed(struct http_request *r)
             return http_reply_error(r, op->core.status, status_message(op->core.status));
         json_writer_init(&w);
         jw_object_begin(&w);
-        codec_write_transfer_fields(&w, op->id, op->from, op->to, &op->core.result);
+        codec_write_transfer_fields(&w, op->id, op->from, op->to, op->core.result);
         jw_key(&w, "replayed");
         jw_bool(&w, op->core.replayed);
         jw_object_end(&w);
@@ -506,7 +506,7 @@ enum MHD_Result routes_reply_committed(struct http_request *r)
         struct engine_op *op = &er->ops[i];
         jw_object_begin(&w);
         if (op->core.status == STATUS_OK) {
-            codec_write_transfer_fields(&w, op->id, op->from, op->to, &op->core.result);
+            codec_write_transfer_fields(&w, op->id, op->from, op->to, op->core.result);
             jw_key(&w, "replayed");
             jw_bool(&w, op->core.replayed);
         } else {
@@ -528,10 +528,14 @@ enum MHD_Result routes_reply_committed(struct http_request *r)
 
 void routes_request_free(struct http_request *r)
 {
-    for (int i = 0; i < r->engine_req.n_ops; i++)
+    for (int i = 0; i < r->engine_req.n_ops; i++) {
         free(r->engine_req.ops[i].metadata_json);
+        free((void *)r->engine_req.ops[i].core.unit_cost);
+    }
     free(r->engine_req.ops);
     r->engine_req.ops = NULL;
+    free(r->engine_req.results);
+    r->engine_req.results = NULL;
 }
 
 static enum MHD_Result healthz(struct http_request *r)

@@ -75,10 +75,19 @@ struct core_op *fx_op(struct fx *f, int t, int from, int to, i128 amount)
     op->to_id = to >= 0 ? f->names[to] : "no-such-to";
     op->amount_parse = AMOUNT_PARSE_OK;
     op->amount = amount;
-    /* Sentinels: core must overwrite both. */
+    op->result = &f->results[op - f->ops];
+    /* Sentinels: core must overwrite all three on success. */
     op->status = STATUS_INTERNAL;
     op->replayed = true;
+    memset(op->result, 0xa5, sizeof *op->result);
     return op;
+}
+
+void fx_unit_cost(struct fx *f, struct core_op *op, struct core_cost cost)
+{
+    struct core_cost *c = &f->unit_costs[op - f->ops];
+    *c = cost;
+    op->unit_cost = c;
 }
 
 struct core_transfer *fx_existing(struct fx *f, int t, int from, int to, i128 amount, bool pending)

@@ -106,6 +106,7 @@ struct mt {
     char names[M_ACCOUNTS][16];
     struct core_transfer transfers[M_SLOTS];
     struct core_op ops[M_MAX_OPS];
+    struct core_transfer results[M_MAX_OPS]; /* ops[i].result */
     struct core_request reqs[M_MAX_REQ];
     int n_ops, n_reqs;
     struct core_entry *entries;
@@ -560,8 +561,10 @@ static void run_batch(struct mt *m)
     for (int r = 0; r < m->n_reqs; r++) {
         int n = (int)(1 + below(M_MAX_REQ_OP));
         m->reqs[r] = (struct core_request){m->n_ops, n, chance(25)};
-        for (int i = 0; i < n; i++)
-            gen_op(m, &m->ops[m->n_ops++], first_slot);
+        for (int i = 0; i < n; i++, m->n_ops++) {
+            gen_op(m, &m->ops[m->n_ops], first_slot);
+            m->ops[m->n_ops].result = &m->results[m->n_ops];
+        }
     }
 
     /* What the engine would do on loading: clear the per-batch flags. */

@@ -29,7 +29,7 @@ static enum status run_one(struct fx *f, const struct core_op *op)
      * (test_replay_of_a_settled_creation). */
     bool as_created = op->kind == OP_TRANSFER && op->replayed && f->transfers[op->transfer].settled;
     if (op->status == STATUS_OK && !as_created)
-        assert_memory_equal(&op->result, &f->transfers[op->transfer], sizeof op->result);
+        assert_memory_equal(op->result, &f->transfers[op->transfer], sizeof *op->result);
     return op->status;
 }
 
@@ -341,7 +341,7 @@ static void test_settled_again(void **state)
         assert_int_equal(f->b.n_entries, 0);
         assert_unchanged(f, &s);
         if (rows[i].want == STATUS_OK)
-            assert_memory_equal(&op->result, &s.transfers[rows[i].transfer], sizeof op->result);
+            assert_memory_equal(op->result, &s.transfers[rows[i].transfer], sizeof *op->result);
     }
 }
 
@@ -417,8 +417,8 @@ static void test_replay_post_and_void(void **state)
     assert_int_equal(f->entries[0].kind, ENTRY_POST_PENDING);
     assert_int_equal(f->entries[2].transfer, 1);
     assert_int_equal(f->entries[2].kind, ENTRY_VOID_PENDING);
-    assert_memory_equal(&f->ops[1].result, &f->ops[0].result, sizeof f->ops[0].result);
-    assert_memory_equal(&f->ops[3].result, &f->ops[2].result, sizeof f->ops[2].result);
+    assert_memory_equal(f->ops[1].result, f->ops[0].result, sizeof *f->ops[0].result);
+    assert_memory_equal(f->ops[3].result, f->ops[2].result, sizeof *f->ops[2].result);
     assert_i128_equal(f->accounts[a].balance, 930);
     assert_i128_equal(f->accounts[a].pending_out, 0);
     assert_i128_equal(f->accounts[b].balance, 70);
@@ -433,7 +433,7 @@ static void test_replay_post_and_void(void **state)
     op = fx_settle(f, OP_VOID, 1, a, b);
     assert_int_equal(run_one(f, op), STATUS_OK);
     assert_true(op->replayed);
-    assert_int_equal(op->result.state, TRANSFER_VOIDED);
+    assert_int_equal(op->result->state, TRANSFER_VOIDED);
 }
 
 /* A replayed creation answers what the creation answered, even after a
@@ -445,17 +445,17 @@ static void test_replay_of_a_settled_creation(void **state)
     int b = fx_account(f, "USD", false, 0, 0);
     struct core_op *op = fx_reserve(f, 0, a, b, 100);
     assert_int_equal(run_one(f, op), STATUS_OK);
-    const struct core_transfer created = op->result;
+    const struct core_transfer created = *op->result;
     next_run(f);
     op = fx_post(f, 0, a, b, 60);
     assert_int_equal(run_one(f, op), STATUS_OK);
-    assert_int_equal(op->result.state, TRANSFER_POSTED);
+    assert_int_equal(op->result->state, TRANSFER_POSTED);
 
     next_run(f);
     op = fx_reserve(f, 0, a, b, 100);
     assert_int_equal(run_one(f, op), STATUS_OK);
     assert_true(op->replayed);
-    const struct core_transfer *r = &op->result;
+    const struct core_transfer *r = op->result;
     assert_int_equal(r->state, TRANSFER_PENDING);
     assert_false(r->settled);
     assert_int_equal(r->from_seq, created.from_seq);
@@ -473,10 +473,10 @@ static void test_replay_of_a_settled_creation(void **state)
     fx_reserve(f, 1, a, b, 10);
     fx_run(f);
     EXPECT_STATUSES(f, STATUS_OK, STATUS_OK, STATUS_OK);
-    assert_int_equal(f->ops[1].result.state, TRANSFER_VOIDED);
+    assert_int_equal(f->ops[1].result->state, TRANSFER_VOIDED);
     assert_true(f->ops[2].replayed);
-    assert_int_equal(f->ops[2].result.state, TRANSFER_PENDING);
-    assert_int_equal(f->ops[2].result.from_seq, f->ops[0].result.from_seq);
+    assert_int_equal(f->ops[2].result->state, TRANSFER_PENDING);
+    assert_int_equal(f->ops[2].result->from_seq, f->ops[0].result->from_seq);
 }
 
 /* ---- reservations ---- */
@@ -924,7 +924,7 @@ static void snapshots(struct fx *f, bool atomic)
         assert_int_equal(f->ops[i].replayed, replayed[i]);
     assert_int_equal(f->b.n_entries, 8);
 
-    const struct core_transfer *r0 = &f->ops[0].result, *r1 = &f->ops[1].result;
+    const struct core_transfer *r0 = f->ops[0].result, *r1 = f->ops[1].result;
     assert_true(r0->exists && r0->created && r0->pending);
     assert_int_equal(r0->state, TRANSFER_PENDING);
     assert_false(r0->settled);
@@ -940,14 +940,14 @@ static void snapshots(struct fx *f, bool atomic)
     assert_i128_equal(r1->settle_from_balance, 960);
     assert_i128_equal(r1->settle_to_balance, 40);
     assert_memory_not_equal(r0, r1, sizeof *r0);
-    assert_memory_equal(&f->ops[2].result, r1, sizeof *r1);
+    assert_memory_equal(f->ops[2].result, r1, sizeof *r1);
     assert_memory_equal(&f->transfers[0], r1, sizeof *r1);
 
-    assert_int_equal(f->ops[3].result.state, TRANSFER_PENDING);
-    assert_int_equal(f->ops[4].result.state, TRANSFER_VOIDED);
-    assert_int_equal(f->ops[4].result.settle_from_seq, 4);
-    assert_memory_equal(&f->ops[5].result, &f->ops[4].result, sizeof f->ops[4].result);
-    assert_memory_equal(&f->transfers[1], &f->ops[4].result, sizeof f->ops[4].result);
+    assert_int_equal(f->ops[3].result->state, TRANSFER_PENDING);
+    assert_int_equal(f->ops[4].result->state, TRANSFER_VOIDED);
+    assert_int_equal(f->ops[4].result->settle_from_seq, 4);
+    assert_memory_equal(f->ops[5].result, f->ops[4].result, sizeof *f->ops[4].result);
+    assert_memory_equal(&f->transfers[1], f->ops[4].result, sizeof *f->ops[4].result);
     assert_i128_equal(f->accounts[a].balance, 960);
     assert_i128_equal(f->accounts[a].pending_out, 0);
     assert_i128_equal(f->accounts[b].pending_in, 0);
@@ -1084,8 +1084,8 @@ static void test_unit_cost_statuses(void **state)
         next_run(f);
         struct core_op *op = fx_op(f, (int)i, rows[i].from, rows[i].to, 1);
         op->pending = rows[i].pending;
-        op->has_unit_cost = rows[i].has_unit_cost;
-        op->unit_cost = rows[i].uc;
+        if (rows[i].has_unit_cost)
+            fx_unit_cost(f, op, rows[i].uc);
         if (run_one(f, op) != rows[i].want)
             fail_msg("%s: %s, want %s", rows[i].what, status_code(op->status),
                      status_code(rows[i].want));
@@ -1101,8 +1101,7 @@ static void test_unit_cost_statuses(void **state)
     assert_true(op->replayed);
     next_run(f);
     op = fx_op(f, 30, ISS, T2, 5);
-    op->has_unit_cost = true;
-    op->unit_cost = (struct core_cost){1, {"EUR"}, {1}};
+    fx_unit_cost(f, op, (struct core_cost){1, {"EUR"}, {1}});
     assert_int_equal(run_one(f, op), STATUS_OK);
     assert_true(op->replayed);
 }
@@ -1194,8 +1193,8 @@ static void test_unit_cost_order_of_checks(void **state)
         struct core_op *op = fx_op(f, rows[i].transfer, rows[i].from, rows[i].to, rows[i].amount);
         op->amount_parse = rows[i].parse;
         op->pending = rows[i].pending;
-        op->has_unit_cost = rows[i].unit_cost != 0;
-        op->unit_cost = costs[rows[i].unit_cost];
+        if (rows[i].unit_cost != 0)
+            fx_unit_cost(f, op, costs[rows[i].unit_cost]);
         op->has_expect_from_seq = rows[i].has_expect_from;
         op->expect_from_seq = rows[i].expect_from;
         op->has_effective = rows[i].has_effective;
@@ -1251,8 +1250,7 @@ static void test_avg_cost_credit_and_debit(void **state)
         struct core_op *op;
         if (rows[i].credit) {
             op = fx_op(f, (int)i, iss, w, rows[i].amount);
-            op->has_unit_cost = true;
-            op->unit_cost = (struct core_cost){2, {"BRL", "USD"}, {rows[i].brl, rows[i].usd}};
+            fx_unit_cost(f, op, (struct core_cost){2, {"BRL", "USD"}, {rows[i].brl, rows[i].usd}});
         } else {
             op = fx_op(f, (int)i, w, s, rows[i].amount);
         }
@@ -1289,8 +1287,7 @@ static void test_avg_cost_negative_balance(void **state)
     assert_cost(&f->entries[0].avg_cost, 1, {"USD"}, {3 * E18});
     next_run(f);
     op = fx_op(f, 1, iss, n, 30); /* -10 + 30 = 20: b <= 0, so u */
-    op->has_unit_cost = true;
-    op->unit_cost = (struct core_cost){1, {"USD"}, {7 * E18}};
+    fx_unit_cost(f, op, (struct core_cost){1, {"USD"}, {7 * E18}});
     assert_int_equal(run_one(f, op), STATUS_OK);
     assert_cost(&f->entries[1].avg_cost, 1, {"USD"}, {7 * E18});
     assert_cost(&f->accounts[n].avg_cost, 1, {"USD"}, {7 * E18});
@@ -1300,8 +1297,7 @@ static void test_avg_cost_negative_balance(void **state)
     assert_cost(&f->accounts[n].avg_cost, 1, {"USD"}, {7 * E18});
     next_run(f);
     op = fx_op(f, 3, iss, n, 30); /* exactly to 0: 0 */
-    op->has_unit_cost = true;
-    op->unit_cost = (struct core_cost){1, {"USD"}, {4 * E18}};
+    fx_unit_cost(f, op, (struct core_cost){1, {"USD"}, {4 * E18}});
     assert_int_equal(run_one(f, op), STATUS_OK);
     assert_i128_equal(f->accounts[n].balance, 0);
     assert_cost(&f->entries[1].avg_cost, 1, {"USD"}, {0});
@@ -1319,8 +1315,7 @@ static void test_avg_cost_pending_credit_then_post(void **state)
 
     /* Reserve a credit of 100 at 5.00: nothing moves yet. */
     struct core_op *op = fx_reserve(f, 0, iss, w, 100);
-    op->has_unit_cost = true;
-    op->unit_cost = (struct core_cost){1, {"USD"}, {5 * E18}};
+    fx_unit_cost(f, op, (struct core_cost){1, {"USD"}, {5 * E18}});
     assert_int_equal(run_one(f, op), STATUS_OK);
     assert_cost(&f->entries[1].avg_cost, 1, {"USD"}, {2 * E18});
     assert_cost(&f->accounts[w].avg_cost, 1, {"USD"}, {2 * E18});
@@ -1361,8 +1356,7 @@ static void test_avg_cost_pending_credit_then_post(void **state)
     /* A pending credit posted onto a balance of 0 takes its unit cost. */
     next_run(f);
     op = fx_reserve(f, 3, iss, w, 9);
-    op->has_unit_cost = true;
-    op->unit_cost = (struct core_cost){1, {"USD"}, {E18 / 3}};
+    fx_unit_cost(f, op, (struct core_cost){1, {"USD"}, {E18 / 3}});
     assert_int_equal(run_one(f, op), STATUS_OK);
     next_run(f);
     op = fx_settle(f, OP_POST, 3, iss, w);
@@ -1380,11 +1374,9 @@ static void test_avg_cost_void_and_expire_leave_mean(void **state)
     f->accounts[w].avg_cost.value[1] = 2 * E18;
 
     struct core_op *op = fx_reserve(f, 0, iss, w, 1000);
-    op->has_unit_cost = true;
-    op->unit_cost = (struct core_cost){2, {"BRL", "USD"}, {90 * E18, 50 * E18}};
+    fx_unit_cost(f, op, (struct core_cost){2, {"BRL", "USD"}, {90 * E18, 50 * E18}});
     op = fx_reserve(f, 1, iss, w, 500);
-    op->has_unit_cost = true;
-    op->unit_cost = (struct core_cost){2, {"BRL", "USD"}, {1, 1}};
+    fx_unit_cost(f, op, (struct core_cost){2, {"BRL", "USD"}, {1, 1}});
     op->timeout_s = 10;
     fx_run(f);
     EXPECT_STATUSES(f, STATUS_OK, STATUS_OK);
@@ -1417,8 +1409,7 @@ static void test_avg_cost_atomic_rollback(void **state)
     track(f, w, "USD", NULL);
     f->accounts[w].avg_cost.value[0] = 2 * E18;
     struct core_op *op = fx_op(f, 0, iss, w, 10);
-    op->has_unit_cost = true;
-    op->unit_cost = (struct core_cost){1, {"USD"}, {4 * E18}};
+    fx_unit_cost(f, op, (struct core_cost){1, {"USD"}, {4 * E18}});
     fx_op(f, 1, w, s, 20);
     fx_op(f, 2, iss, w, 1); /* missing_unit_cost */
     fx_request(f, 0, 3, true);

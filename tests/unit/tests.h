@@ -59,6 +59,8 @@ struct fx {
     char names[FX_ACCOUNTS][16];
     struct core_transfer transfers[FX_TRANSFERS];
     struct core_op ops[FX_OPS];
+    struct core_transfer results[FX_OPS]; /* ops[i].result */
+    struct core_cost unit_costs[FX_OPS];  /* ops[i].unit_cost, if set */
     struct core_request requests[FX_REQUESTS];
     struct core_entry *entries;
     struct core_undo *undo;
@@ -78,6 +80,8 @@ int fx_account(struct fx *f, const char *currency, bool unbounded, i128 min_bala
 /* Adds a posted transfer op amount from -> to using transfer slot t (slot
  * -1 for an account: "no such account"); status/replayed hold sentinels. */
 struct core_op *fx_op(struct fx *f, int t, int from, int to, i128 amount);
+/* Gives op (of f) a unit_cost: a copy of cost that f keeps. */
+void fx_unit_cost(struct fx *f, struct core_op *op, struct core_cost cost);
 /* Marks transfer slot t as an existing posted (or pending) transfer from the
  * journal. */
 struct core_transfer *fx_existing(struct fx *f, int t, int from, int to, i128 amount, bool pending);
