@@ -226,7 +226,7 @@ static int parse_options(int argc, char **argv, struct options *o)
     o->seed = (uint64_t)time(NULL);
     o->seconds = 10;
     o->clients = 64;
-    o->batch_clients = 4;
+    o->batch_clients = 64;
     o->open_rate = 5000;
     o->read_rate = 1000;
     o->workloads = "uniform,hot,hot-spend,zipf";
@@ -292,6 +292,7 @@ static int parse_options(int argc, char **argv, struct options *o)
     if (o->smoke) {
         o->seconds = 1;
         o->clients = 8;
+        o->batch_clients = 2;
         o->open_rate = 500;
         o->read_rate = 100;
         o->workloads = "uniform";
