@@ -410,7 +410,7 @@ static enum MHD_Result transfer_settle(struct http_request *r, const char *id, e
     r->engine_req.atomic = true;
     struct engine_op *op = &r->engine_req.ops[0];
     op->core.kind = kind;
-    snprintf(op->id, sizeof op->id, "%s", id);
+    snprintf(op->id, sizeof op->id, "%.*s", ID_LEN_MAX, id); /* valid_id: never cut */
     bool ok = codec_parse_settle(root, kind, op, &err);
     json_decref(root);
     if (!ok)
