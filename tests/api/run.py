@@ -1,6 +1,6 @@
 """Runs the black-box API tests against a private PostgreSQL cluster.
 
-usage: python3 tests/api/run.py [--ledgerd PATH] [PATTERN]
+usage: python3 tests/api/run.py [--ledgerd PATH] [PATTERN ...]
 Prints one closing line 'api: N passed, N failed'; exits non-zero on any
 failure or error.
 """
@@ -16,14 +16,15 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--ledgerd")
-    ap.add_argument("pattern", nargs="?", default="test_*.py")
+    ap.add_argument("patterns", nargs="*", default=["test_*.py"])
     args = ap.parse_args()
     if args.ledgerd:
         os.environ["LEDGERD"] = os.path.abspath(args.ledgerd)
     import harness
 
-    suite = unittest.defaultTestLoader.discover(os.path.dirname(os.path.abspath(__file__)),
-                                                pattern=args.pattern)
+    here = os.path.dirname(os.path.abspath(__file__))
+    suite = unittest.TestSuite(
+        unittest.defaultTestLoader.discover(here, pattern=p) for p in args.patterns)
     started = time.time()
     try:
         result = unittest.TextTestRunner(verbosity=2, stream=sys.stdout).run(suite)
