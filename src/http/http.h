@@ -18,7 +18,8 @@ struct http_config {
     uint16_t port;
     char **tokens; /* NULL: no auth */
     int n_tokens;
-    int threads;
+    int threads; /* HTTP threads */
+    int readers; /* threads that run reads; as many as the pool has connections */
 };
 
 struct http_server;

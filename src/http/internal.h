@@ -6,23 +6,47 @@
 
 #include <jansson.h>
 #include <microhttpd.h>
+#include <pthread.h>
 
 #include "codec.h"
 #include "engine/metrics.h"
 #include "http.h"
+
+struct http_request;
+
+#define READERS_MAX 32
+
+/* The reader threads and the requests waiting for them (readers.c). */
+struct readers {
+    pthread_t threads[READERS_MAX];
+    int n;
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    struct http_request *head, *tail;
+    bool stopping;
+};
 
 struct http_server {
     struct MHD_Daemon *daemon;
     struct engine *engine;
     struct store_pool *pool;
     struct http_config cfg;
+    struct readers readers;
 };
 
 enum request_phase {
-    PHASE_READING,   /* body arriving */
-    PHASE_QUEUED,    /* suspended, waiting for the committer */
-    PHASE_COMMITTED, /* resumed: the engine answered */
+    PHASE_READING,     /* body arriving */
+    PHASE_QUEUED,      /* suspended, waiting for the committer */
+    PHASE_COMMITTED,   /* resumed: the engine answered */
+    PHASE_READ_QUEUED, /* suspended, waiting for (or run by) a reader */
+    PHASE_READ_DONE,   /* resumed: the reader kept its answer */
 };
+
+/* A handler that may wait on the database; id is the path's id, if any. */
+typedef enum MHD_Result (*read_fn)(struct http_request *r, const char *id);
+
+/* Query arguments a request may carry: more are refused. */
+#define ARGS_MAX 16
 
 /* Per connection-request state, from the first callback to completion. */
 struct http_request {
@@ -37,13 +61,30 @@ struct http_request {
     bool answered;     /* a response was queued early (413) */
     const char *allow; /* the method a 405 names in its Allow header */
 
+    /* The query arguments, taken on the HTTP thread: pointers into MHD's
+     * memory for the connection, valid until the request completes. */
+    const char *arg_key[ARGS_MAX], *arg_value[ARGS_MAX];
+    int n_args;
+    bool too_many_args;
+
     /* Transfers waiting on the engine. */
     bool is_batch;
     bool is_settle; /* post or void: success is 200, not 201 */
     struct engine_request engine_req;
+
+    /* A read handed to a reader thread, and the answer it kept. */
+    read_fn read;
+    char read_id[ID_LEN_MAX + 1];
+    enum MHD_Result read_result;
+    int kept_status;
+    const char *kept_type;
+    char *kept_text; /* NULL: nothing kept (read_result says why) */
+    size_t kept_len;
+    struct http_request *read_next;
 };
 
-/* Sends body (consumed) with the HTTP status. */
+/* Sends body (consumed) with the HTTP status; on a reader thread, keeps
+ * it for the HTTP thread to send once the connection resumes. */
 enum MHD_Result http_reply_json(struct http_request *r, int http_status, json_t *body);
 enum MHD_Result http_reply_error(struct http_request *r, enum status s, const char *message);
 enum MHD_Result http_reply_text(struct http_request *r, int http_status, const char *content_type,
@@ -55,5 +96,13 @@ enum MHD_Result routes_dispatch(struct http_request *r, const char *method, cons
 enum MHD_Result routes_reply_committed(struct http_request *r);
 /* Frees what routes attached to the request. */
 void routes_request_free(struct http_request *r);
+
+/* Starts n reader threads. */
+int readers_start(struct readers *q, int n);
+/* Queues a suspended request whose read and read_id are set; false once
+ * stopping. */
+bool readers_submit(struct readers *q, struct http_request *r);
+/* Runs what is queued, then stops the readers. */
+void readers_stop(struct readers *q);
 
 #endif

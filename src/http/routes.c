@@ -3,7 +3,8 @@
  *
  * Handlers translate: JSON to engine/store calls and back. Transfers are
  * queued on the engine (the request is suspended until COMMIT); reads and
- * account creation use a pooled connection.
+ * account creation run on a reader thread (readers.c) with a pooled
+ * connection.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -78,33 +79,48 @@ static json_t *parse_body(struct http_request *r, struct codec_error *err)
     return root;
 }
 
-/* Rejects query parameters other than the allowed ones. */
-struct args_check {
-    const char *const *allowed;
-    const char *bad;
-};
-
-static enum MHD_Result check_arg(void *cls, enum MHD_ValueKind kind, const char *key,
-                                 const char *value)
+static enum MHD_Result take_arg(void *cls, enum MHD_ValueKind kind, const char *key,
+                                const char *value)
 {
     (void)kind;
-    (void)value;
-    struct args_check *c = cls;
-    for (const char *const *a = c->allowed; *a; a++)
-        if (strcmp(*a, key) == 0)
-            return MHD_YES;
-    c->bad = key;
-    return MHD_NO;
+    struct http_request *r = cls;
+    if (r->n_args == ARGS_MAX) {
+        r->too_many_args = true;
+        return MHD_NO;
+    }
+    r->arg_key[r->n_args] = key;
+    r->arg_value[r->n_args++] = value;
+    return MHD_YES;
 }
 
+/* The first value of query argument key (as MHD_lookup_connection_value
+ * would give it), or NULL. */
+static const char *arg(const struct http_request *r, const char *key)
+{
+    for (int i = 0; i < r->n_args; i++)
+        if (strcmp(r->arg_key[i], key) == 0)
+            return r->arg_value[i];
+    return NULL;
+}
+
+/* Rejects query parameters other than the allowed ones. */
 static bool only_known_args(struct http_request *r, const char *const *allowed, char *bad,
                             size_t badlen)
 {
-    struct args_check c = {allowed, NULL};
-    MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, check_arg, &c);
-    if (c.bad)
-        snprintf(bad, badlen, "unknown query parameter \"%.64s\"", c.bad);
-    return c.bad == NULL;
+    if (r->too_many_args) {
+        snprintf(bad, badlen, "more than %d query parameters", ARGS_MAX);
+        return false;
+    }
+    for (int i = 0; i < r->n_args; i++) {
+        const char *const *a = allowed;
+        while (*a && strcmp(*a, r->arg_key[i]) != 0)
+            a++;
+        if (*a == NULL) {
+            snprintf(bad, badlen, "unknown query parameter \"%.64s\"", r->arg_key[i]);
+            return false;
+        }
+    }
+    return true;
 }
 
 /* A string of decimal digits; values past INT64_MAX saturate (a limit
@@ -149,7 +165,7 @@ static enum MHD_Result db_error_reply(struct http_request *r, PGconn *c)
     return http_reply_error(r, STATUS_UNAVAILABLE, "the database cannot be reached");
 }
 
-static enum MHD_Result accounts_create(struct http_request *r)
+static enum MHD_Result accounts_create(struct http_request *r, const char *no_id)
 {
     struct codec_error err;
     json_t *root = parse_body(r, &err);
@@ -210,7 +226,7 @@ static enum MHD_Result account_balance(struct http_request *r, const char *id)
     char msg[128];
     if (!only_known_args(r, allowed, msg, sizeof msg))
         return http_reply_error(r, STATUS_INVALID_REQUEST, msg);
-    const char *at = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, "at");
+    const char *at = arg(r, "at");
     int64_t at_us = INT64_MAX;
     char at_buf[64];
     if (at && strlen(at) < sizeof at_buf) {
@@ -272,8 +288,8 @@ static enum MHD_Result account_entries(struct http_request *r, const char *id)
     char msg[128];
     if (!only_known_args(r, allowed, msg, sizeof msg))
         return http_reply_error(r, STATUS_INVALID_REQUEST, msg);
-    const char *after = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, "after_seq");
-    const char *lim = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, "limit");
+    const char *after = arg(r, "after_seq");
+    const char *lim = arg(r, "limit");
     int64_t after_seq = 0, limit = ENTRIES_LIMIT_DEFAULT;
     if (after && !parse_nonneg(after, &after_seq))
         return http_reply_error(r, STATUS_INVALID_REQUEST,
@@ -536,9 +552,11 @@ void routes_request_free(struct http_request *r)
     r->engine_req.ops = NULL;
     free(r->engine_req.results);
     r->engine_req.results = NULL;
+    free(r->kept_text);
+    r->kept_text = NULL;
 }
 
-static enum MHD_Result healthz(struct http_request *r)
+static enum MHD_Result healthz(struct http_request *r, const char *no_id)
 {
     PGconn *c = store_pool_get(r->srv->pool);
     bool ok = c != NULL && store_ping(c);
@@ -559,6 +577,24 @@ static enum MHD_Result metrics(struct http_request *r)
     return http_reply_text(r, 200, "text/plain; version=0.0.4", text, len);
 }
 
+/* Runs fn, which may wait on the database, on a reader thread: the
+ * connection stays suspended until the reader has its answer. */
+static enum MHD_Result defer_read(struct http_request *r, read_fn fn, const char *id)
+{
+    r->read = fn;
+    snprintf(r->read_id, sizeof r->read_id, "%.*s", ID_LEN_MAX, id ? id : "");
+    r->phase = PHASE_READ_QUEUED;
+    MHD_suspend_connection(r->conn);
+    if (!readers_submit(&r->srv->readers, r)) {
+        r->phase = PHASE_READING;
+        MHD_resume_connection(r->conn);
+        return http_reply_error(r, STATUS_UNAVAILABLE,
+                                "ledgerd is shutting down; retry on another ledgerd process or "
+                                "later");
+    }
+    return MHD_YES;
+}
+
 static enum MHD_Result method_not_allowed(struct http_request *r, const char *allowed)
 {
     char msg[32];
@@ -572,10 +608,11 @@ enum MHD_Result routes_dispatch(struct http_request *r, const char *method, cons
     char seg[4][ID_LEN_MAX + 2];
     int n = split_path(url, seg, 4);
     bool get = strcmp(method, "GET") == 0, post = strcmp(method, "POST") == 0;
+    MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, take_arg, r);
 
     if (n == 1 && strcmp(seg[0], "healthz") == 0) {
         r->route = ROUTE_HEALTHZ;
-        return get ? healthz(r) : method_not_allowed(r, "GET");
+        return get ? defer_read(r, healthz, NULL) : method_not_allowed(r, "GET");
     }
     if (n == 1 && strcmp(seg[0], "metrics") == 0) {
         r->route = ROUTE_METRICS;
@@ -588,7 +625,7 @@ enum MHD_Result routes_dispatch(struct http_request *r, const char *method, cons
     if (strcmp(seg[1], "accounts") == 0) {
         if (n == 2) {
             r->route = ROUTE_ACCOUNTS_CREATE;
-            return post ? accounts_create(r) : method_not_allowed(r, "POST");
+            return post ? defer_read(r, accounts_create, NULL) : method_not_allowed(r, "POST");
         }
         if (n == 3)
             r->route = ROUTE_ACCOUNT_GET;
@@ -603,10 +640,10 @@ enum MHD_Result routes_dispatch(struct http_request *r, const char *method, cons
         if (!valid_id(id, strlen(id)))
             return http_reply_error(r, STATUS_INVALID_REQUEST, "invalid account id");
         if (r->route == ROUTE_ACCOUNT_GET)
-            return account_get(r, id);
+            return defer_read(r, account_get, id);
         if (r->route == ROUTE_ACCOUNT_BALANCE)
-            return account_balance(r, id);
-        return account_entries(r, id);
+            return defer_read(r, account_balance, id);
+        return defer_read(r, account_entries, id);
     }
     if (strcmp(seg[1], "transfers") == 0) {
         if (n == 2) {
@@ -624,7 +661,7 @@ enum MHD_Result routes_dispatch(struct http_request *r, const char *method, cons
                 return method_not_allowed(r, strcmp(id, "batch") == 0 ? "GET, POST" : "GET");
             if (!valid_id(id, strlen(id)))
                 return http_reply_error(r, STATUS_INVALID_REQUEST, "invalid transfer id");
-            return transfer_get(r, id);
+            return defer_read(r, transfer_get, id);
         }
         if (n == 4 && (strcmp(seg[3], "post") == 0 || strcmp(seg[3], "void") == 0)) {
             r->route = seg[3][0] == 'p' ? ROUTE_TRANSFER_POST : ROUTE_TRANSFER_VOID;

@@ -1,10 +1,11 @@
 /*
  * server.c - libmicrohttpd glue: connections, body limits, auth, replies.
  *
- * Transfer requests do not hold a thread while they wait for the
- * database: the handler queues them on the engine and suspends the
- * connection; the committer resumes it after COMMIT, and the next callback
- * sends the answer. Everything else is answered synchronously.
+ * No request holds an HTTP thread while it waits for the database:
+ * transfers are queued on the engine, which resumes the connection after
+ * COMMIT; reads and account creation are queued on the reader threads
+ * (readers.c), which resume it with the answer kept. The next callback
+ * sends the answer. Everything else is answered on the spot.
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -27,6 +28,13 @@ static double now_s(void)
 enum MHD_Result http_reply_text(struct http_request *r, int http_status, const char *content_type,
                                 char *text, size_t len)
 {
+    if (r->phase == PHASE_READ_QUEUED) {
+        r->kept_status = http_status;
+        r->kept_type = content_type;
+        r->kept_text = text;
+        r->kept_len = len;
+        return MHD_YES;
+    }
     struct MHD_Response *resp = MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE);
     if (resp == NULL) {
         free(text);
@@ -112,6 +120,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     }
     if (r->phase == PHASE_COMMITTED)
         return routes_reply_committed(r);
+    if (r->phase == PHASE_READ_DONE) {
+        if (r->kept_text == NULL)
+            return r->read_result;
+        char *text = r->kept_text;
+        r->kept_text = NULL;
+        return http_reply_text(r, r->kept_status, r->kept_type, text, r->kept_len);
+    }
     if (r->body_too_large) {
         /* A body without Content-Length (chunked) that outgrew the limit:
          * libmicrohttpd cannot queue a response while upload data is being
@@ -200,6 +215,12 @@ struct http_server *http_start(const struct http_config *cfg, struct engine *eng
         free(s);
         return NULL;
     }
+    if (readers_start(&s->readers, cfg->readers) != 0) {
+        log_error("could not start the reader threads");
+        free(s);
+        return NULL;
+    }
+
     /* Each connection's memory pool holds the request line and headers,
      * their parsed records, the read buffer and the response headers; bodies
      * are copied out as they arrive, so only a request's head must fit
@@ -214,6 +235,7 @@ struct http_server *http_start(const struct http_config *cfg, struct engine *eng
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)8192, MHD_OPTION_END);
     if (s->daemon == NULL) {
         log_error("could not listen on %s:%u", host, cfg->port);
+        readers_stop(&s->readers);
         free(s);
         return NULL;
     }
@@ -227,6 +249,7 @@ void http_quiesce(struct http_server *s)
 
 void http_stop(struct http_server *s, int timeout_ms)
 {
+    readers_stop(&s->readers);
     for (int waited = 0; waited < timeout_ms; waited += 10) {
         const union MHD_DaemonInfo *info =
             MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);

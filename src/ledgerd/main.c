@@ -34,12 +34,12 @@
  * 134 MB. A request is never split: one of up to BATCH_TRANSFERS_MAX
  * still runs whole in one transaction. */
 #define BATCH_OPS_MAX 3000
-/* Reads run on these threads and block on the database, so they bound
- * how many reads are in flight (one pooled connection each). ledger-bench
- * found no steady difference between 2, 3 and 4 threads for writes, and 4
- * overlap more of the page reads of a large journal. */
+/* ledger-bench found no steady difference between 2, 3 and 4 HTTP
+ * threads for writes. Reads run on reader threads, one pooled connection
+ * each, which bound how many reads are in flight; 4 overlap more of the
+ * page reads of a large journal than fewer. */
 #define HTTP_THREADS   4
-#define READ_POOL_SIZE HTTP_THREADS
+#define READ_POOL_SIZE 4
 /* Committers take only requests on accounts the others are not busy with
  * (engine.h), so several keep several PostgreSQL backends busy on disjoint
  * accounts. On the 2-core machine of BENCHMARKS.md a second one gained no
@@ -240,7 +240,8 @@ static int serve(const struct options *o)
         log_error("--listen must be HOST:PORT, got \"%s\"", o->listen);
         return 2;
     }
-    struct http_config cfg = {.listen_host = host, .port = port, .threads = HTTP_THREADS};
+    struct http_config cfg = {
+        .listen_host = host, .port = port, .threads = HTTP_THREADS, .readers = READ_POOL_SIZE};
     if (o->token_file && load_tokens(o->token_file, &cfg.tokens, &cfg.n_tokens) != 0)
         return 2;
 

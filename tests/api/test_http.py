@@ -4,6 +4,8 @@ import json
 import os
 import re
 import socket
+import subprocess
+import threading
 import time
 import unittest
 
@@ -205,6 +207,58 @@ class RoutingTest(HttpTestCase):
         for line in text.splitlines():
             if line and not line.startswith("#"):
                 self.assertRegex(line, r"^[a-zA-Z_:][a-zA-Z0-9_:]*(\{.*\})? \S+$", line)
+
+
+class SlowReadTest(HttpTestCase):
+    def test_a_read_waiting_on_the_database_holds_up_no_other_connection(self):
+        """Reads run on reader threads, not on the HTTP threads: while reads
+        of accounts wait on a lock held in another session, every other
+        open connection is still answered at once."""
+        self.c.account(self.uid("a"))
+        # Accepted and served before the reads block, so that they are spread
+        # over every HTTP thread, including those the blocked reads came in on.
+        others = [self.ledgerd.client(timeout=5) for _ in range(16)]
+        blocked = [self.ledgerd.client(timeout=60) for _ in range(4)]
+        for c in others + blocked:
+            self.assertEqual(c.get("/metrics")[0], 200)
+
+        locker = subprocess.Popen(
+            ["psql", harness.cluster().conninfo, "-XAtq", "-v", "ON_ERROR_STOP=1"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        try:
+            locker.stdin.write("BEGIN; LOCK TABLE ledger.accounts IN ACCESS EXCLUSIVE MODE;"
+                               " SELECT 'locked';\n")
+            locker.stdin.flush()
+            self.assertEqual(locker.stdout.readline().strip(), "locked")
+            answers = []
+
+            def read(c):
+                answers.append(c.get("/v1/accounts/" + self.uid("a")))
+
+            readers = [threading.Thread(target=read, args=(c,)) for c in blocked]
+            for t in readers:
+                t.start()
+            time.sleep(0.5)  # the reads reach PostgreSQL and wait for the lock
+            for c in others:
+                started = time.time()
+                status, _ = c.get("/metrics")
+                self.assertEqual(status, 200)
+                self.assertLess(time.time() - started, 1.0)
+            self.assertEqual(answers, [], "the reads should still be waiting for the lock")
+            locker.stdin.write("COMMIT;\n")
+            locker.stdin.close()
+            locker.wait(10)
+        finally:
+            if locker.poll() is None:
+                locker.kill()
+        for t in readers:
+            t.join(30)
+        self.assertEqual(len(answers), 4)
+        for status, body in answers:
+            self.assertEqual(status, 200, body)
+            self.assertEqual(body["id"], self.uid("a"))
+        for c in others + blocked:
+            c.close()
 
 
 class RobustnessTest(HttpTestCase):
