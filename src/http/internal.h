@@ -45,8 +45,12 @@ enum request_phase {
 /* A handler that may wait on the database; id is the path's id, if any. */
 typedef enum MHD_Result (*read_fn)(struct http_request *r, const char *id);
 
-/* Query arguments a request may carry: more are refused. */
+/* Distinct query arguments a request may carry: more are refused. */
 #define ARGS_MAX 16
+
+/* The answer to requests that come while ledgerd stops (503). */
+#define SHUTTING_DOWN_MESSAGE                                                                      \
+    "ledgerd is shutting down; nothing was applied; retry on another ledgerd process or later"
 
 /* Per connection-request state, from the first callback to completion. */
 struct http_request {
@@ -61,8 +65,9 @@ struct http_request {
     bool answered;     /* a response was queued early (413) */
     const char *allow; /* the method a 405 names in its Allow header */
 
-    /* The query arguments, taken on the HTTP thread: pointers into MHD's
-     * memory for the connection, valid until the request completes. */
+    /* The query arguments, the first value of each key, taken on the HTTP
+     * thread: pointers into MHD's memory for the connection, valid until
+     * the request completes. */
     const char *arg_key[ARGS_MAX], *arg_value[ARGS_MAX];
     int n_args;
     bool too_many_args;

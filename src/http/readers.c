@@ -8,7 +8,9 @@
  * suspends the connection and queues the request here; a reader thread
  * runs the handler, which keeps its answer (http_reply_text), and resumes
  * the connection; the HTTP thread then sends it. As many readers as the
- * pool has connections, so a reader never waits for one.
+ * pool has connections, so a reader never waits for one. Once stopping,
+ * what is still queued is answered 503 unrun: a database that has
+ * stalled would otherwise hold shutdown for each queued read in turn.
  */
 #include <string.h>
 
@@ -27,8 +29,10 @@ static void *reader_main(void *arg)
         q->head = r->read_next;
         if (q->head == NULL)
             q->tail = NULL;
+        bool stopping = q->stopping;
         pthread_mutex_unlock(&q->lock);
-        r->read_result = r->read(r, r->read_id);
+        r->read_result = stopping ? http_reply_error(r, STATUS_UNAVAILABLE, SHUTTING_DOWN_MESSAGE)
+                                  : r->read(r, r->read_id);
         r->phase = PHASE_READ_DONE;
         MHD_resume_connection(r->conn);
         pthread_mutex_lock(&q->lock);
@@ -39,6 +43,8 @@ static void *reader_main(void *arg)
 
 int readers_start(struct readers *q, int n)
 {
+    if (n < 1)
+        return -1; /* reads would wait forever */
     memset(q, 0, sizeof *q);
     pthread_mutex_init(&q->lock, NULL);
     pthread_cond_init(&q->wake, NULL);

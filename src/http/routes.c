@@ -84,6 +84,9 @@ static enum MHD_Result take_arg(void *cls, enum MHD_ValueKind kind, const char *
 {
     (void)kind;
     struct http_request *r = cls;
+    for (int i = 0; i < r->n_args; i++)
+        if (strcmp(r->arg_key[i], key) == 0)
+            return MHD_YES; /* a repeat: the first value counts */
     if (r->n_args == ARGS_MAX) {
         r->too_many_args = true;
         return MHD_NO;
@@ -108,7 +111,7 @@ static bool only_known_args(struct http_request *r, const char *const *allowed, 
                             size_t badlen)
 {
     if (r->too_many_args) {
-        snprintf(bad, badlen, "more than %d query parameters", ARGS_MAX);
+        snprintf(bad, badlen, "more than %d different query parameters", ARGS_MAX);
         return false;
     }
     for (int i = 0; i < r->n_args; i++) {
@@ -377,8 +380,7 @@ static enum MHD_Result queue_transfers(struct http_request *r)
         return http_reply_error(r, STATUS_UNAVAILABLE,
                                 queued == ENGINE_FULL
                                     ? "the write queue is full; nothing was applied; retry later"
-                                    : "ledgerd is shutting down; nothing was applied; retry "
-                                      "on another ledgerd process or later");
+                                    : SHUTTING_DOWN_MESSAGE);
     }
     return MHD_YES;
 }
@@ -588,9 +590,7 @@ static enum MHD_Result defer_read(struct http_request *r, read_fn fn, const char
     if (!readers_submit(&r->srv->readers, r)) {
         r->phase = PHASE_READING;
         MHD_resume_connection(r->conn);
-        return http_reply_error(r, STATUS_UNAVAILABLE,
-                                "ledgerd is shutting down; retry on another ledgerd process or "
-                                "later");
+        return http_reply_error(r, STATUS_UNAVAILABLE, SHUTTING_DOWN_MESSAGE);
     }
     return MHD_YES;
 }

@@ -3,6 +3,7 @@
 import json
 import os
 import re
+import signal
 import socket
 import subprocess
 import threading
@@ -210,6 +211,38 @@ class RoutingTest(HttpTestCase):
 
 
 class SlowReadTest(HttpTestCase):
+    def lock_accounts(self):
+        """A psql session holding ACCESS EXCLUSIVE on ledger.accounts; the
+        caller writes COMMIT to its stdin to release it."""
+        locker = subprocess.Popen(
+            ["psql", harness.cluster().conninfo, "-XAtq", "-v", "ON_ERROR_STOP=1"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        locker.stdin.write("SET lock_timeout = '10s'; BEGIN;"
+                           " LOCK TABLE ledger.accounts IN ACCESS EXCLUSIVE MODE;"
+                           " SELECT 'locked';\n")
+        locker.stdin.flush()
+        self.assertEqual(locker.stdout.readline().strip(), "locked")
+        return locker
+
+    def unlock(self, locker):
+        if locker.poll() is None:
+            locker.stdin.write("COMMIT;\n")
+            locker.stdin.close()
+            if locker.wait(10) != 0:
+                raise AssertionError("psql could not commit")
+
+    def wait_for_lock_waiters(self, n):
+        deadline = time.time() + 10
+        while self.waiting_on_locks() < n:
+            self.assertLess(time.time(), deadline, "the reads never reached the lock")
+            time.sleep(0.05)
+
+    def waiting_on_locks(self):
+        _, out, _ = harness.cluster().psql(
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+            " AND query LIKE '%ledger.accounts%'")
+        return int(out)
+
     def test_a_read_waiting_on_the_database_holds_up_no_other_connection(self):
         """Reads run on reader threads, not on the HTTP threads: while reads
         of accounts wait on a lock held in another session, every other
@@ -219,46 +252,87 @@ class SlowReadTest(HttpTestCase):
         # over every HTTP thread, including those the blocked reads came in on.
         others = [self.ledgerd.client(timeout=5) for _ in range(16)]
         blocked = [self.ledgerd.client(timeout=60) for _ in range(4)]
-        for c in others + blocked:
-            self.assertEqual(c.get("/metrics")[0], 200)
+        answers, readers = [], []
 
-        locker = subprocess.Popen(
-            ["psql", harness.cluster().conninfo, "-XAtq", "-v", "ON_ERROR_STOP=1"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        def read(c):
+            answers.append(c.get("/v1/accounts/" + self.uid("a")))
+
         try:
-            locker.stdin.write("BEGIN; LOCK TABLE ledger.accounts IN ACCESS EXCLUSIVE MODE;"
-                               " SELECT 'locked';\n")
-            locker.stdin.flush()
-            self.assertEqual(locker.stdout.readline().strip(), "locked")
-            answers = []
-
-            def read(c):
-                answers.append(c.get("/v1/accounts/" + self.uid("a")))
-
-            readers = [threading.Thread(target=read, args=(c,)) for c in blocked]
+            for c in others + blocked:
+                self.assertEqual(c.get("/metrics")[0], 200)
+            with self.lock_accounts() as locker:
+                try:
+                    readers = [threading.Thread(target=read, args=(c,)) for c in blocked]
+                    for t in readers:
+                        t.start()
+                    self.wait_for_lock_waiters(4)
+                    for c in others:
+                        started = time.time()
+                        status, _ = c.get("/metrics")
+                        self.assertEqual(status, 200)
+                        self.assertLess(time.time() - started, 1.0)
+                    self.assertEqual(answers, [], "the reads should still wait for the lock")
+                    self.unlock(locker)
+                finally:
+                    if locker.poll() is None:
+                        locker.kill()
+                        locker.wait()
             for t in readers:
-                t.start()
-            time.sleep(0.5)  # the reads reach PostgreSQL and wait for the lock
-            for c in others:
-                started = time.time()
-                status, _ = c.get("/metrics")
-                self.assertEqual(status, 200)
-                self.assertLess(time.time() - started, 1.0)
-            self.assertEqual(answers, [], "the reads should still be waiting for the lock")
-            locker.stdin.write("COMMIT;\n")
-            locker.stdin.close()
-            locker.wait(10)
+                t.join(30)
+            self.assertEqual(len(answers), 4)
+            for status, body in answers:
+                self.assertEqual(status, 200, body)
+                self.assertEqual(body["id"], self.uid("a"))
         finally:
-            if locker.poll() is None:
-                locker.kill()
-        for t in readers:
-            t.join(30)
-        self.assertEqual(len(answers), 4)
-        for status, body in answers:
-            self.assertEqual(status, 200, body)
-            self.assertEqual(body["id"], self.uid("a"))
-        for c in others + blocked:
-            c.close()
+            for t in readers:
+                t.join(30)
+            for c in others + blocked:
+                c.close()
+
+
+    def test_reads_still_queued_at_shutdown_are_answered_503_unrun(self):
+        """On SIGTERM, the reads the reader threads are running finish; the
+        ones still queued behind them are answered 503 at once instead of
+        each waiting its turn on a database that may have stalled."""
+        ledgerd = harness.Ledgerd(db=harness.cluster().conninfo)
+        clients = [ledgerd.client(timeout=60) for _ in range(8)]
+        answers, readers = [], []
+
+        def read(c):
+            answers.append(c.get("/v1/accounts/" + self.uid("a")))
+
+        try:
+            clients[0].account(self.uid("a"))
+            with self.lock_accounts() as locker:
+                try:
+                    readers = [threading.Thread(target=read, args=(c,)) for c in clients]
+                    for t in readers:
+                        t.start()
+                    self.wait_for_lock_waiters(4)  # four run, four wait in the queue
+                    time.sleep(0.3)
+                    ledgerd.proc.send_signal(signal.SIGTERM)
+                    time.sleep(1)
+                    self.unlock(locker)
+                finally:
+                    if locker.poll() is None:
+                        locker.kill()
+                        locker.wait()
+            for t in readers:
+                t.join(30)
+            self.assertEqual(ledgerd.proc.wait(30), 0)
+            statuses = sorted(status for status, _ in answers)
+            self.assertEqual(statuses, [200] * 4 + [503] * 4, answers)
+            for status, body in answers:
+                if status == 503:
+                    self.assertEqual(body["error"], "unavailable", body)
+                else:
+                    self.assertEqual(body["id"], self.uid("a"), body)
+        finally:
+            for t in readers:
+                t.join(30)
+            for c in clients:
+                c.close()
+            ledgerd.stop()
 
 
 class RobustnessTest(HttpTestCase):
