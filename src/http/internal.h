@@ -107,7 +107,8 @@ int readers_start(struct readers *q, int n);
 /* Queues a suspended request whose read and read_id are set; false once
  * stopping. */
 bool readers_submit(struct readers *q, struct http_request *r);
-/* Runs what is queued, then stops the readers. */
+/* Answers what is still queued 503 unrun, lets the running reads finish,
+ * and joins the readers. */
 void readers_stop(struct readers *q);
 
 #endif

@@ -1,5 +1,6 @@
 """HTTP surface: body limit, routing, robustness, /healthz, /metrics, --token-file
 (SPEC sections 1 and 3)."""
+import contextlib
 import json
 import os
 import re
@@ -211,25 +212,40 @@ class RoutingTest(HttpTestCase):
 
 
 class SlowReadTest(HttpTestCase):
-    def lock_accounts(self):
-        """A psql session holding ACCESS EXCLUSIVE on ledger.accounts; the
-        caller writes COMMIT to its stdin to release it."""
-        locker = subprocess.Popen(
-            ["psql", harness.cluster().conninfo, "-XAtq", "-v", "ON_ERROR_STOP=1"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        locker.stdin.write("SET lock_timeout = '10s'; BEGIN;"
-                           " LOCK TABLE ledger.accounts IN ACCESS EXCLUSIVE MODE;"
-                           " SELECT 'locked';\n")
-        locker.stdin.flush()
-        self.assertEqual(locker.stdout.readline().strip(), "locked")
-        return locker
+    @contextlib.contextmanager
+    def accounts_locked(self):
+        """Holds ACCESS EXCLUSIVE on ledger.accounts in a psql session; the
+        lock is released (COMMIT) by unlock(), or at the latest on exit."""
+        with subprocess.Popen(
+                ["psql", harness.cluster().conninfo, "-XAtq", "-v", "ON_ERROR_STOP=1"],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) as locker:
+            try:
+                locker.stdin.write("SET lock_timeout = '10s'; BEGIN;"
+                                   " LOCK TABLE ledger.accounts IN ACCESS EXCLUSIVE MODE;"
+                                   " SELECT 'locked';\n")
+                locker.stdin.flush()
+                self.assertEqual(locker.stdout.readline().strip(), "locked")
+                yield locker
+            finally:
+                if locker.poll() is None:
+                    locker.kill()
+                    locker.wait()
 
     def unlock(self, locker):
-        if locker.poll() is None:
-            locker.stdin.write("COMMIT;\n")
-            locker.stdin.close()
-            if locker.wait(10) != 0:
-                raise AssertionError("psql could not commit")
+        locker.stdin.write("COMMIT;\n")
+        locker.stdin.close()
+        if locker.wait(10) != 0:
+            raise AssertionError("psql could not commit")
+
+    def start_reads(self, clients, answers):
+        """One GET of the test's account per client, each in its thread."""
+        def read(c):
+            answers.append(c.get("/v1/accounts/" + self.uid("a")))
+
+        threads = [threading.Thread(target=read, args=(c,)) for c in clients]
+        for t in threads:
+            t.start()
+        return threads
 
     def wait_for_lock_waiters(self, n):
         deadline = time.time() + 10
@@ -253,42 +269,28 @@ class SlowReadTest(HttpTestCase):
         others = [self.ledgerd.client(timeout=5) for _ in range(16)]
         blocked = [self.ledgerd.client(timeout=60) for _ in range(4)]
         answers, readers = [], []
-
-        def read(c):
-            answers.append(c.get("/v1/accounts/" + self.uid("a")))
-
         try:
             for c in others + blocked:
                 self.assertEqual(c.get("/metrics")[0], 200)
-            with self.lock_accounts() as locker:
-                try:
-                    readers = [threading.Thread(target=read, args=(c,)) for c in blocked]
-                    for t in readers:
-                        t.start()
-                    self.wait_for_lock_waiters(4)
-                    for c in others:
-                        started = time.time()
-                        status, _ = c.get("/metrics")
-                        self.assertEqual(status, 200)
-                        self.assertLess(time.time() - started, 1.0)
-                    self.assertEqual(answers, [], "the reads should still wait for the lock")
-                    self.unlock(locker)
-                finally:
-                    if locker.poll() is None:
-                        locker.kill()
-                        locker.wait()
-            for t in readers:
-                t.join(30)
-            self.assertEqual(len(answers), 4)
-            for status, body in answers:
-                self.assertEqual(status, 200, body)
-                self.assertEqual(body["id"], self.uid("a"))
+            with self.accounts_locked() as locker:
+                readers = self.start_reads(blocked, answers)
+                self.wait_for_lock_waiters(4)
+                for c in others:
+                    started = time.time()
+                    status, _ = c.get("/metrics")
+                    self.assertEqual(status, 200)
+                    self.assertLess(time.time() - started, 1.0)
+                self.assertEqual(answers, [], "the reads should still wait for the lock")
+                self.unlock(locker)
         finally:
             for t in readers:
                 t.join(30)
             for c in others + blocked:
                 c.close()
-
+        self.assertEqual(len(answers), 4)
+        for status, body in answers:
+            self.assertEqual(status, 200, body)
+            self.assertEqual(body["id"], self.uid("a"))
 
     def test_reads_still_queued_at_shutdown_are_answered_503_unrun(self):
         """On SIGTERM, the reads the reader threads are running finish; the
@@ -297,42 +299,29 @@ class SlowReadTest(HttpTestCase):
         ledgerd = harness.Ledgerd(db=harness.cluster().conninfo)
         clients = [ledgerd.client(timeout=60) for _ in range(8)]
         answers, readers = [], []
-
-        def read(c):
-            answers.append(c.get("/v1/accounts/" + self.uid("a")))
-
         try:
             clients[0].account(self.uid("a"))
-            with self.lock_accounts() as locker:
-                try:
-                    readers = [threading.Thread(target=read, args=(c,)) for c in clients]
-                    for t in readers:
-                        t.start()
-                    self.wait_for_lock_waiters(4)  # four run, four wait in the queue
-                    time.sleep(0.3)
-                    ledgerd.proc.send_signal(signal.SIGTERM)
-                    time.sleep(1)
-                    self.unlock(locker)
-                finally:
-                    if locker.poll() is None:
-                        locker.kill()
-                        locker.wait()
-            for t in readers:
-                t.join(30)
+            with self.accounts_locked() as locker:
+                readers = self.start_reads(clients, answers)
+                self.wait_for_lock_waiters(4)  # four run, four wait in the queue
+                time.sleep(0.3)
+                ledgerd.proc.send_signal(signal.SIGTERM)
+                time.sleep(1)
+                self.unlock(locker)
             self.assertEqual(ledgerd.proc.wait(30), 0)
-            statuses = sorted(status for status, _ in answers)
-            self.assertEqual(statuses, [200] * 4 + [503] * 4, answers)
-            for status, body in answers:
-                if status == 503:
-                    self.assertEqual(body["error"], "unavailable", body)
-                else:
-                    self.assertEqual(body["id"], self.uid("a"), body)
         finally:
             for t in readers:
                 t.join(30)
             for c in clients:
                 c.close()
             ledgerd.stop()
+        statuses = sorted(status for status, _ in answers)
+        self.assertEqual(statuses, [200] * 4 + [503] * 4, answers)
+        for status, body in answers:
+            if status == 503:
+                self.assertEqual(body["error"], "unavailable", body)
+            else:
+                self.assertEqual(body["id"], self.uid("a"), body)
 
 
 class RobustnessTest(HttpTestCase):
