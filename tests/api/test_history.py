@@ -191,6 +191,21 @@ class EntriesTest(HistoryTestCase):
             status, resp = self.c.get("/v1/accounts/%s/entries%s" % (a, query))
             self.assert_error(status, resp, 400, "invalid_request", query)
 
+    def test_repeated_and_many_query_parameters(self):
+        """A repeated key counts once and its first value wins; more than 16
+        different keys are refused (as any unknown key would be)."""
+        w, a = self.acct("w", None), self.acct("a")
+        self.fill(w, a, 3, "x")
+        r = self.page(a, "?" + "&".join("limit=%d" % (1 + i % 2) for i in range(40)))
+        self.assertEqual(len(r["entries"]), 1)
+        self.assertEqual(r["next_after_seq"], 1)
+        many = "?limit=1&" + "&".join("k%d=1" % i for i in range(16))
+        for path in ("entries", "balance"):
+            status, resp = self.c.get("/v1/accounts/%s/%s%s" % (a, path, many))
+            self.assert_error(status, resp, 400, "invalid_request", path)
+            self.assertIn("query parameter", resp["message"], path)
+        self.assertEqual(self.c.balance(a), 3)
+
     def test_unknown_account(self):
         missing = self.uid("missing")
         status, resp = self.c.get("/v1/accounts/%s/entries" % missing)
