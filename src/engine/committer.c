@@ -18,6 +18,7 @@
  *    up on a new connection before anyone is answered.
  */
 #include <errno.h>
+#include <limits.h>
 #include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -63,6 +64,7 @@ struct batch {
     const char **transfer_metadata; /* by transfer slot: metadata of its creating op */
     int64_t *seq_before;            /* by account slot: the seq of the state judged on */
     bool lock_all;                  /* the lock table was full: retry under the exclusive lock */
+    bool loaded_only;               /* a judgement on cached states was refused */
 };
 
 static int64_t now_us(void)
@@ -229,18 +231,35 @@ static int batch_apply(struct batch *b)
  * a round trip. */
 #define CACHE_HOLD_US (1000 * 1000)
 
-/* Judges the batch on cached states, if the cache has all its accounts.
- * True if that judgement may be written without loading (store.h,
- * store_batch_locks): every account gets an entry, so a changed one fails
- * its insert, and every transfer id of the batch is inserted, so one that
- * exists already fails too (and the batch, judged again on loaded state,
- * replays it) instead of being judged as new. */
-static bool batch_judge_cached(struct committer *c, struct batch *b, int *n_entries)
+static int slot_or_none(const char *const *ids, int n, const char *id)
 {
-    if (!account_cache_get_all(&c->e->cache, c->server, b->account_ids, b->n_accounts, b->accounts,
+    const char *const *p = bsearch(&id, ids, (size_t)n, sizeof *ids, engine_ids_cmp);
+    return p ? (int)(p - ids) : -1;
+}
+
+/* Judges the batch on cached states, if the cache has all its accounts;
+ * with ahead_of, on the states that batch leaves where they share
+ * accounts (it is still committing: this one then commits only if that
+ * one's first attempt does, store_batch_ahead_end). True if that
+ * judgement may be written without loading (store.h, store_batch_locks):
+ * every account gets an entry, so a changed one fails its insert, and
+ * every transfer id of the batch is inserted, so one that exists already
+ * fails too (and the batch, judged again on loaded state, replays it)
+ * instead of being judged as new. */
+static bool batch_judge_cached(struct committer *c, const struct committer_link *l, struct batch *b,
+                               const struct batch *ahead_of, int *n_entries)
+{
+    if (!account_cache_get_all(&c->e->cache, l->server, b->account_ids, b->n_accounts, b->accounts,
                                (int64_t)mono_us()))
         return false;
     for (int i = 0; i < b->n_accounts; i++) {
+        int j = ahead_of
+                    ? slot_or_none(ahead_of->account_ids, ahead_of->n_accounts, b->account_ids[i])
+                    : -1;
+        if (j >= 0) {
+            b->accounts[i] = ahead_of->accounts[j];
+            b->accounts[i].touched = false;
+        }
         b->found[i] = true;
         b->seq_before[i] = b->accounts[i].seq;
     }
@@ -255,11 +274,47 @@ static bool batch_judge_cached(struct committer *c, struct batch *b, int *n_entr
     return true;
 }
 
-/* Writes what batch_apply produced and commits; lock_first: the batch was
- * judged on cached states, and its transaction is not open yet. */
-static enum store_result batch_write(struct committer *c, struct batch *b, int n_entries,
-                                     const struct store_batch_locks *lock_first, int *n_new,
-                                     struct store_error *err)
+/* Locks and loads the batch's accounts and transfers (the transaction
+ * stays open) and judges it on them. */
+static enum store_result batch_judge_loaded(const struct committer_link *l, struct batch *b,
+                                            int *n_entries, struct store_error *err)
+{
+    struct store_batch_reads rd = {
+        .account_ids = b->account_ids,
+        .n_accounts = b->n_accounts,
+        .accounts = b->accounts,
+        .found = b->found,
+        .transfer_ids = b->transfer_ids,
+        .n_transfers = b->n_transfers,
+        .transfers = b->transfers,
+        .lock_all = b->lock_all,
+    };
+    enum store_result r = store_batch_load(l->conn, &rd, err);
+    if (r != STORE_OK)
+        return r;
+    for (int i = 0; i < b->n_accounts; i++)
+        b->seq_before[i] = b->found[i] ? b->accounts[i].seq : 0;
+    *n_entries = batch_apply(b);
+    return STORE_OK;
+}
+
+/* One attempt at a batch, from judging it to sending its write. */
+struct attempt {
+    enum store_result r;          /* how sending it ended */
+    bool on_cache;                /* judged on cached states (or ahead) */
+    struct store_write_sent sent; /* to receive, if r is STORE_OK */
+    int n_new;                    /* transfers it creates (for the unknown-outcome lookup) */
+    struct store_error err;
+    struct store_baton baton; /* sent ahead: the lock it holds (store.h) */
+    uint64_t started_us;
+};
+
+/* Sends what batch_apply produced, without waiting for COMMIT; on_cache:
+ * the batch was judged on cached states, and its transaction is not open
+ * yet; ahead_of: the attempt of the batch it was judged after, if it was
+ * sent ahead of that one, which is still committing. */
+static void attempt_write(const struct committer_link *l, struct batch *b, int n_entries,
+                          const struct attempt *ahead_of, struct attempt *a)
 {
     int n = 0, n_pending = 0;
     for (int i = 0; i < b->n_transfers; i++) {
@@ -275,9 +330,13 @@ static enum store_result batch_write(struct committer *c, struct batch *b, int n
         b->entry_transfer_id[i] = b->transfers[b->entries[i].transfer].id;
         b->entry_transfer_ext[i] = b->transfer_ids[b->entries[i].transfer];
     }
-    *n_new = n;
+    a->n_new = n;
+    struct store_batch_locks locks = {b->account_ids, b->n_accounts, b->lock_all};
     struct store_batch_writes w = {
-        .lock_first = lock_first,
+        .lock_first = a->on_cache ? &locks : NULL,
+        .ahead = ahead_of != NULL,
+        .baton = a->baton,
+        .after = ahead_of ? ahead_of->baton : (struct store_baton){0, 0},
         .transfers = b->new_transfers,
         .n_transfers = n,
         .pending = b->pending_refs,
@@ -291,107 +350,136 @@ static enum store_result batch_write(struct committer *c, struct batch *b, int n
         .seq_before = b->seq_before,
         .n_accounts = b->n_accounts,
     };
-    return store_batch_write_commit(c->conn, &w, err);
+    a->r = store_batch_write_send(l->conn, &w, &a->sent, &a->err);
 }
 
-/* One attempt: on cached states if it can, else (or if another process
- * changed them) lock and load, apply, write and commit. *n_new counts the
- * transfers it created (for the unknown-outcome lookup). */
-static enum store_result batch_attempt(struct committer *c, struct batch *b, int *n_new,
-                                       struct store_error *err)
+/* Judges the batch, on cached states if it can (unless a judgement on
+ * them was refused before), else locked and loaded, and sends its write
+ * with COMMIT. */
+static void attempt_send(struct committer *c, const struct committer_link *l, struct batch *b,
+                         struct attempt *a)
 {
-    *n_new = 0;
+    memset(a, 0, sizeof *a);
+    a->started_us = mono_us();
+    int n_entries = 0;
+    a->on_cache = !b->loaded_only && batch_judge_cached(c, l, b, NULL, &n_entries);
+    if (!a->on_cache && (a->r = batch_judge_loaded(l, b, &n_entries, &a->err)) != STORE_OK)
+        return;
+    attempt_write(l, b, n_entries, NULL, a);
+}
+
+/* Sends the batch ahead of prev, whose write is committing on the other
+ * link: judged on the states prev leaves, its journal rows copied at
+ * once, COMMIT only when prev's has succeeded (ahead_end). Only a batch
+ * large enough to go by COPY goes ahead: it then waits for prev's COMMIT
+ * beside its own, which pays only when copying its rows takes a while.
+ * (Small batches come from single requests whose clients wait for their
+ * answer: there, the time a request waits counts more than how many
+ * batches are in flight, and sending it ahead adds prev's commit to it.)
+ * False if it cannot go ahead; it then runs after prev. */
+static bool attempt_send_ahead(struct committer *c, const struct committer_link *l, struct batch *b,
+                               const struct committer_link *prev_link, const struct batch *prev,
+                               const struct attempt *prev_attempt, struct attempt *a)
+{
+    memset(a, 0, sizeof *a);
+    a->started_us = mono_us();
     int n_entries;
-    uint64_t t0 = mono_us();
-    if (batch_judge_cached(c, b, &n_entries)) {
-        struct store_batch_locks locks = {b->account_ids, b->n_accounts, b->lock_all};
-        uint64_t t1 = mono_us();
-        enum store_result r = batch_write(c, b, n_entries, &locks, n_new, err);
-        log_debug("batch of %d transfers: cached, rules %llu us, lock+write+commit %llu us",
-                  b->n_ops, (unsigned long long)(t1 - t0), (unsigned long long)(mono_us() - t1));
-        if (r == STORE_OK)
-            metrics_cached_batch();
-        if (r == STORE_OK || r == STORE_UNKNOWN || r == STORE_RETRY_LOCK_ALL ||
-            PQstatus(c->conn) != CONNECTION_OK)
-            return r;
-        /* Refused on a live connection: judge again on loaded states,
-         * which also reports any error that does not come from the cache.
-         * An (account, seq) or a transfer id that exists, a seq that is
-         * not the cached one, a missing account row: the cache was
-         * wrong, most likely because another process writes these. */
-        store_batch_rollback(c->conn);
-        if (strcmp(err->sqlstate, "23505") == 0 || strcmp(err->sqlstate, "23502") == 0 ||
-            strcmp(err->sqlstate, "P0001") == 0) {
-            account_cache_drop(&c->e->cache, b->account_ids, b->n_accounts,
-                               (int64_t)(mono_us() + CACHE_HOLD_US));
-            metrics_cache_stale();
-        }
-        log_debug("cached judgement of %d transfers refused: %s", b->n_ops, err->message);
-        *n_new = 0;
-        t0 = mono_us();
+    if (b->n_transfers < STORE_COPY_MIN_TRANSFERS || l->server[0] == '\0' ||
+        strcmp(l->server, prev_link->server) != 0 || !batch_judge_cached(c, l, b, prev, &n_entries))
+        return false;
+    a->on_cache = true;
+    c->tickets = c->tickets == INT_MAX ? 1 : c->tickets + 1;
+    a->baton = (struct store_baton){PQbackendPID(l->conn), c->tickets};
+    attempt_write(l, b, n_entries, prev_attempt, a);
+    if (a->r == STORE_OK)
+        return true;
+    store_batch_rollback(l->conn);
+    return false;
+}
+
+/* How the attempt's write ended. */
+static enum store_result attempt_receive(const struct committer_link *l, const struct batch *b,
+                                         struct attempt *a)
+{
+    if (a->r == STORE_OK)
+        a->r = store_batch_write_receive(l->conn, &a->sent, &a->err);
+    if (a->r == STORE_OK && a->on_cache)
+        metrics_cached_batch(a->sent.ahead);
+    log_debug("batch of %d transfers (%s): %llu us from judging to COMMIT", b->n_ops,
+              a->sent.ahead ? "ahead"
+              : a->on_cache ? "cached"
+                            : "loaded",
+              (unsigned long long)(mono_us() - a->started_us));
+    return a->r;
+}
+
+/* An attempt judged on cached states that was refused on a live
+ * connection is rolled back, to be judged again. An (account, seq) or a
+ * transfer id that exists, a seq that is not the cached one, a missing
+ * account row: the cache was wrong, most likely because another process
+ * writes these accounts, so the batch is judged on loaded states, which
+ * also reports any error that does not come from the cache. A batch sent
+ * ahead may also have reached the account locks before the batch it was
+ * judged after (pg_write.c): it is judged again the usual way, now that
+ * the other batch is done. */
+static bool attempt_refused(struct committer *c, const struct committer_link *l, struct batch *b,
+                            const struct attempt *a)
+{
+    if (!a->on_cache || a->r == STORE_OK || a->r == STORE_UNKNOWN || a->r == STORE_RETRY_LOCK_ALL ||
+        PQstatus(l->conn) != CONNECTION_OK)
+        return false;
+    store_batch_rollback(l->conn);
+    log_debug("%s judgement of %d transfers refused: %s", a->sent.ahead ? "ahead" : "cached",
+              b->n_ops, a->err.message);
+    if (a->sent.ahead)
+        return true;
+    const char *st = a->err.sqlstate;
+    if (strcmp(st, "23505") == 0 || strcmp(st, "23502") == 0 || strcmp(st, "P0001") == 0) {
+        account_cache_drop(&c->e->cache, b->account_ids, b->n_accounts,
+                           (int64_t)(mono_us() + CACHE_HOLD_US));
+        metrics_cache_stale();
     }
-    struct store_batch_reads rd = {
-        .account_ids = b->account_ids,
-        .n_accounts = b->n_accounts,
-        .accounts = b->accounts,
-        .found = b->found,
-        .transfer_ids = b->transfer_ids,
-        .n_transfers = b->n_transfers,
-        .transfers = b->transfers,
-        .lock_all = b->lock_all,
-    };
-    enum store_result r = store_batch_load(c->conn, &rd, err);
-    if (r != STORE_OK)
-        return r;
-    for (int i = 0; i < b->n_accounts; i++)
-        b->seq_before[i] = b->found[i] ? b->accounts[i].seq : 0;
-    uint64_t t1 = mono_us();
-    n_entries = batch_apply(b);
-    uint64_t t2 = mono_us();
-    r = batch_write(c, b, n_entries, NULL, n_new, err);
-    log_debug("batch of %d transfers: lock+load %llu us, rules %llu us, write+commit %llu us",
-              b->n_ops, (unsigned long long)(t1 - t0), (unsigned long long)(t2 - t1),
-              (unsigned long long)(mono_us() - t2));
-    return r;
+    b->loaded_only = true;
+    return true;
 }
 
 /* A usable connection with the write path prepared, reconnecting if the
  * old one broke. */
-static bool committer_connect(struct committer *c)
+static bool committer_connect(struct committer *c, struct committer_link *l)
 {
-    enum store_ensure_result ensured = store_ensure(&c->conn, c->e->conninfo);
+    enum store_ensure_result ensured = store_ensure(&l->conn, c->e->conninfo);
     if (ensured == STORE_CONN_DOWN)
         return false;
     /* A new session may be on another server (a failover, a restore),
      * whose states may differ from the cached ones. */
     if (ensured == STORE_CONN_NEW) {
-        c->prepared = false;
-        if (store_server_incarnation(c->conn, c->server, sizeof c->server) == 0)
-            account_cache_use_server(&c->e->cache, c->server);
+        l->prepared = false;
+        if (store_server_incarnation(l->conn, l->server, sizeof l->server) == 0)
+            account_cache_use_server(&c->e->cache, l->server);
         else
-            c->server[0] = '\0';
+            l->server[0] = '\0';
     }
-    if (!c->prepared) {
+    if (!l->prepared) {
         char err[256];
-        if (store_prepare_write_path(c->conn, err, sizeof err) != 0) {
+        if (store_prepare_write_path(l->conn, err, sizeof err) != 0) {
             log_error("could not prepare the write path: %s", err);
-            PQfinish(c->conn);
-            c->conn = NULL;
+            PQfinish(l->conn);
+            l->conn = NULL;
             return false;
         }
-        c->prepared = true;
+        l->prepared = true;
     }
-    store_refresh_plans(c->conn, &c->planned_ns);
+    store_refresh_plans(l->conn, &l->planned_ns);
     return true;
 }
 
 /* After the connection broke during COMMIT: did the batch land? Asks on a
  * new connection for a while; 1 yes, 0 no, -1 could not tell. */
-static int batch_outcome(struct committer *c, const struct batch *b)
+static int batch_outcome(struct committer *c, struct committer_link *l, const struct batch *b)
 {
     for (int attempt = 0; attempt < 10; attempt++) {
-        if (committer_connect(c)) {
-            int r = store_transfer_committed(c->conn, b->new_transfers[0].ext_id);
+        if (committer_connect(c, l)) {
+            int r = store_transfer_committed(l->conn, b->new_transfers[0].ext_id);
             if (r >= 0)
                 return r;
         }
@@ -404,7 +492,7 @@ static int batch_outcome(struct committer *c, const struct batch *b)
  * accounts, from the journal (a transfer's accounts never change, so no
  * lock is needed) or from a transfer created in the same batch. Returns -1
  * when the database cannot be asked. */
-static int resolve_settlements(struct committer *c, struct engine_request *list)
+static int resolve_settlements(PGconn *conn, struct engine_request *list)
 {
     int n = 0;
     for (struct engine_request *r = list; r; r = r->next)
@@ -424,7 +512,7 @@ static int resolve_settlements(struct committer *c, struct engine_request *list)
                 ops[k] = &r->ops[i];
                 ids[k++] = r->ops[i].id;
             }
-    int rc = store_transfer_accounts(c->conn, ids, n, from, to, found);
+    int rc = store_transfer_accounts(conn, ids, n, from, to, found);
     for (k = 0; rc == 0 && k < n; k++) {
         struct engine_op *op = ops[k];
         op->from[0] = op->to[0] = '\0';
@@ -449,20 +537,59 @@ static int resolve_settlements(struct committer *c, struct engine_request *list)
     return rc;
 }
 
-/* Runs the batch to a definite end and sets every request's status. */
-static void batch_run(struct committer *c, struct batch *b)
+/* A batch from when it is taken until it is answered. */
+struct flight {
+    struct engine_request *list;
+    struct batch b;
+    int link;             /* the index of the committer_link that runs it */
+    bool sent;            /* first is under way */
+    struct attempt first; /* its first attempt */
+};
+
+/* Ends the batch sent ahead of the one whose first attempt just ended:
+ * commits it if that one committed, on the states it was judged after;
+ * otherwise rolls it back, to run again once that one is done. */
+static void ahead_end(struct committer *c, struct flight *next, bool commit)
 {
+    if (next == NULL || !next->sent || !next->first.sent.ahead || next->first.sent.synced)
+        return;
+    PGconn *conn = c->links[next->link].conn;
+    store_batch_ahead_end(conn, &next->first.sent, commit);
+    if (commit)
+        return;
+    metrics_ahead_rolled_back();
+    struct store_error err;
+    store_batch_write_receive(conn, &next->first.sent, &err);
+    store_batch_rollback(conn);
+    next->sent = false;
+}
+
+/* Runs the batch to a definite end and sets every request's status; its
+ * first attempt may be under way already. next: the batch sent ahead of
+ * it, if any, which this ends as soon as the first attempt has. */
+static void batch_run(struct committer *c, struct flight *f, struct flight *next)
+{
+    struct batch *b = &f->b;
+    struct committer_link *l = &c->links[f->link];
+    struct attempt *a = &f->first;
     enum status outcome = STATUS_UNAVAILABLE;
     bool acknowledged = false; /* COMMIT answered on this session */
     for (int attempt = 0; attempt < BATCH_ATTEMPTS_MAX; attempt++) {
-        if (!committer_connect(c)) {
-            metrics_db_error();
-            log_warn("could not connect to the database for a batch of %d transfers", b->n_ops);
-            break;
+        if (attempt > 0 || !f->sent) {
+            if (!committer_connect(c, l)) {
+                metrics_db_error();
+                log_warn("could not connect to the database for a batch of %d transfers", b->n_ops);
+                break;
+            }
+            attempt_send(c, l, b, a);
         }
-        struct store_error err = {{0}, {0}};
-        int n_new = 0;
-        enum store_result r = batch_attempt(c, b, &n_new, &err);
+        enum store_result r = attempt_receive(l, b, a);
+        if (attempt == 0)
+            ahead_end(c, next, r == STORE_OK);
+        if (attempt_refused(c, l, b, a)) {
+            attempt_send(c, l, b, a);
+            r = attempt_receive(l, b, a);
+        }
         if (r == STORE_OK) {
             outcome = STATUS_OK;
             acknowledged = true;
@@ -470,7 +597,7 @@ static void batch_run(struct committer *c, struct batch *b)
         }
         metrics_db_error();
         if (r == STORE_UNKNOWN) {
-            int landed = n_new > 0 ? batch_outcome(c, b) : 0;
+            int landed = a->n_new > 0 ? batch_outcome(c, l, b) : 0;
             log_warn("connection lost during COMMIT of %d transfers; committed: %s", b->n_ops,
                      landed == 1   ? "yes"
                      : landed == 0 ? "no"
@@ -483,10 +610,11 @@ static void batch_run(struct committer *c, struct batch *b)
                 continue;
             break;
         }
-        store_batch_rollback(c->conn);
+        store_batch_rollback(l->conn);
         if (r == STORE_RETRY || r == STORE_RETRY_LOCK_ALL) {
             metrics_retry();
-            log_debug("retrying batch of %d transfers after SQLSTATE %s", b->n_ops, err.sqlstate);
+            log_debug("retrying batch of %d transfers after SQLSTATE %s", b->n_ops,
+                      a->err.sqlstate);
             if (r == STORE_RETRY_LOCK_ALL)
                 b->lock_all = true;
             /* What made it retryable (a deadlock, locks held by others) is
@@ -495,10 +623,11 @@ static void batch_run(struct committer *c, struct batch *b)
                 usleep((useconds_t)attempt * 2000);
             continue;
         }
-        log_error("could not commit batch of %d transfers: %s%s%s", b->n_ops, err.message,
-                  err.sqlstate[0] ? " SQLSTATE " : "", err.sqlstate);
+        log_error("could not commit batch of %d transfers: %s%s%s", b->n_ops, a->err.message,
+                  a->err.sqlstate[0] ? " SQLSTATE " : "", a->err.sqlstate);
         break;
     }
+    ahead_end(c, next, false);
 
     /* After an acknowledged COMMIT, every found account's state in b is
      * what committed. An outcome found by looking a transfer id up is not
@@ -506,7 +635,7 @@ static void batch_run(struct committer *c, struct batch *b)
     if (outcome == STATUS_OK)
         metrics_batch(b->n_ops);
     if (acknowledged)
-        account_cache_put(&c->e->cache, c->server, b->account_ids, b->n_accounts, b->accounts,
+        account_cache_put(&c->e->cache, l->server, b->account_ids, b->n_accounts, b->accounts,
                           b->found);
     else
         account_cache_drop(&c->e->cache, b->account_ids, b->n_accounts, 0);
@@ -569,18 +698,25 @@ static void *answerer_main(void *arg)
     return NULL;
 }
 
-static void *committer_main(void *arg)
+/* What the queue has for c, as engine_take; waits for it only when c has
+ * no batch in flight (cur). With one in flight, it takes only a request
+ * that may go ahead of it (attempt_send_ahead): anything else waits for
+ * cur's end, and then goes with whatever arrives meanwhile. Publishes the
+ * accounts of what it takes. */
+static struct engine_request *committer_take(struct committer *c, const struct flight *cur)
 {
-    struct committer *c = arg;
     struct engine *e = c->e;
-    for (;;) {
-        pthread_mutex_lock(&e->lock);
-        struct engine_request *list;
+    pthread_mutex_lock(&e->lock);
+    struct engine_request *list = NULL;
+    if (cur != NULL) {
+        if (e->head != NULL && e->head->n_ops >= STORE_COPY_MIN_TRANSFERS)
+            list = engine_take(e, c);
+    } else {
         /* Counted from when the committer found nothing to take, not from
          * each wake-up: the others wake it after every batch. */
         struct timespec until = {0, 0};
         while ((list = engine_take(e, c)) == NULL && !(e->stopping && e->head == NULL)) {
-            if (c->mem.block == NULL) {
+            if (c->links[0].mem.block == NULL && c->links[1].mem.block == NULL) {
                 pthread_cond_wait(&e->wake, &e->lock);
                 continue;
             }
@@ -590,38 +726,92 @@ static void *committer_main(void *arg)
             }
             if (pthread_cond_timedwait(&e->wake, &e->lock, &until) == ETIMEDOUT) {
                 pthread_mutex_unlock(&e->lock); /* trimming takes a while */
-                batch_mem_release(&c->mem);
+                batch_mem_release(&c->links[0].mem);
+                batch_mem_release(&c->links[1].mem);
                 pthread_mutex_lock(&e->lock);
             }
         }
-        if (list == NULL) {
-            pthread_mutex_unlock(&e->lock);
-            break;
-        }
-        engine_mark_busy(c, list);
-        pthread_mutex_unlock(&e->lock);
-
-        struct batch b;
-        if (committer_connect(c) && resolve_settlements(c, list) == 0) {
-            batch_init(&b, list, &c->mem);
-            batch_run(c, &b);
-            if (c->mem.cap > BATCH_MEM_KEEP_MAX)
-                batch_mem_release(&c->mem);
-        } else {
-            metrics_db_error();
-            log_warn("could not reach the database for a batch");
-            for (struct engine_request *r = list; r; r = r->next)
-                r->status = STATUS_UNAVAILABLE;
-        }
-        /* The busy ids point into these requests, which done may free:
-         * unpublish them first, and let the others look at what waited. */
-        pthread_mutex_lock(&e->lock);
-        engine_clear_busy(c);
-        pthread_cond_broadcast(&e->wake);
-        pthread_mutex_unlock(&e->lock);
-        answer_later(e, list);
     }
-    batch_mem_release(&c->mem); /* the block is this thread's own */
+    if (list != NULL)
+        engine_mark_busy(c, cur ? cur->list : NULL, list);
+    pthread_mutex_unlock(&e->lock);
+    return list;
+}
+
+/* Readies a batch taken on link; false if the database cannot be asked
+ * (its requests are then answered as unavailable). */
+static bool flight_init(struct committer *c, struct flight *f, struct engine_request *list,
+                        int link)
+{
+    struct committer_link *l = &c->links[link];
+    f->list = list;
+    f->link = link;
+    f->sent = false;
+    if (!committer_connect(c, l) || resolve_settlements(l->conn, list) != 0) {
+        metrics_db_error();
+        log_warn("could not reach the database for a batch");
+        for (struct engine_request *r = list; r; r = r->next)
+            r->status = STATUS_UNAVAILABLE;
+        return false;
+    }
+    batch_init(&f->b, list, &l->mem);
+    return true;
+}
+
+/* list is done; running, if any, is the batch c still runs. */
+static void batch_done(struct committer *c, struct engine_request *list,
+                       const struct flight *running)
+{
+    /* The busy ids point into list's requests, which done may free:
+     * unpublish them first, and let the others look at what waited. */
+    struct engine *e = c->e;
+    pthread_mutex_lock(&e->lock);
+    engine_mark_busy(c, running ? running->list : NULL, NULL);
+    pthread_cond_broadcast(&e->wake);
+    pthread_mutex_unlock(&e->lock);
+    answer_later(e, list);
+}
+
+/* Two batches at a time: while the write of one (cur) commits on one
+ * link, the next is taken, judged on the states cur leaves, and sent on
+ * the other link without its COMMIT, which follows once cur's has
+ * succeeded (attempt_send_ahead). PostgreSQL copies the second one's
+ * journal rows while the first one writes its accounts and flushes. A
+ * batch that cannot go ahead waits for cur and then goes the usual way. */
+static void *committer_main(void *arg)
+{
+    struct committer *c = arg;
+    struct flight flights[2];
+    struct flight *cur = NULL; /* its first attempt sent */
+    for (;;) {
+        struct engine_request *list = committer_take(c, cur);
+        if (list == NULL && cur == NULL)
+            break;
+        struct flight *next = NULL;
+        if (list != NULL) {
+            int link = cur ? 1 - cur->link : 0;
+            if (flight_init(c, &flights[link], list, link))
+                next = &flights[link];
+            else
+                batch_done(c, list, cur);
+            if (next && cur && cur->sent && cur->first.r == STORE_OK)
+                next->sent = attempt_send_ahead(c, &c->links[link], &next->b, &c->links[cur->link],
+                                                &cur->b, &cur->first, &next->first);
+        }
+        if (cur != NULL) {
+            batch_run(c, cur, next);
+            batch_done(c, cur->list, next);
+            if (c->links[cur->link].mem.cap > BATCH_MEM_KEEP_MAX)
+                batch_mem_release(&c->links[cur->link].mem);
+        }
+        if (next && !next->sent && committer_connect(c, &c->links[next->link])) {
+            attempt_send(c, &c->links[next->link], &next->b, &next->first);
+            next->sent = true;
+        }
+        cur = next;
+    }
+    batch_mem_release(&c->links[0].mem); /* the blocks are this thread's own */
+    batch_mem_release(&c->links[1].mem);
     return NULL;
 }
 
@@ -660,8 +850,10 @@ void engine_stop(struct engine *e)
     pthread_mutex_unlock(&e->lock);
     for (int i = 0; i < e->n_committers; i++) {
         pthread_join(e->committers[i].thread, NULL);
-        PQfinish(e->committers[i].conn);
-        e->committers[i].conn = NULL;
+        for (int k = 0; k < 2; k++) {
+            PQfinish(e->committers[i].links[k].conn);
+            e->committers[i].links[k].conn = NULL;
+        }
         free(e->committers[i].busy_ids);
         e->committers[i].busy_ids = NULL;
     }

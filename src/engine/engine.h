@@ -57,16 +57,24 @@ struct batch_mem {
     size_t cap, used;
 };
 
-/* One committer thread and its own database connection. */
-struct committer {
-    struct engine *e;
-    pthread_t thread;
+/* A committer's database connection, and the block its batches' arrays
+ * are carved from. */
+struct committer_link {
     PGconn *conn;       /* no other thread touches it */
     bool prepared;      /* conn has the write path's statements prepared */
     int64_t planned_ns; /* store_refresh_plans */
     struct batch_mem mem;
     char server[64]; /* store_server_incarnation of conn's server; "" unknown */
-    /* The accounts of the batch it is running, so that the other
+};
+
+/* One committer thread and its two links: while one batch commits on one,
+ * the next is sent on the other (committer.c). */
+struct committer {
+    struct engine *e;
+    pthread_t thread;
+    struct committer_link links[2];
+    int tickets; /* the last store_baton ticket it gave a batch */
+    /* The accounts of the batches it is running, so that the other
      * committers take only requests on other accounts (engine->lock):
      * sorted ids of its transfers' from and to, or all of them for a
      * batch that runs alone anyway. */

@@ -63,9 +63,16 @@ void metrics_retry(void)
     __atomic_fetch_add(&g_metrics.batch_retries, 1, __ATOMIC_RELAXED);
 }
 
-void metrics_cached_batch(void)
+void metrics_cached_batch(bool ahead)
 {
     __atomic_fetch_add(&g_metrics.cached_batches, 1, __ATOMIC_RELAXED);
+    if (ahead)
+        __atomic_fetch_add(&g_metrics.ahead_batches, 1, __ATOMIC_RELAXED);
+}
+
+void metrics_ahead_rolled_back(void)
+{
+    __atomic_fetch_add(&g_metrics.ahead_rolled_back, 1, __ATOMIC_RELAXED);
 }
 
 void metrics_cache_stale(void)
@@ -124,13 +131,22 @@ char *metrics_render(size_t *len_out)
             "# TYPE ledgerd_cached_batches_total counter\nledgerd_cached_batches_total %llu\n"
             "# HELP ledgerd_cache_stale_total Batches judged on cached account states that"
             " another process had changed, judged again on loaded states.\n"
-            "# TYPE ledgerd_cache_stale_total counter\nledgerd_cache_stale_total %llu\n",
+            "# TYPE ledgerd_cache_stale_total counter\nledgerd_cache_stale_total %llu\n"
+            "# HELP ledgerd_ahead_batches_total Batches committed on cached account states that"
+            " were sent while the batch before them was still committing.\n"
+            "# TYPE ledgerd_ahead_batches_total counter\nledgerd_ahead_batches_total %llu\n"
+            "# HELP ledgerd_ahead_rolled_back_total Batches sent ahead of one that then did not"
+            " commit, rolled back and run again.\n"
+            "# TYPE ledgerd_ahead_rolled_back_total counter\nledgerd_ahead_rolled_back_total"
+            " %llu\n",
             (unsigned long long)__atomic_load_n(&g_metrics.commits, __ATOMIC_RELAXED),
             (unsigned long long)__atomic_load_n(&g_metrics.transfers_committed, __ATOMIC_RELAXED),
             (unsigned long long)__atomic_load_n(&g_metrics.db_errors, __ATOMIC_RELAXED),
             (unsigned long long)__atomic_load_n(&g_metrics.batch_retries, __ATOMIC_RELAXED),
             (unsigned long long)__atomic_load_n(&g_metrics.cached_batches, __ATOMIC_RELAXED),
-            (unsigned long long)__atomic_load_n(&g_metrics.cache_stale, __ATOMIC_RELAXED));
+            (unsigned long long)__atomic_load_n(&g_metrics.cache_stale, __ATOMIC_RELAXED),
+            (unsigned long long)__atomic_load_n(&g_metrics.ahead_batches, __ATOMIC_RELAXED),
+            (unsigned long long)__atomic_load_n(&g_metrics.ahead_rolled_back, __ATOMIC_RELAXED));
     fclose(f);
     *len_out = len;
     return buf;

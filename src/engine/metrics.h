@@ -8,6 +8,7 @@
 #ifndef LEDGER_ENGINE_METRICS_H
 #define LEDGER_ENGINE_METRICS_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -45,8 +46,10 @@ struct metrics {
     uint64_t transfers_committed;
     uint64_t db_errors;
     uint64_t batch_retries;
-    uint64_t cached_batches; /* committed on cached account states */
-    uint64_t cache_stale;    /* judged on cached states another process had changed */
+    uint64_t cached_batches;    /* committed on cached account states */
+    uint64_t cache_stale;       /* judged on cached states another process had changed */
+    uint64_t ahead_batches;     /* of those, sent while the batch before was committing */
+    uint64_t ahead_rolled_back; /* sent ahead of a batch that then did not commit */
 };
 
 extern struct metrics g_metrics;
@@ -55,8 +58,9 @@ void metrics_request(enum metrics_route route, int http_status, double seconds);
 void metrics_batch(int n_transfers);
 void metrics_db_error(void);
 void metrics_retry(void);
-void metrics_cached_batch(void);
+void metrics_cached_batch(bool ahead);
 void metrics_cache_stale(void);
+void metrics_ahead_rolled_back(void);
 /* Renders the Prometheus text format into a malloc'd string. */
 char *metrics_render(size_t *len_out);
 

@@ -155,31 +155,32 @@ struct engine_request *engine_take(struct engine *e, struct committer *c)
     return list;
 }
 
-void engine_mark_busy(struct committer *c, struct engine_request *list)
+void engine_mark_busy(struct committer *c, struct engine_request *a, struct engine_request *b)
 {
+    struct engine_request *lists[2] = {a, b};
     int n = 0;
-    for (struct engine_request *r = list; r; r = r->next)
-        n += r->n_ops;
     c->n_busy = 0;
-    c->busy_all = n > STORE_LOCKED_ACCOUNTS_MAX / 2;
-    if (c->busy_all || c->e->n_committers == 1)
+    c->busy_all = false;
+    for (int l = 0; l < 2; l++) {
+        int ops = 0;
+        for (struct engine_request *r = lists[l]; r; r = r->next)
+            ops += r->n_ops;
+        c->busy_all |= ops > STORE_LOCKED_ACCOUNTS_MAX / 2;
+        n += ops;
+    }
+    if (n == 0 || c->busy_all || c->e->n_committers == 1)
         return;
     if (2 * n > c->busy_cap) {
         c->busy_cap = 2 * n;
         c->busy_ids = realloc(c->busy_ids, (size_t)c->busy_cap * sizeof *c->busy_ids);
         LEDGER_ASSERT(c->busy_ids != NULL);
     }
-    for (struct engine_request *r = list; r; r = r->next)
-        for (int i = 0; i < r->n_ops; i++)
-            if (r->ops[i].core.kind == OP_TRANSFER) {
-                c->busy_ids[c->n_busy++] = r->ops[i].from;
-                c->busy_ids[c->n_busy++] = r->ops[i].to;
-            }
+    for (int l = 0; l < 2; l++)
+        for (struct engine_request *r = lists[l]; r; r = r->next)
+            for (int i = 0; i < r->n_ops; i++)
+                if (r->ops[i].core.kind == OP_TRANSFER) {
+                    c->busy_ids[c->n_busy++] = r->ops[i].from;
+                    c->busy_ids[c->n_busy++] = r->ops[i].to;
+                }
     c->n_busy = engine_ids_sort_unique(c->busy_ids, c->n_busy);
-}
-
-void engine_clear_busy(struct committer *c)
-{
-    c->n_busy = 0;
-    c->busy_all = false;
 }

@@ -15,10 +15,9 @@ int engine_ids_sort_unique(const char **ids, int n);
 /* Takes whole requests in queue order, skipping those that name an
  * account of another committer's running batch; NULL if none can go now. */
 struct engine_request *engine_take(struct engine *e, struct committer *c);
-/* Publishes the accounts of the batch c took, for the others' engine_take. */
-void engine_mark_busy(struct committer *c, struct engine_request *list);
-/* c's batch is done: its accounts are free again (before done is called,
- * since the published ids point into the requests). */
-void engine_clear_busy(struct committer *c);
+/* Publishes the accounts of the batches c runs (lists a and b, either
+ * NULL), for the others' engine_take. A batch done is unpublished before
+ * its requests are answered, since the published ids point into them. */
+void engine_mark_busy(struct committer *c, struct engine_request *a, struct engine_request *b);
 
 #endif

@@ -66,8 +66,6 @@ void pg_get_transfer(const PGresult *res, int row, int col, struct core_transfer
 i128 pg_get_amount(const PGresult *res, int row, int col);
 int64_t pg_get_i64(const PGresult *res, int row, int col);
 
-/* Large batches: COPY (binary) of the journal rows, see pg_copy.c. */
-#define PG_COPY_MIN_TRANSFERS 200
 /* Reserves w->n_transfers ids for the transfers the batch creates (ids[i]
  * for w->transfers[i]) and COPYs their rows and the batch's entries, in
  * the transaction open on conn (which must not be in pipeline mode). */

@@ -129,6 +129,19 @@
     " WHERE a.id = u.id RETURNING 1)"                                          \
     "SELECT ledger.accounts_updated(count(*), $43) FROM a"
 
+/* A batch sent ahead (store_batch_writes.ahead) copies its journal rows
+ * before it locks, so it must not reach the account locks before the
+ * batch it was judged after (which, if also sent ahead, may still be
+ * copying): it would find the states that batch has not written yet, and
+ * be refused. So it holds a lock of its own (store_baton) for its whole
+ * transaction, and waits for that of the batch before it (nobody else's)
+ * before it locks the accounts: the account locks are then asked for in
+ * the order the batches were judged. Batons are two-int keys (backend
+ * pid, ticket), which cannot meet the batch-wide lock's (no pid is
+ * 1818584167). */
+#define SQL_AHEAD_BEGIN "SELECT pg_advisory_xact_lock($1::int, $2::int)"
+#define SQL_AHEAD_WAIT  "SELECT pg_advisory_xact_lock_shared($1::int, $2::int)"
+
 /* clang-format on */
 
 static const struct {
@@ -142,6 +155,8 @@ static const struct {
     {"ledger_load_accounts", SQL_LOAD_ACCOUNTS, 1},
     {"ledger_load_transfers", SQL_LOAD_TRANSFERS, 1},
     {"ledger_write_batch", SQL_WRITE_BATCH, 43},
+    {"ledger_ahead_begin", SQL_AHEAD_BEGIN, 2},
+    {"ledger_ahead_wait", SQL_AHEAD_WAIT, 2},
 };
 
 int store_prepare_write_path(PGconn *conn, char *err, size_t errlen)
@@ -159,17 +174,25 @@ int store_prepare_write_path(PGconn *conn, char *err, size_t errlen)
     return 0;
 }
 
-/* Test-only fault injection, off unless LEDGERD_FAULT=commit_lost: the
- * connection of the first batch that writes breaks right after its COMMIT
- * was sent, as a network failure would, so tests can check that the
- * outcome is looked up before anyone is answered (cf. sqlite3FaultSim). */
-static bool fault_commit_lost(void)
+/* Test-only fault injection, off unless LEDGERD_FAULT names it: the
+ * connection of the first batch that writes (commit_lost), or of the
+ * first batch sent ahead (ahead_commit_lost), breaks right after its
+ * COMMIT was sent, as a network failure would, so tests can check that
+ * the outcome is looked up before anyone is answered (cf.
+ * sqlite3FaultSim). */
+static bool fault_fires(const char *name, int *fired)
 {
-    static int fired;
     const char *f = getenv("LEDGERD_FAULT");
-    if (f == NULL || strcmp(f, "commit_lost") != 0)
+    if (f == NULL || strcmp(f, name) != 0)
         return false;
-    return __atomic_exchange_n(&fired, 1, __ATOMIC_RELAXED) == 0;
+    return __atomic_exchange_n(fired, 1, __ATOMIC_RELAXED) == 0;
+}
+
+static bool fault_commit_lost(bool ahead)
+{
+    static int fired, fired_ahead;
+    return ahead ? fault_fires("ahead_commit_lost", &fired_ahead)
+                 : fault_fires("commit_lost", &fired);
 }
 
 /* ---- non-blocking pipeline plumbing ---- */
@@ -337,22 +360,37 @@ static bool locks_one_by_one(int n_accounts, bool lock_all)
     return !lock_all && n_accounts <= STORE_LOCKED_ACCOUNTS_MAX;
 }
 
-/* BEGIN and the locks; acc_param is the accounts' ids as a text array. */
-static bool send_begin_locks(PGconn *conn, const char *acc_param, bool one_by_one)
+/* The locks; acc_param is the accounts' ids as a text array. */
+static bool send_locks(PGconn *conn, const char *acc_param, bool one_by_one)
 {
     const char *params[] = {acc_param};
-    return PQsendQueryParams(conn, "BEGIN", 0, NULL, NULL, NULL, NULL, 0) == 1 &&
-           (one_by_one ? send_prepared(conn, "ledger_lock_shared", 0, NULL) &&
-                             send_prepared(conn, "ledger_lock_accounts", 1, params)
-                       : send_prepared(conn, "ledger_lock_exclusive", 0, NULL));
+    return one_by_one ? send_prepared(conn, "ledger_lock_shared", 0, NULL) &&
+                            send_prepared(conn, "ledger_lock_accounts", 1, params)
+                      : send_prepared(conn, "ledger_lock_exclusive", 0, NULL);
+}
+
+static bool send_begin(PGconn *conn)
+{
+    return PQsendQueryParams(conn, "BEGIN", 0, NULL, NULL, NULL, NULL, 0) == 1;
+}
+
+static bool send_begin_locks(PGconn *conn, const char *acc_param, bool one_by_one)
+{
+    return send_begin(conn) && send_locks(conn, acc_param, one_by_one);
+}
+
+static void expect_locks(PGconn *conn, bool one_by_one, enum store_result *r,
+                         struct store_error *err)
+{
+    for (int i = 0; i < (one_by_one ? 2 : 1); i++)
+        PQclear(pipeline_expect(conn, PGRES_TUPLES_OK, r, err));
 }
 
 static void expect_begin_locks(PGconn *conn, bool one_by_one, enum store_result *r,
                                struct store_error *err)
 {
     PQclear(pipeline_expect(conn, PGRES_COMMAND_OK, r, err));
-    for (int i = 0; i < (one_by_one ? 2 : 1); i++)
-        PQclear(pipeline_expect(conn, PGRES_TUPLES_OK, r, err));
+    expect_locks(conn, one_by_one, r, err);
 }
 
 enum store_result store_batch_load(PGconn *conn, const struct store_batch_reads *rd,
@@ -548,29 +586,44 @@ static int account_columns(const struct store_batch_writes *w, struct columns *c
 
 /* ---- a batch judged on cached states ---- */
 
-/* BEGIN and the locks as a round trip of their own, for batches whose
- * journal rows go by COPY (which libpq does not allow in a pipeline). */
-static enum store_result begin_locks_alone(PGconn *conn, const char *acc_param, bool one_by_one,
-                                           struct store_error *err)
+/* BEGIN and the locks (or, for a batch sent ahead, its baton) as a round
+ * trip of their own, for batches whose journal rows go by COPY (which
+ * libpq does not allow in a pipeline). */
+static enum store_result begin_alone(PGconn *conn, const char *acc_param, bool one_by_one,
+                                     const char *const *baton, struct store_error *err)
 {
     pipeline_begin(conn);
-    bool sent = send_begin_locks(conn, acc_param, one_by_one) && PQpipelineSync(conn) == 1 &&
-                pipeline_flush(conn);
+    bool sent = (baton ? send_begin(conn) && send_prepared(conn, "ledger_ahead_begin", 2, baton)
+                       : send_begin_locks(conn, acc_param, one_by_one)) &&
+                PQpipelineSync(conn) == 1 && pipeline_flush(conn);
     if (!sent)
         return pipeline_send_failed(conn, err);
     enum store_result r = STORE_OK;
-    expect_begin_locks(conn, one_by_one, &r, err);
+    if (baton) {
+        PQclear(pipeline_expect(conn, PGRES_COMMAND_OK, &r, err));
+        PQclear(pipeline_expect(conn, PGRES_TUPLES_OK, &r, err));
+    } else {
+        expect_begin_locks(conn, one_by_one, &r, err);
+    }
     if (PQstatus(conn) == CONNECTION_OK && !pipeline_drain_to_sync(conn) && r == STORE_OK)
         r = STORE_FAILED;
     pipeline_end(conn);
     return r;
 }
 
-enum store_result store_batch_write_commit(PGconn *conn, const struct store_batch_writes *w,
-                                           struct store_error *err)
+enum store_result store_batch_write_send(PGconn *conn, const struct store_batch_writes *w,
+                                         struct store_write_sent *s, struct store_error *err)
 {
-    bool copy = w->n_transfers >= PG_COPY_MIN_TRANSFERS;
+    memset(s, 0, sizeof *s);
+    bool copy = w->n_transfers >= STORE_COPY_MIN_TRANSFERS;
     const struct store_batch_locks *lf = w->lock_first;
+    LEDGER_ASSERT(!w->ahead || (lf != NULL && copy));
+    char batons[4][16];
+    snprintf(batons[0], sizeof batons[0], "%d", w->baton.pid);
+    snprintf(batons[1], sizeof batons[1], "%d", w->baton.ticket);
+    snprintf(batons[2], sizeof batons[2], "%d", w->after.pid);
+    snprintf(batons[3], sizeof batons[3], "%d", w->after.ticket);
+    const char *own[] = {batons[0], batons[1]}, *after[] = {batons[2], batons[3]};
     struct sbuf acc;
     sbuf_init(&acc);
     bool one_by_one = false;
@@ -578,14 +631,14 @@ enum store_result store_batch_write_commit(PGconn *conn, const struct store_batc
         ids_array(&acc, lf->account_ids, lf->n_accounts);
         one_by_one = locks_one_by_one(lf->n_accounts, lf->lock_all);
         if (copy) {
-            enum store_result locked = begin_locks_alone(conn, acc.data, one_by_one, err);
-            if (locked != STORE_OK) {
+            enum store_result begun =
+                begin_alone(conn, acc.data, one_by_one, w->ahead ? own : NULL, err);
+            if (begun != STORE_OK) {
                 sbuf_free(&acc);
-                return locked;
+                return begun;
             }
         }
     }
-    bool locks_here = lf && !copy; /* in the write's own pipeline */
 
     /* A large batch's journal rows go first, by COPY; the statement then
      * inserts none. */
@@ -618,49 +671,94 @@ enum store_result store_batch_write_commit(PGconn *conn, const struct store_batc
     char touched[24];
     snprintf(touched, sizeof touched, "%d", n_touched);
     params[42] = touched;
-    bool write = w->n_entries > 0;
+    *s = (struct store_write_sent){
+        .ahead = w->ahead,
+        .locks = lf != NULL && (!copy || w->ahead), /* in the write's own pipeline */
+        .one_by_one = one_by_one,
+        .write = w->n_entries > 0,
+        .n_touched = n_touched,
+    };
 
     pipeline_begin(conn);
-    bool sent = (!locks_here || send_begin_locks(conn, acc.data, one_by_one)) &&
-                (!write || send_prepared(conn, "ledger_write_batch", 43, params)) &&
-                PQsendQueryParams(conn, "COMMIT", 0, NULL, NULL, NULL, NULL, 0) == 1 &&
-                PQpipelineSync(conn) == 1 && pipeline_flush(conn);
+    bool sent =
+        (!s->locks || (w->ahead ? send_prepared(conn, "ledger_ahead_wait", 2, after) &&
+                                      send_locks(conn, acc.data, one_by_one)
+                                : send_begin_locks(conn, acc.data, one_by_one))) &&
+        (!s->write || send_prepared(conn, "ledger_write_batch", 43, params)) &&
+        (w->ahead || (PQsendQueryParams(conn, "COMMIT", 0, NULL, NULL, NULL, NULL, 0) == 1 &&
+                      PQpipelineSync(conn) == 1)) &&
+        pipeline_flush(conn);
     columns_free(&xc);
     columns_free(&ec);
     columns_free(&pc);
     columns_free(&ac);
     sbuf_free(&acc);
-    if (sent && fault_commit_lost())
+    if (!sent) {
+        /* COMMIT may have reached the server whole. */
+        enum store_result r = pipeline_send_failed(conn, err);
+        return !w->ahead && PQstatus(conn) != CONNECTION_OK ? STORE_UNKNOWN : r;
+    }
+    s->synced = !w->ahead;
+    if (s->synced && fault_commit_lost(false))
         shutdown(PQsocket(conn), SHUT_RDWR);
+    return STORE_OK;
+}
+
+enum store_result store_batch_ahead_end(PGconn *conn, struct store_write_sent *s, bool commit)
+{
+    LEDGER_ASSERT(s->ahead && !s->synced);
+    s->synced = true;
+    s->rolled_back = !commit;
+    bool sent = PQsendQueryParams(conn, commit ? "COMMIT" : "ROLLBACK", 0, NULL, NULL, NULL, NULL,
+                                  0) == 1 &&
+                PQpipelineSync(conn) == 1 && pipeline_flush(conn);
+    if (sent && commit && fault_commit_lost(true))
+        shutdown(PQsocket(conn), SHUT_RDWR);
+    return sent ? STORE_OK : STORE_FAILED;
+}
+
+enum store_result store_batch_write_receive(PGconn *conn, const struct store_write_sent *s,
+                                            struct store_error *err)
+{
+    LEDGER_ASSERT(s->synced);
     enum store_result r = STORE_OK;
-    bool commit_answered = false; /* COMMIT's own result was read */
-    if (sent && locks_here)
-        expect_begin_locks(conn, one_by_one, &r, err);
-    if (sent && write) {
+    if (s->ahead) {
+        PQclear(pipeline_expect(conn, PGRES_TUPLES_OK, &r, err));
+        expect_locks(conn, s->one_by_one, &r, err);
+    } else if (s->locks) {
+        expect_begin_locks(conn, s->one_by_one, &r, err);
+    }
+    if (s->write) {
         PGresult *res = pipeline_expect(conn, PGRES_TUPLES_OK, &r, err);
         if (res)
-            LEDGER_ASSERT(atoi(PQgetvalue(res, 0, 0)) == n_touched);
+            LEDGER_ASSERT(atoi(PQgetvalue(res, 0, 0)) == s->n_touched);
         PQclear(res);
     }
-    if (sent) {
-        PGresult *commit = pipeline_expect(conn, PGRES_COMMAND_OK, &r, err);
-        /* A result, or an error result on a live connection, is definite. */
-        commit_answered = commit != NULL || PQstatus(conn) == CONNECTION_OK;
-        /* COMMIT of an aborted transaction answers ROLLBACK. */
-        if (commit && strcmp(PQcmdStatus(commit), "COMMIT") != 0 && r == STORE_OK)
-            r = STORE_FAILED;
-        PQclear(commit);
-        if (PQstatus(conn) == CONNECTION_OK)
-            pipeline_drain_to_sync(conn);
-    } else if (r == STORE_OK) {
+    PGresult *commit = pipeline_expect(conn, PGRES_COMMAND_OK, &r, err);
+    /* A result, or an error result on a live connection, is definite. */
+    bool commit_answered = commit != NULL || PQstatus(conn) == CONNECTION_OK;
+    /* COMMIT of an aborted transaction answers ROLLBACK. */
+    if (commit && strcmp(PQcmdStatus(commit), "COMMIT") != 0 && r == STORE_OK)
         r = STORE_FAILED;
-    }
+    PQclear(commit);
+    if (PQstatus(conn) == CONNECTION_OK)
+        pipeline_drain_to_sync(conn);
     /* The connection broke while COMMIT may have reached the server: only
-     * a look at the journal can tell, and the caller makes it. */
+     * a look at the journal can tell, and the caller makes it. A batch
+     * sent ahead and then rolled back cannot have committed. */
     if (!commit_answered && PQstatus(conn) != CONNECTION_OK)
-        r = STORE_UNKNOWN;
+        r = s->rolled_back ? STORE_FAILED : STORE_UNKNOWN;
     pipeline_end(conn);
     return r;
+}
+
+enum store_result store_batch_write_commit(PGconn *conn, const struct store_batch_writes *w,
+                                           struct store_error *err)
+{
+    LEDGER_ASSERT(!w->ahead);
+    struct store_write_sent s;
+    enum store_result r = store_batch_write_send(conn, w, &s, err);
+    return r == STORE_OK ? store_batch_write_receive(conn, &s, err) : r;
 }
 
 void store_batch_rollback(PGconn *conn)

@@ -98,6 +98,10 @@ int store_prepare_write_path(PGconn *conn, char *err, size_t errlen);
  * excluding every other batch of every process (pg_write.c). */
 #define STORE_LOCKED_ACCOUNTS_MAX 1024
 
+/* A batch that creates this many transfers sends its journal rows by
+ * COPY (binary, pg_copy.c), in a round trip of their own. */
+#define STORE_COPY_MIN_TRANSFERS 200
+
 /* What a batch reads in its first round trip. */
 struct store_batch_reads {
     const char *const *account_ids; /* sorted by strcmp, unique */
@@ -139,9 +143,29 @@ struct store_batch_locks {
     bool lock_all;
 };
 
+/* A batch sent ahead holds this lock until it ends, and the batch sent
+ * ahead of it waits for it before locking accounts (pg_write.c). pid: the
+ * PQbackendPID of the batch's connection; ticket: differs between
+ * consecutive batches on that connection. */
+struct store_baton {
+    int pid;
+    int ticket;
+};
+
 /* Everything a batch writes besides COMMIT. */
 struct store_batch_writes {
     const struct store_batch_locks *lock_first; /* NULL: store_batch_load opened the transaction */
+    /* Judged on the states that another batch, still committing on another
+     * connection, leaves (with lock_first, and at least
+     * STORE_COPY_MIN_TRANSFERS transfers): sent as BEGIN and its baton,
+     * the journal rows by COPY, then, after the other batch's baton, the
+     * locks and the write, and nothing more until store_batch_ahead_end.
+     * PostgreSQL copies the journal while the other batch still holds the
+     * locks. It holds none of its own locks while copying, so it may wait
+     * on another session's rows that way (a deadlock PostgreSQL detects). */
+    bool ahead;
+    struct store_baton baton; /* ahead: its own */
+    struct store_baton after; /* ahead: the other batch's, or zeros if it was not sent ahead */
     const struct store_transfer_ref *transfers; /* created */
     int n_transfers;
     const struct store_transfer_ref *pending; /* pending state created or changed */
@@ -161,6 +185,25 @@ struct store_batch_writes {
  * STORE_UNKNOWN: the connection broke after COMMIT was sent. */
 enum store_result store_batch_write_commit(PGconn *conn, const struct store_batch_writes *w,
                                            struct store_error *err);
+
+/* store_batch_write_commit in halves, so that the caller can work while
+ * the server writes and flushes: send returns once the pipeline is sent
+ * (COMMIT included, unless ahead), receive reads how it ended. Nothing
+ * else may use conn in between. */
+struct store_write_sent {
+    bool ahead, locks, one_by_one, write;
+    int n_touched;
+    bool synced;      /* the pipeline is complete: receive may read it */
+    bool rolled_back; /* ahead, ended with ROLLBACK */
+};
+/* STORE_OK: sent; else how it ended, with nothing to receive. */
+enum store_result store_batch_write_send(PGconn *conn, const struct store_batch_writes *w,
+                                         struct store_write_sent *s, struct store_error *err);
+/* Ends a batch sent ahead: COMMIT once the batch it was judged after has
+ * committed, else ROLLBACK. Then receive. */
+enum store_result store_batch_ahead_end(PGconn *conn, struct store_write_sent *s, bool commit);
+enum store_result store_batch_write_receive(PGconn *conn, const struct store_write_sent *s,
+                                            struct store_error *err);
 /* Rolls back whatever transaction is open on conn. */
 void store_batch_rollback(PGconn *conn);
 

@@ -130,7 +130,7 @@ static void skips_requests_on_accounts_of_the_other_batch(void **state)
     struct engine_request *running = submit(q, "shop", "w1");
     struct engine_request *taken = engine_take(&q->e, c0);
     check_list(taken, &running, 1);
-    engine_mark_busy(c0, taken);
+    engine_mark_busy(c0, taken, NULL);
 
     struct engine_request *r1 = submit(q, "w2", "shop"), *r2 = submit(q, "w3", "w4"),
                           *r3 = submit(q, "w1", "w5"), *r4 = submit(q, "w6", "w7");
@@ -143,12 +143,35 @@ static void skips_requests_on_accounts_of_the_other_batch(void **state)
     check_queue(&q->e, NULL, 0);
 }
 
+/* A committer runs two batches while the second goes ahead of the first:
+ * the accounts of both are busy, and those of the first only until it is
+ * unpublished. */
+static void both_batches_of_a_committer_are_busy(void **state)
+{
+    struct qfx *q = *state;
+    struct committer *c0 = &q->e.committers[0], *c1 = &q->e.committers[1];
+    submit(q, "a", "b");
+    struct engine_request *first = engine_take(&q->e, c0);
+    submit(q, "c", "d");
+    struct engine_request *second = engine_take(&q->e, c0);
+    engine_mark_busy(c0, first, second);
+
+    struct engine_request *r1 = submit(q, "b", "x"), *r2 = submit(q, "y", "c"),
+                          *r3 = submit(q, "e", "f");
+    check_list(engine_take(&q->e, c1), &r3, 1);
+    check_queue(&q->e, (struct engine_request *[]){r1, r2}, 2);
+
+    engine_mark_busy(c0, second, NULL);
+    check_list(engine_take(&q->e, c1), &r1, 1);
+    check_queue(&q->e, &r2, 1);
+}
+
 static void a_request_queued_after_a_skipped_tail_is_linked(void **state)
 {
     struct qfx *q = *state;
     struct committer *c0 = &q->e.committers[0], *c1 = &q->e.committers[1];
     struct engine_request *running = submit(q, "hot", "w1");
-    engine_mark_busy(c0, engine_take(&q->e, c0));
+    engine_mark_busy(c0, engine_take(&q->e, c0), NULL);
     (void)running;
 
     struct engine_request *r1 = submit(q, "w2", "hot"), *r2 = submit(q, "w3", "w4");
@@ -158,7 +181,7 @@ static void a_request_queued_after_a_skipped_tail_is_linked(void **state)
     check_queue(&q->e, (struct engine_request *[]){r1, r3}, 2);
 
     /* Once the batch is done, everything waiting goes, in order. */
-    engine_clear_busy(c0);
+    engine_mark_busy(c0, NULL, NULL);
     check_list(engine_take(&q->e, c1), (struct engine_request *[]){r1, r3}, 2);
     check_queue(&q->e, NULL, 0);
 }
@@ -170,13 +193,13 @@ static void nothing_goes_beside_a_batch_that_runs_alone(void **state)
     struct engine_request *big = submit_many(q, "big", STORE_LOCKED_ACCOUNTS_MAX / 2 + 1);
     struct engine_request *list = engine_take(&q->e, c0);
     check_list(list, &big, 1);
-    engine_mark_busy(c0, list);
+    engine_mark_busy(c0, list, NULL);
     assert_true(c0->busy_all);
 
     struct engine_request *r = submit(q, "p", "q");
     assert_null(engine_take(&q->e, c1));
     check_queue(&q->e, &r, 1);
-    engine_clear_busy(c0);
+    engine_mark_busy(c0, NULL, NULL);
     check_list(engine_take(&q->e, c1), &r, 1);
 }
 
@@ -185,7 +208,7 @@ static void a_big_request_waits_for_any_running_batch(void **state)
     struct qfx *q = *state;
     struct committer *c0 = &q->e.committers[0], *c1 = &q->e.committers[1];
     submit(q, "a", "b");
-    engine_mark_busy(c0, engine_take(&q->e, c0));
+    engine_mark_busy(c0, engine_take(&q->e, c0), NULL);
     struct engine_request *big = submit_many(q, "other", STORE_LOCKED_ACCOUNTS_MAX / 2 + 1);
     assert_null(engine_take(&q->e, c1));
     check_queue(&q->e, &big, 1);
@@ -229,13 +252,13 @@ static void settlements_never_conflict_and_are_not_published(void **state)
     /* Post, void and expire name their accounts only once resolved. */
     struct engine_request *post = submit(q, "", "");
     post->ops[0].core.kind = OP_POST;
-    engine_mark_busy(c0, engine_take(&q->e, c0));
+    engine_mark_busy(c0, engine_take(&q->e, c0), NULL);
     assert_int_equal(c0->n_busy, 0);
     assert_false(c0->busy_all);
-    engine_clear_busy(c0);
+    engine_mark_busy(c0, NULL, NULL);
 
     submit(q, "a", "b");
-    engine_mark_busy(c0, engine_take(&q->e, c0));
+    engine_mark_busy(c0, engine_take(&q->e, c0), NULL);
     assert_int_equal(c0->n_busy, 2);
     struct engine_request *expire = submit(q, "", "");
     expire->ops[0].core.kind = OP_EXPIRE;
@@ -250,7 +273,7 @@ static void one_committer_publishes_nothing(void **state)
     struct engine_request *r = submit(q, "a", "b");
     struct engine_request *list = engine_take(&q->e, c0);
     check_list(list, &r, 1);
-    engine_mark_busy(c0, list);
+    engine_mark_busy(c0, list, NULL);
     assert_int_equal(c0->n_busy, 0);
     assert_false(c0->busy_all);
 }
@@ -260,7 +283,7 @@ static void a_skipped_request_holds_back_later_ones_on_its_accounts(void **state
     struct qfx *q = *state;
     struct committer *c0 = &q->e.committers[0], *c1 = &q->e.committers[1];
     submit(q, "x", "w");
-    engine_mark_busy(c0, engine_take(&q->e, c0));
+    engine_mark_busy(c0, engine_take(&q->e, c0), NULL);
     struct engine_request *r1 = submit(q, "x", "y"), *r2 = submit(q, "y", "z"),
                           *r3 = submit(q, "p", "q");
     check_list(engine_take(&q->e, c1), &r3, 1);
@@ -272,16 +295,16 @@ static void a_request_on_two_busy_accounts_goes_next(void **state)
     struct qfx *q = *state;
     struct committer *c0 = &q->e.committers[0], *c1 = &q->e.committers[1];
     submit(q, "x", "w1");
-    engine_mark_busy(c0, engine_take(&q->e, c0));
+    engine_mark_busy(c0, engine_take(&q->e, c0), NULL);
     submit(q, "y", "w2");
-    engine_mark_busy(c1, engine_take(&q->e, c1));
+    engine_mark_busy(c1, engine_take(&q->e, c1), NULL);
     struct engine_request *both = submit(q, "x", "y"), *on_x = submit(q, "x", "w3"),
                           *on_y = submit(q, "w4", "y");
     /* c0 is done with x, but y is still busy: nothing on x or y overtakes
      * the request that waits for both. */
-    engine_clear_busy(c0);
+    engine_mark_busy(c0, NULL, NULL);
     assert_null(engine_take(&q->e, c0));
-    engine_clear_busy(c1);
+    engine_mark_busy(c1, NULL, NULL);
     check_list(engine_take(&q->e, c1), (struct engine_request *[]){both, on_x, on_y}, 3);
 }
 
@@ -290,13 +313,13 @@ static void nothing_is_taken_behind_a_skipped_big_request(void **state)
     struct qfx *q = *state;
     struct committer *c0 = &q->e.committers[0], *c1 = &q->e.committers[1];
     submit(q, "a", "b");
-    engine_mark_busy(c0, engine_take(&q->e, c0));
+    engine_mark_busy(c0, engine_take(&q->e, c0), NULL);
     /* Like the sweeper's request of up to 1,000 expiries. */
     struct engine_request *big = submit_many(q, "other", STORE_LOCKED_ACCOUNTS_MAX / 2 + 1);
     struct engine_request *small = submit(q, "c", "d");
     assert_null(engine_take(&q->e, c1));
     check_queue(&q->e, (struct engine_request *[]){big, small}, 2);
-    engine_clear_busy(c0);
+    engine_mark_busy(c0, NULL, NULL);
     check_list(engine_take(&q->e, c1), (struct engine_request *[]){big, small}, 2);
 }
 
@@ -305,7 +328,7 @@ static void the_scan_for_free_requests_is_bounded(void **state)
     struct qfx *q = *state;
     struct committer *c0 = &q->e.committers[0], *c1 = &q->e.committers[1];
     submit(q, "hot", "w");
-    engine_mark_busy(c0, engine_take(&q->e, c0));
+    engine_mark_busy(c0, engine_take(&q->e, c0), NULL);
     for (int i = 0; i < 2000; i++)
         submit(q, "x", "hot");
     submit(q, "free", "also-free");
@@ -335,6 +358,8 @@ int run_queue_tests(void)
         cmocka_unit_test_setup_teardown(settlements_never_conflict_and_are_not_published, qfx_setup,
                                         qfx_teardown),
         cmocka_unit_test_setup_teardown(one_committer_publishes_nothing, qfx_setup, qfx_teardown),
+        cmocka_unit_test_setup_teardown(both_batches_of_a_committer_are_busy, qfx_setup,
+                                        qfx_teardown),
         cmocka_unit_test_setup_teardown(a_skipped_request_holds_back_later_ones_on_its_accounts,
                                         qfx_setup, qfx_teardown),
         cmocka_unit_test_setup_teardown(a_request_on_two_busy_accounts_goes_next, qfx_setup,
