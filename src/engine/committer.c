@@ -584,8 +584,14 @@ static void batch_run(struct committer *c, struct flight *f, struct flight *next
             attempt_send(c, l, b, a);
         }
         enum store_result r = attempt_receive(l, b, a);
-        if (attempt == 0)
-            ahead_end(c, next, r == STORE_OK);
+        if (attempt == 0 && r != STORE_OK) {
+            /* The batch sent ahead may be waiting for locks this one's
+             * transaction still holds. */
+            store_batch_rollback(l->conn);
+            ahead_end(c, next, false);
+        } else if (attempt == 0) {
+            ahead_end(c, next, true);
+        }
         if (attempt_refused(c, l, b, a)) {
             attempt_send(c, l, b, a);
             r = attempt_receive(l, b, a);

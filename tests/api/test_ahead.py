@@ -28,6 +28,23 @@ def posted(results):
     return sum(r["status"] == "posted" for r in results)
 
 
+def spend_concurrently(servers, prefix, frm, payees, amount, clients=6, requests=3):
+    """clients threads, each on the next of servers in turn, send requests
+    batch requests each; returns all their results."""
+    results, lock = [], threading.Lock()
+
+    def worker(i):
+        cl = servers[i % len(servers)].client(timeout=60)
+        for k in range(requests):
+            r = batch(cl, prefix, "%d-%d" % (i, k), frm, payees, amount)
+            with lock:
+                results.extend(r)
+        cl.close()
+
+    run_threads(clients, worker)
+    return results
+
+
 class AheadOneProcess(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
@@ -64,18 +81,7 @@ class AheadOneProcess(unittest.TestCase):
         # ones meet the floor. Exactly 5,000 transfers may pass.
         c, payees = self.warm("ah1", 15000)
         ahead_before = metric(c, "ledgerd_ahead_batches_total")
-        results = []
-        lock = threading.Lock()
-
-        def worker(i):
-            cl = self.d.client()
-            for k in range(3):
-                r = batch(cl, "ah1", "%d-%d" % (i, k), "ah1-wallet", payees, 3)
-                with lock:
-                    results.extend(r)
-            cl.close()
-
-        run_threads(6, worker)
+        results = spend_concurrently([self.d], "ah1", "ah1-wallet", payees, 3)
         self.assertGreater(metric(c, "ledgerd_ahead_batches_total"), ahead_before)
         self.assertEqual(posted(results), 5000)
         for r in results:
@@ -155,18 +161,7 @@ class AheadTwoProcesses(unittest.TestCase):
         payees = ["ah3-p%d" % i for i in range(N)]
         open_accounts(c, "ah3", "wallet", *("p%d" % i for i in range(N)))
         self.assertEqual(c.transfer("ah3-fund", "ah3-issuer", "ah3-wallet", 10000)[0], 201)
-        results = []
-        lock = threading.Lock()
-
-        def worker(i):
-            cl = (self.a if i % 2 else self.b).client(timeout=60)
-            for k in range(3):
-                r = batch(cl, "ah3", "%d-%d" % (i, k), "ah3-wallet", payees, 2)
-                with lock:
-                    results.extend(r)
-            cl.close()
-
-        run_threads(6, worker)
+        results = spend_concurrently([self.a, self.b], "ah3", "ah3-wallet", payees, 2)
         self.assertEqual(posted(results), 5000)
         self.assertEqual(c.balance("ah3-wallet"), 0)
         rc, out = harness.verify(self.pg.conninfo)
