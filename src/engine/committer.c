@@ -240,7 +240,7 @@ static int slot_or_none(const char *const *ids, int n, const char *id)
 /* Judges the batch on cached states, if the cache has all its accounts;
  * with ahead_of, on the states that batch leaves where they share
  * accounts (it is still committing: this one then commits only if that
- * one's first attempt does, store_batch_ahead_end). True if that
+ * one's first attempt does, store_batch_ahead_commit). True if that
  * judgement may be written without loading (store.h, store_batch_locks):
  * every account gets an entry, so a changed one fails its insert, and
  * every transfer id of the batch is inserted, so one that exists already
@@ -256,7 +256,7 @@ static bool batch_judge_cached(struct committer *c, const struct committer_link 
         int j = ahead_of
                     ? slot_or_none(ahead_of->account_ids, ahead_of->n_accounts, b->account_ids[i])
                     : -1;
-        if (j >= 0) {
+        if (j >= 0 && ahead_of->found[j]) {
             b->accounts[i] = ahead_of->accounts[j];
             b->accounts[i].touched = false;
         }
@@ -313,8 +313,8 @@ struct attempt {
  * the batch was judged on cached states, and its transaction is not open
  * yet; ahead_of: the attempt of the batch it was judged after, if it was
  * sent ahead of that one, which is still committing. */
-static void attempt_write(const struct committer_link *l, struct batch *b, int n_entries,
-                          const struct attempt *ahead_of, struct attempt *a)
+static void attempt_write(struct committer *c, const struct committer_link *l, struct batch *b,
+                          int n_entries, const struct attempt *ahead_of, struct attempt *a)
 {
     int n = 0, n_pending = 0;
     for (int i = 0; i < b->n_transfers; i++) {
@@ -331,6 +331,8 @@ static void attempt_write(const struct committer_link *l, struct batch *b, int n
         b->entry_transfer_ext[i] = b->transfer_ids[b->entries[i].transfer];
     }
     a->n_new = n;
+    c->tickets = c->tickets == INT_MAX ? 1 : c->tickets + 1;
+    a->baton = (struct store_baton){PQbackendPID(l->conn), c->tickets};
     struct store_batch_locks locks = {b->account_ids, b->n_accounts, b->lock_all};
     struct store_batch_writes w = {
         .lock_first = a->on_cache ? &locks : NULL,
@@ -365,12 +367,14 @@ static void attempt_send(struct committer *c, const struct committer_link *l, st
     a->on_cache = !b->loaded_only && batch_judge_cached(c, l, b, NULL, &n_entries);
     if (!a->on_cache && (a->r = batch_judge_loaded(l, b, &n_entries, &a->err)) != STORE_OK)
         return;
-    attempt_write(l, b, n_entries, NULL, a);
+    attempt_write(c, l, b, n_entries, NULL, a);
 }
 
 /* Sends the batch ahead of prev, whose write is committing on the other
- * link: judged on the states prev leaves, its journal rows copied at
- * once, COMMIT only when prev's has succeeded (ahead_end). Only a batch
+ * link and which took its baton in a round trip of its own (so that this
+ * one's wait for it is one PostgreSQL sees): judged on the states prev
+ * leaves, its journal rows copied at once, COMMIT only when prev's has
+ * succeeded (ahead_end). Only a batch
  * large enough to go by COPY goes ahead: it then waits for prev's COMMIT
  * beside its own, which pays only when copying its rows takes a while.
  * (Small batches come from single requests whose clients wait for their
@@ -388,9 +392,7 @@ static bool attempt_send_ahead(struct committer *c, const struct committer_link 
         strcmp(l->server, prev_link->server) != 0 || !batch_judge_cached(c, l, b, prev, &n_entries))
         return false;
     a->on_cache = true;
-    c->tickets = c->tickets == INT_MAX ? 1 : c->tickets + 1;
-    a->baton = (struct store_baton){PQbackendPID(l->conn), c->tickets};
-    attempt_write(l, b, n_entries, prev_attempt, a);
+    attempt_write(c, l, b, n_entries, prev_attempt, a);
     if (a->r == STORE_OK)
         return true;
     store_batch_rollback(l->conn);
@@ -474,12 +476,14 @@ static bool committer_connect(struct committer *c, struct committer_link *l)
 }
 
 /* After the connection broke during COMMIT: did the batch land? Asks on a
- * new connection for a while; 1 yes, 0 no, -1 could not tell. */
+ * new connection for a while, once the old session has ended; 1 yes, 0
+ * no, -1 could not tell. */
 static int batch_outcome(struct committer *c, struct committer_link *l, const struct batch *b)
 {
+    int old_pid = l->conn ? PQbackendPID(l->conn) : 0;
     for (int attempt = 0; attempt < 10; attempt++) {
         if (committer_connect(c, l)) {
-            int r = store_transfer_committed(l->conn, b->new_transfers[0].ext_id);
+            int r = store_transfer_committed(l->conn, old_pid, b->new_transfers[0].ext_id);
             if (r >= 0)
                 return r;
         }
@@ -547,20 +551,22 @@ struct flight {
 };
 
 /* Ends the batch sent ahead of the one whose first attempt just ended:
- * commits it if that one committed, on the states it was judged after;
- * otherwise rolls it back, to run again once that one is done. */
+ * commits it if that one committed, on the states it was judged after.
+ * Otherwise it must not commit, and may be waiting for locks that the
+ * other batch's session, lost or not, still holds: its connection is
+ * closed, which rolls it back, and it runs again once that one is done. */
 static void ahead_end(struct committer *c, struct flight *next, bool commit)
 {
     if (next == NULL || !next->sent || !next->first.sent.ahead || next->first.sent.synced)
         return;
-    PGconn *conn = c->links[next->link].conn;
-    store_batch_ahead_end(conn, &next->first.sent, commit);
-    if (commit)
+    struct committer_link *l = &c->links[next->link];
+    if (commit) {
+        store_batch_ahead_commit(l->conn, &next->first.sent);
         return;
+    }
     metrics_ahead_rolled_back();
-    struct store_error err;
-    store_batch_write_receive(conn, &next->first.sent, &err);
-    store_batch_rollback(conn);
+    PQfinish(l->conn);
+    l->conn = NULL;
     next->sent = false;
 }
 
@@ -584,15 +590,10 @@ static void batch_run(struct committer *c, struct flight *f, struct flight *next
             attempt_send(c, l, b, a);
         }
         enum store_result r = attempt_receive(l, b, a);
-        if (attempt == 0 && r != STORE_OK) {
-            /* The batch sent ahead may be waiting for locks this one's
-             * transaction still holds. */
-            store_batch_rollback(l->conn);
-            ahead_end(c, next, false);
-        } else if (attempt == 0) {
-            ahead_end(c, next, true);
-        }
-        if (attempt_refused(c, l, b, a)) {
+        if (attempt == 0)
+            ahead_end(c, next, r == STORE_OK);
+        /* At most twice: after ahead, after cached; loaded is final. */
+        while (attempt_refused(c, l, b, a)) {
             attempt_send(c, l, b, a);
             r = attempt_receive(l, b, a);
         }
@@ -800,7 +801,7 @@ static void *committer_main(void *arg)
                 next = &flights[link];
             else
                 batch_done(c, list, cur);
-            if (next && cur && cur->sent && cur->first.r == STORE_OK)
+            if (next && cur && cur->sent && cur->first.r == STORE_OK && cur->first.sent.baton)
                 next->sent = attempt_send_ahead(c, &c->links[link], &next->b, &c->links[cur->link],
                                                 &cur->b, &cur->first, &next->first);
         }

@@ -27,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/assert.h"
 #include "pg_internal.h"
@@ -131,16 +132,18 @@
 
 /* A batch sent ahead (store_batch_writes.ahead) copies its journal rows
  * before it locks, so it must not reach the account locks before the
- * batch it was judged after (which, if also sent ahead, may still be
- * copying): it would find the states that batch has not written yet, and
- * be refused. So it holds a lock of its own (store_baton) for its whole
- * transaction, and waits for that of the batch before it (nobody else's)
- * before it locks the accounts: the account locks are then asked for in
- * the order the batches were judged. Batons are two-int keys (backend
- * pid, ticket), which cannot meet the batch-wide lock's (no pid is
+ * batch it was judged after, and must wait for that batch in a way
+ * PostgreSQL can see (so that a cycle through the two is a deadlock it
+ * detects, not a stall). So every batch that begins in a round trip of
+ * its own (a batch that goes by COPY) first takes a lock of its own, its
+ * baton (store_baton), held for its whole transaction; and a batch sent
+ * ahead waits for the baton of the batch before it (shared) before it
+ * locks the accounts: the account locks are then asked for in the order
+ * the batches were judged. Batons are two-int keys (backend pid,
+ * ticket), which cannot meet the batch-wide lock's (no pid is
  * 1818584167). */
-#define SQL_AHEAD_BEGIN "SELECT pg_advisory_xact_lock($1::int, $2::int)"
-#define SQL_AHEAD_WAIT  "SELECT pg_advisory_xact_lock_shared($1::int, $2::int)"
+#define SQL_BATON      "SELECT pg_advisory_xact_lock($1::int, $2::int)"
+#define SQL_AHEAD_WAIT "SELECT pg_advisory_xact_lock_shared($1::int, $2::int)"
 
 /* clang-format on */
 
@@ -155,7 +158,7 @@ static const struct {
     {"ledger_load_accounts", SQL_LOAD_ACCOUNTS, 1},
     {"ledger_load_transfers", SQL_LOAD_TRANSFERS, 1},
     {"ledger_write_batch", SQL_WRITE_BATCH, 43},
-    {"ledger_ahead_begin", SQL_AHEAD_BEGIN, 2},
+    {"ledger_baton", SQL_BATON, 2},
     {"ledger_ahead_wait", SQL_AHEAD_WAIT, 2},
 };
 
@@ -254,16 +257,23 @@ static bool pipeline_drain_to_sync(PGconn *conn)
     }
 }
 
+/* Leaves pipeline mode. A pipeline left with results unread (a read that
+ * timed out on a live connection) cannot be left: the connection is shut
+ * down, so that store_ensure replaces it rather than a later batch
+ * reading those results as its own. */
 static void pipeline_end(PGconn *conn)
 {
-    PQexitPipelineMode(conn);
+    if (PQexitPipelineMode(conn) == 0 && PQsocket(conn) >= 0)
+        shutdown(PQsocket(conn), SHUT_RDWR);
     PQsetnonblocking(conn, 0);
 }
 
 /* Reads one query's result (and its NULL separator). Returns it if its
- * status is `want`, else classifies the error into err and returns NULL. */
-static PGresult *pipeline_expect(PGconn *conn, ExecStatusType want, enum store_result *r,
-                                 struct store_error *err)
+ * status is `want`, else classifies the error into err and returns NULL.
+ * *answered: the server's result was read (an error result included), as
+ * opposed to none before the connection broke or the wait timed out. */
+static PGresult *pipeline_expect_answered(PGconn *conn, ExecStatusType want, enum store_result *r,
+                                          struct store_error *err, bool *answered)
 {
     bool broken = false;
     PGresult *res = pipeline_result(conn, &broken);
@@ -273,6 +283,9 @@ static PGresult *pipeline_expect(PGconn *conn, ExecStatusType want, enum store_r
             *r = STORE_FAILED;
         return NULL;
     }
+    /* libpq reports a connection that broke as an error result of its
+     * own, on a connection no longer OK. */
+    *answered = PQstatus(conn) == CONNECTION_OK;
     PGresult *sep = pipeline_result(conn, &broken);
     PQclear(sep);
     if (PQresultStatus(res) == want)
@@ -283,6 +296,13 @@ static PGresult *pipeline_expect(PGconn *conn, ExecStatusType want, enum store_r
                                                            : pg_classify(conn, res, err);
     PQclear(res);
     return NULL;
+}
+
+static PGresult *pipeline_expect(PGconn *conn, ExecStatusType want, enum store_result *r,
+                                 struct store_error *err)
+{
+    bool answered = false;
+    return pipeline_expect_answered(conn, want, r, err, &answered);
 }
 
 /* A pipeline that could not be sent: why, and out of pipeline mode. */
@@ -586,25 +606,23 @@ static int account_columns(const struct store_batch_writes *w, struct columns *c
 
 /* ---- a batch judged on cached states ---- */
 
-/* BEGIN and the locks (or, for a batch sent ahead, its baton) as a round
- * trip of their own, for batches whose journal rows go by COPY (which
- * libpq does not allow in a pipeline). */
+/* BEGIN, the batch's baton and its locks (none for a batch sent ahead,
+ * which locks later) as a round trip of their own, for batches whose
+ * journal rows go by COPY (which libpq does not allow in a pipeline). */
 static enum store_result begin_alone(PGconn *conn, const char *acc_param, bool one_by_one,
-                                     const char *const *baton, struct store_error *err)
+                                     const char *const *baton, bool ahead, struct store_error *err)
 {
     pipeline_begin(conn);
-    bool sent = (baton ? send_begin(conn) && send_prepared(conn, "ledger_ahead_begin", 2, baton)
-                       : send_begin_locks(conn, acc_param, one_by_one)) &&
-                PQpipelineSync(conn) == 1 && pipeline_flush(conn);
+    bool sent = send_begin(conn) && send_prepared(conn, "ledger_baton", 2, baton) &&
+                (ahead || send_locks(conn, acc_param, one_by_one)) && PQpipelineSync(conn) == 1 &&
+                pipeline_flush(conn);
     if (!sent)
         return pipeline_send_failed(conn, err);
     enum store_result r = STORE_OK;
-    if (baton) {
-        PQclear(pipeline_expect(conn, PGRES_COMMAND_OK, &r, err));
-        PQclear(pipeline_expect(conn, PGRES_TUPLES_OK, &r, err));
-    } else {
-        expect_begin_locks(conn, one_by_one, &r, err);
-    }
+    PQclear(pipeline_expect(conn, PGRES_COMMAND_OK, &r, err));
+    PQclear(pipeline_expect(conn, PGRES_TUPLES_OK, &r, err));
+    if (!ahead)
+        expect_locks(conn, one_by_one, &r, err);
     if (PQstatus(conn) == CONNECTION_OK && !pipeline_drain_to_sync(conn) && r == STORE_OK)
         r = STORE_FAILED;
     pipeline_end(conn);
@@ -631,8 +649,7 @@ enum store_result store_batch_write_send(PGconn *conn, const struct store_batch_
         ids_array(&acc, lf->account_ids, lf->n_accounts);
         one_by_one = locks_one_by_one(lf->n_accounts, lf->lock_all);
         if (copy) {
-            enum store_result begun =
-                begin_alone(conn, acc.data, one_by_one, w->ahead ? own : NULL, err);
+            enum store_result begun = begin_alone(conn, acc.data, one_by_one, own, w->ahead, err);
             if (begun != STORE_OK) {
                 sbuf_free(&acc);
                 return begun;
@@ -674,6 +691,7 @@ enum store_result store_batch_write_send(PGconn *conn, const struct store_batch_
     *s = (struct store_write_sent){
         .ahead = w->ahead,
         .locks = lf != NULL && (!copy || w->ahead), /* in the write's own pipeline */
+        .baton = lf != NULL && copy,
         .one_by_one = one_by_one,
         .write = w->n_entries > 0,
         .n_touched = n_touched,
@@ -704,17 +722,14 @@ enum store_result store_batch_write_send(PGconn *conn, const struct store_batch_
     return STORE_OK;
 }
 
-enum store_result store_batch_ahead_end(PGconn *conn, struct store_write_sent *s, bool commit)
+void store_batch_ahead_commit(PGconn *conn, struct store_write_sent *s)
 {
     LEDGER_ASSERT(s->ahead && !s->synced);
     s->synced = true;
-    s->rolled_back = !commit;
-    bool sent = PQsendQueryParams(conn, commit ? "COMMIT" : "ROLLBACK", 0, NULL, NULL, NULL, NULL,
-                                  0) == 1 &&
+    bool sent = PQsendQueryParams(conn, "COMMIT", 0, NULL, NULL, NULL, NULL, 0) == 1 &&
                 PQpipelineSync(conn) == 1 && pipeline_flush(conn);
-    if (sent && commit && fault_commit_lost(true))
+    if (sent && fault_commit_lost(true))
         shutdown(PQsocket(conn), SHUT_RDWR);
-    return sent ? STORE_OK : STORE_FAILED;
 }
 
 enum store_result store_batch_write_receive(PGconn *conn, const struct store_write_sent *s,
@@ -734,20 +749,20 @@ enum store_result store_batch_write_receive(PGconn *conn, const struct store_wri
             LEDGER_ASSERT(atoi(PQgetvalue(res, 0, 0)) == s->n_touched);
         PQclear(res);
     }
-    PGresult *commit = pipeline_expect(conn, PGRES_COMMAND_OK, &r, err);
-    /* A result, or an error result on a live connection, is definite. */
-    bool commit_answered = commit != NULL || PQstatus(conn) == CONNECTION_OK;
+    /* A result from the server, an error result included, is definite. */
+    bool commit_answered = false;
+    PGresult *commit = pipeline_expect_answered(conn, PGRES_COMMAND_OK, &r, err, &commit_answered);
     /* COMMIT of an aborted transaction answers ROLLBACK. */
     if (commit && strcmp(PQcmdStatus(commit), "COMMIT") != 0 && r == STORE_OK)
         r = STORE_FAILED;
     PQclear(commit);
-    if (PQstatus(conn) == CONNECTION_OK)
+    if (commit_answered && PQstatus(conn) == CONNECTION_OK)
         pipeline_drain_to_sync(conn);
-    /* The connection broke while COMMIT may have reached the server: only
-     * a look at the journal can tell, and the caller makes it. A batch
-     * sent ahead and then rolled back cannot have committed. */
-    if (!commit_answered && PQstatus(conn) != CONNECTION_OK)
-        r = s->rolled_back ? STORE_FAILED : STORE_UNKNOWN;
+    /* The connection broke, or the wait for COMMIT's answer timed out,
+     * while COMMIT may have reached the server: only a look at the journal
+     * can tell, and the caller makes it on a new connection. */
+    if (!commit_answered)
+        r = STORE_UNKNOWN;
     pipeline_end(conn);
     return r;
 }
@@ -767,8 +782,27 @@ void store_batch_rollback(PGconn *conn)
         PQclear(PQexec(conn, "ROLLBACK"));
 }
 
-int store_transfer_committed(PGconn *conn, const char *ext_id)
+int store_transfer_committed(PGconn *conn, int old_pid, const char *ext_id)
 {
+    /* Until the old session has ended, its COMMIT may still be under way,
+     * and the transfer not yet visible: wait for it to leave (it does as
+     * soon as it finds its connection gone), for at most a minute. */
+    char pid[16];
+    snprintf(pid, sizeof pid, "%d", old_pid);
+    const char *wait_params[] = {pid};
+    for (int i = 0; i < 600; i++) {
+        PGresult *res = PQexecParams(conn, "SELECT 1 FROM pg_stat_activity WHERE pid = $1::int", 1,
+                                     NULL, wait_params, NULL, NULL, 0);
+        int alive = PQresultStatus(res) == PGRES_TUPLES_OK ? PQntuples(res) > 0 : -1;
+        PQclear(res);
+        if (alive < 0)
+            return -1;
+        if (!alive)
+            break;
+        if (i == 599)
+            return -1;
+        usleep(100 * 1000);
+    }
     const char *params[] = {ext_id};
     PGresult *res = PQexecParams(conn, "SELECT 1 FROM ledger.transfers WHERE ext_id = $1", 1, NULL,
                                  params, NULL, NULL, 0);

@@ -143,10 +143,10 @@ struct store_batch_locks {
     bool lock_all;
 };
 
-/* A batch sent ahead holds this lock until it ends, and the batch sent
- * ahead of it waits for it before locking accounts (pg_write.c). pid: the
- * PQbackendPID of the batch's connection; ticket: differs between
- * consecutive batches on that connection. */
+/* A lock a batch that goes by COPY takes right after BEGIN and holds
+ * until it ends; a batch sent ahead of it waits for it before locking
+ * accounts (pg_write.c). pid: the PQbackendPID of the batch's
+ * connection; ticket: differs between consecutive batches on it. */
 struct store_baton {
     int pid;
     int ticket;
@@ -159,13 +159,13 @@ struct store_batch_writes {
      * connection, leaves (with lock_first, and at least
      * STORE_COPY_MIN_TRANSFERS transfers): sent as BEGIN and its baton,
      * the journal rows by COPY, then, after the other batch's baton, the
-     * locks and the write, and nothing more until store_batch_ahead_end.
+     * locks and the write, and nothing more until store_batch_ahead_commit.
      * PostgreSQL copies the journal while the other batch still holds the
      * locks. It holds none of its own locks while copying, so it may wait
      * on another session's rows that way (a deadlock PostgreSQL detects). */
     bool ahead;
-    struct store_baton baton; /* ahead: its own */
-    struct store_baton after; /* ahead: the other batch's, or zeros if it was not sent ahead */
+    struct store_baton baton;                   /* its own, if it goes by COPY with lock_first */
+    struct store_baton after;                   /* ahead: the other batch's */
     const struct store_transfer_ref *transfers; /* created */
     int n_transfers;
     const struct store_transfer_ref *pending; /* pending state created or changed */
@@ -193,23 +193,25 @@ enum store_result store_batch_write_commit(PGconn *conn, const struct store_batc
 struct store_write_sent {
     bool ahead, locks, one_by_one, write;
     int n_touched;
-    bool synced;      /* the pipeline is complete: receive may read it */
-    bool rolled_back; /* ahead, ended with ROLLBACK */
+    bool baton;  /* it took its baton in a round trip of its own: a batch may go ahead of it */
+    bool synced; /* the pipeline is complete: receive may read it */
 };
 /* STORE_OK: sent; else how it ended, with nothing to receive. */
 enum store_result store_batch_write_send(PGconn *conn, const struct store_batch_writes *w,
                                          struct store_write_sent *s, struct store_error *err);
-/* Ends a batch sent ahead: COMMIT once the batch it was judged after has
- * committed, else ROLLBACK. Then receive. */
-enum store_result store_batch_ahead_end(PGconn *conn, struct store_write_sent *s, bool commit);
+/* Ends a batch sent ahead with COMMIT, once the batch it was judged after
+ * has committed; then receive. (One that must not commit is abandoned by
+ * closing its connection: it may be waiting for locks.) */
+void store_batch_ahead_commit(PGconn *conn, struct store_write_sent *s);
 enum store_result store_batch_write_receive(PGconn *conn, const struct store_write_sent *s,
                                             struct store_error *err);
 /* Rolls back whatever transaction is open on conn. */
 void store_batch_rollback(PGconn *conn);
 
 /* After STORE_UNKNOWN: on a fresh connection, did the transfer ext_id
- * commit? Returns 1 yes, 0 no, -1 could not tell. */
-int store_transfer_committed(PGconn *conn, const char *ext_id);
+ * commit? old_pid: the PQbackendPID of the session that sent COMMIT,
+ * whose end it waits for first. Returns 1 yes, 0 no, -1 could not tell. */
+int store_transfer_committed(PGconn *conn, int old_pid, const char *ext_id);
 
 /* ---- reads and account creation ---- */
 
