@@ -28,6 +28,23 @@ def posted(results):
     return sum(r["status"] == "posted" for r in results)
 
 
+def warm(client, prefix, wallet_funds=None):
+    """Opens an issuer and N payees "<prefix>-p<i>" holding 1 each (and
+    "<prefix>-wallet" with wallet_funds, if given), in one batch, which puts
+    every state in the cache; returns the payees."""
+    payees = ["%s-p%d" % (prefix, i) for i in range(N)]
+    names = ["p%d" % i for i in range(N)] + (["wallet"] if wallet_funds else [])
+    open_accounts(client, prefix, *names)
+    transfers = [{"id": "%s-warm-%d" % (prefix, i), "from": prefix + "-issuer", "to": p,
+                  "amount": 1} for i, p in enumerate(payees)]
+    if wallet_funds:
+        transfers.append({"id": prefix + "-fund", "from": prefix + "-issuer",
+                          "to": prefix + "-wallet", "amount": wallet_funds})
+    status, resp = client.post("/v1/transfers/batch", {"atomic": True, "transfers": transfers})
+    assert status == 200, (status, resp)
+    return payees
+
+
 def spend_concurrently(servers, prefix, frm, payees, amount, clients=6, requests=3):
     """clients threads, each on the next of servers in turn, send requests
     batch requests each; returns all their results."""
@@ -56,19 +73,10 @@ class AheadOneProcess(unittest.TestCase):
     def tearDownClass(cls):
         cls.d.stop()
 
-    def warm(self, prefix, wallet_funds):
-        """Opens "<prefix>-wallet" with wallet_funds and N payees holding 1
-        each, in one batch, which puts every state in the cache."""
+    def warmed(self, prefix, wallet_funds):
+        """A client of the process, and the payees of warm()."""
         c = self.d.client()
-        payees = ["%s-p%d" % (prefix, i) for i in range(N)]
-        open_accounts(c, prefix, "wallet", *("p%d" % i for i in range(N)))
-        transfers = [{"id": "%s-warm-%d" % (prefix, i), "from": prefix + "-issuer", "to": p,
-                      "amount": 1} for i, p in enumerate(payees)]
-        transfers.append({"id": prefix + "-fund", "from": prefix + "-issuer",
-                          "to": prefix + "-wallet", "amount": wallet_funds})
-        status, resp = c.post("/v1/transfers/batch", {"atomic": True, "transfers": transfers})
-        self.assertEqual(status, 200, resp)
-        return c, payees
+        return c, warm(c, prefix, wallet_funds)
 
     def payees_total(self, prefix):
         _, total, _ = self.pg.psql(
@@ -79,7 +87,7 @@ class AheadOneProcess(unittest.TestCase):
         # 6 clients, 3 requests each, 3 a transfer: 16,200 asked of 15,000.
         # The early batches all pass and go ahead of each other; the last
         # ones meet the floor. Exactly 5,000 transfers may pass.
-        c, payees = self.warm("ah1", 15000)
+        c, payees = self.warmed("ah1", 15000)
         ahead_before = metric(c, "ledgerd_ahead_batches_total")
         results = spend_concurrently([self.d], "ah1", "ah1-wallet", payees, 3)
         self.assertGreater(metric(c, "ledgerd_ahead_batches_total"), ahead_before)
@@ -112,7 +120,7 @@ class AheadOneProcess(unittest.TestCase):
         # for a second).
         for attempt in range(8):
             prefix = "ah2-%d" % attempt
-            c, payees = self.warm(prefix, 300)
+            c, payees = self.warmed(prefix, 300)
             self.assertEqual(c.transfer(prefix + "-top", prefix + "-issuer", prefix + "-wallet",
                                         700)[0], 201)
             self.pg.psql(test_concurrency.Concurrency.UNDO_LAST.format(
@@ -158,9 +166,7 @@ class AheadTwoProcesses(unittest.TestCase):
         # them, but every request is answered and the wallet never goes
         # below zero.
         c = self.a.client()
-        payees = ["ah3-p%d" % i for i in range(N)]
-        open_accounts(c, "ah3", "wallet", *("p%d" % i for i in range(N)))
-        self.assertEqual(c.transfer("ah3-fund", "ah3-issuer", "ah3-wallet", 10000)[0], 201)
+        payees = warm(c, "ah3", 10000)
         results = spend_concurrently([self.a, self.b], "ah3", "ah3-wallet", payees, 2)
         self.assertEqual(posted(results), 5000)
         self.assertEqual(c.balance("ah3-wallet"), 0)
@@ -181,12 +187,7 @@ class AheadFaults(unittest.TestCase):
                             env={"LEDGERD_FAULT": "ahead_commit_lost"})
         try:
             c = d.client()
-            payees = ["ah4-p%d" % i for i in range(N)]
-            open_accounts(c, "ah4", *("p%d" % i for i in range(N)))
-            status, _ = c.post("/v1/transfers/batch", {"atomic": True, "transfers": [
-                {"id": "ah4-warm-%d" % i, "from": "ah4-issuer", "to": p, "amount": 1}
-                for i, p in enumerate(payees)]})
-            self.assertEqual(status, 200)
+            payees = warm(c, "ah4")
             results = {}
 
             def worker(i):
@@ -215,12 +216,7 @@ class AheadFaults(unittest.TestCase):
         # half-done (verify), and a retry of an answered id replays.
         d = harness.Ledgerd(db=self.pg.conninfo)
         c = d.client()
-        payees = ["ah5-p%d" % i for i in range(N)]
-        open_accounts(c, "ah5", *("p%d" % i for i in range(N)))
-        status, _ = c.post("/v1/transfers/batch", {"atomic": True, "transfers": [
-            {"id": "ah5-warm-%d" % i, "from": "ah5-issuer", "to": p, "amount": 1}
-            for i, p in enumerate(payees)]})
-        self.assertEqual(status, 200)
+        payees = warm(c, "ah5")
         stop, lock, answered = threading.Event(), threading.Lock(), {}
 
         def worker(i):
