@@ -305,7 +305,7 @@ struct attempt {
     struct store_write_sent sent; /* to receive, if r is STORE_OK */
     int n_new;                    /* transfers it creates (for the unknown-outcome lookup) */
     struct store_error err;
-    struct store_baton baton; /* sent ahead: the lock it holds (store.h) */
+    struct store_baton baton; /* the lock it holds if it goes by COPY (store.h) */
     uint64_t started_us;
 };
 
@@ -370,33 +370,45 @@ static void attempt_send(struct committer *c, const struct committer_link *l, st
     attempt_write(c, l, b, n_entries, NULL, a);
 }
 
-/* Sends the batch ahead of prev, whose write is committing on the other
- * link and which took its baton in a round trip of its own (so that this
- * one's wait for it is one PostgreSQL sees): judged on the states prev
- * leaves, its journal rows copied at once, COMMIT only when prev's has
- * succeeded (ahead_end). Only a batch
- * large enough to go by COPY goes ahead: it then waits for prev's COMMIT
- * beside its own, which pays only when copying its rows takes a while.
- * (Small batches come from single requests whose clients wait for their
- * answer: there, the time a request waits counts more than how many
- * batches are in flight, and sending it ahead adds prev's commit to it.)
- * False if it cannot go ahead; it then runs after prev. */
-static bool attempt_send_ahead(struct committer *c, const struct committer_link *l, struct batch *b,
-                               const struct committer_link *prev_link, const struct batch *prev,
-                               const struct attempt *prev_attempt, struct attempt *a)
+/* A batch from when it is taken until it is answered. */
+struct flight {
+    struct engine_request *list;
+    struct batch b;
+    int link;             /* the index of the committer_link that runs it */
+    bool sent;            /* first is under way */
+    struct attempt first; /* its first attempt */
+};
+
+/* Sends f ahead of prev, whose write is committing on the other link
+ * and which took its baton in a round trip of its own (so that f's wait
+ * for it is one PostgreSQL sees): judged on the states prev leaves, its
+ * journal rows copied at once, COMMIT only when prev's has succeeded
+ * (ahead_end). Only a batch large enough to go by COPY goes ahead: it
+ * then waits for prev's COMMIT beside its own, which pays only when
+ * copying its rows takes a while. (Small batches come from single
+ * requests whose clients wait for their answer: there, the time a request
+ * waits counts more than how many batches are in flight, and sending it
+ * ahead adds prev's commit to it.) Sets f->sent; if f cannot go ahead, it
+ * runs after prev. */
+static void flight_send_ahead(struct committer *c, struct flight *f, const struct flight *prev)
 {
+    const struct committer_link *l = &c->links[f->link], *prev_l = &c->links[prev->link];
+    struct attempt *a = &f->first;
     memset(a, 0, sizeof *a);
     a->started_us = mono_us();
     int n_entries;
-    if (b->n_transfers < STORE_COPY_MIN_TRANSFERS || l->server[0] == '\0' ||
-        strcmp(l->server, prev_link->server) != 0 || !batch_judge_cached(c, l, b, prev, &n_entries))
-        return false;
+    f->sent = false;
+    if (!prev->sent || prev->first.r != STORE_OK || !prev->first.sent.baton ||
+        f->b.n_transfers < STORE_COPY_MIN_TRANSFERS || l->server[0] == '\0' ||
+        strcmp(l->server, prev_l->server) != 0 ||
+        !batch_judge_cached(c, l, &f->b, &prev->b, &n_entries))
+        return;
     a->on_cache = true;
-    attempt_write(c, l, b, n_entries, prev_attempt, a);
+    attempt_write(c, l, &f->b, n_entries, &prev->first, a);
     if (a->r == STORE_OK)
-        return true;
-    store_batch_rollback(l->conn);
-    return false;
+        f->sent = true;
+    else
+        store_batch_rollback(l->conn);
 }
 
 /* How the attempt's write ended. */
@@ -540,15 +552,6 @@ static int resolve_settlements(PGconn *conn, struct engine_request *list)
     free(found);
     return rc;
 }
-
-/* A batch from when it is taken until it is answered. */
-struct flight {
-    struct engine_request *list;
-    struct batch b;
-    int link;             /* the index of the committer_link that runs it */
-    bool sent;            /* first is under way */
-    struct attempt first; /* its first attempt */
-};
 
 /* Ends the batch sent ahead of the one whose first attempt just ended:
  * commits it if that one committed, on the states it was judged after.
@@ -707,7 +710,7 @@ static void *answerer_main(void *arg)
 
 /* What the queue has for c, as engine_take; waits for it only when c has
  * no batch in flight (cur). With one in flight, it takes only a request
- * that may go ahead of it (attempt_send_ahead): anything else waits for
+ * that may go ahead of it (flight_send_ahead): anything else waits for
  * cur's end, and then goes with whatever arrives meanwhile. Publishes the
  * accounts of what it takes. */
 static struct engine_request *committer_take(struct committer *c, const struct flight *cur)
@@ -782,7 +785,7 @@ static void batch_done(struct committer *c, struct engine_request *list,
 /* Two batches at a time: while the write of one (cur) commits on one
  * link, the next is taken, judged on the states cur leaves, and sent on
  * the other link without its COMMIT, which follows once cur's has
- * succeeded (attempt_send_ahead). PostgreSQL copies the second one's
+ * succeeded (flight_send_ahead). PostgreSQL copies the second one's
  * journal rows while the first one writes its accounts and flushes. A
  * batch that cannot go ahead waits for cur and then goes the usual way. */
 static void *committer_main(void *arg)
@@ -801,9 +804,8 @@ static void *committer_main(void *arg)
                 next = &flights[link];
             else
                 batch_done(c, list, cur);
-            if (next && cur && cur->sent && cur->first.r == STORE_OK && cur->first.sent.baton)
-                next->sent = attempt_send_ahead(c, &c->links[link], &next->b, &c->links[cur->link],
-                                                &cur->b, &cur->first, &next->first);
+            if (next && cur)
+                flight_send_ahead(c, next, cur);
         }
         if (cur != NULL) {
             batch_run(c, cur, next);
