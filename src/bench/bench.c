@@ -532,7 +532,7 @@ int main(int argc, char **argv)
                                       .clients = 8,
                                       .batch = 1,
                                       .seconds = o.seconds / 2,
-                                      .reads = true,
+                                      .reads = READS_LEDGER,
                                       .rss_pid = ledgerd};
             struct result read_res;
             settle(conninfo);
@@ -549,8 +549,21 @@ int main(int argc, char **argv)
             settle(conninfo);
             http_load_run(&reads, &read_res);
             printf("reads, %s, open loop at %.0f/s offered: %.0f/s done, p50 %.2f ms, p99 %.2f ms,"
-                   " p99.9 %.2f ms, errors %llu\n",
+                   " p99.9 %.2f ms, errors %llu; balance?at= p50 %.2f ms, p99 %.2f ms;"
+                   " entries p50 %.2f ms, p99 %.2f ms\n",
                    w.name, o.read_rate, rate_of(&read_res), read_res.p50_ms, read_res.p99_ms,
+                   read_res.p999_ms, (unsigned long long)read_res.errors, read_res.balance_p50_ms,
+                   read_res.balance_p99_ms, read_res.entries_p50_ms, read_res.entries_p99_ms);
+            failures += read_res.errors > 0;
+            /* The floor under those figures: the same open loop through the
+             * same HTTP thread, reader thread and pooled connection, with a
+             * query that reads nothing. What it adds over a bare round trip
+             * is this machine's scheduling (BENCHMARKS.md, Machine). */
+            reads.reads = READS_HEALTHZ;
+            http_load_run(&reads, &read_res);
+            printf("reads floor, open loop at %.0f/s offered of GET /healthz: %.0f/s done,"
+                   " p50 %.2f ms, p99 %.2f ms, p99.9 %.2f ms, errors %llu\n",
+                   o.read_rate, rate_of(&read_res), read_res.p50_ms, read_res.p99_ms,
                    read_res.p999_ms, (unsigned long long)read_res.errors);
             failures += read_res.errors > 0;
         }

@@ -75,10 +75,18 @@ struct result {
     uint64_t errors;    /* transport errors or unexpected statuses */
     uint64_t retries;   /* baselines: transactions run again */
     double p50_ms, p99_ms, p999_ms;
+    /* READS_LEDGER: the two kinds of read apart, as issue #4 names both */
+    double balance_p50_ms, balance_p99_ms, entries_p50_ms, entries_p99_ms;
     long rss_kb_max; /* ledgerd only */
 };
 
 /* ---- ledgerd over HTTP (http_load.c) ---- */
+
+enum read_kind {
+    READS_NONE,    /* transfers */
+    READS_LEDGER,  /* balance?at= and entries pages of random accounts */
+    READS_HEALTHZ, /* GET /healthz: one trivial query by the same path */
+};
 
 struct http_load {
     const char *base_url; /* "http://127.0.0.1:PORT" */
@@ -88,8 +96,8 @@ struct http_load {
     int clients;           /* connections (closed loop) */
     int batch;             /* transfers per request; 1 = POST /v1/transfers */
     double seconds;
-    double rate;           /* > 0: open loop at this many requests/s */
-    bool reads;            /* GET balance?at= and entries pages instead of transfers */
+    double rate; /* > 0: open loop at this many requests/s */
+    enum read_kind reads;
     bool zero_amounts;     /* amount 0: refused with 400 before the database */
     uint64_t max_requests; /* > 0: stop after sending this many (closed loop) */
     int rss_pid;           /* sampled for RSS while running; 0 none */

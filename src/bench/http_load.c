@@ -91,6 +91,7 @@ struct conn {
     bool keep_alive; /* the complete answer lets the connection be reused */
     bool busy;
     bool want_out;       /* registered for EPOLLOUT */
+    bool entries;        /* the read asks for a page of entries */
     uint64_t started_ns; /* scheduled (open loop) or sent (closed loop) */
     uint64_t sent_ns;    /* for the timeout */
 };
@@ -190,6 +191,7 @@ struct load {
     uint64_t next_id;
     struct buf body;
     struct samples lat;
+    struct samples lat_balance, lat_entries; /* READS_LEDGER */
     struct result *out;
     uint64_t sent; /* requests prepared so far */
     int in_flight;
@@ -209,10 +211,16 @@ static void append_transfer(struct load *l)
 }
 
 /* A read: the balance of a random account at a random recent time, or its
- * latest page of entries. */
+ * first page of entries (the oldest, spread over the whole journal's
+ * history); or the floor, /healthz. */
 static void prepare_read(struct load *l, struct conn *c)
 {
     char acc[64], path[512];
+    c->entries = false;
+    if (l->cfg->reads == READS_HEALTHZ) {
+        request_head(&c->out, "GET", "/healthz", l->target.host, 0);
+        return;
+    }
     workload_account(l->cfg->w, (int)rng_below(&l->rng, (uint64_t)l->cfg->w->n_accounts), acc,
                      sizeof acc);
     if (rng_next(&l->rng) & 1) {
@@ -224,6 +232,7 @@ static void prepare_read(struct load *l, struct conn *c)
                  tm.tm_sec);
     } else {
         snprintf(path, sizeof path, "/v1/accounts/%s/entries?after_seq=0&limit=100", acc);
+        c->entries = true;
     }
     request_head(&c->out, "GET", path, l->target.host, 0);
 }
@@ -322,6 +331,8 @@ static void finish(struct load *l, struct conn *c, bool ok)
         return;
     }
     samples_add(&l->lat, us);
+    if (l->cfg->reads == READS_LEDGER)
+        samples_add(c->entries ? &l->lat_entries : &l->lat_balance, us);
     int status = c->status;
     const char *resp = c->resp.data ? c->resp.data : "";
     if (l->cfg->reads) {
@@ -498,6 +509,10 @@ int http_load_run(const struct http_load *cfg, struct result *out)
     out->p50_ms = samples_percentile_ms(&l.lat, 50);
     out->p99_ms = samples_percentile_ms(&l.lat, 99);
     out->p999_ms = samples_percentile_ms(&l.lat, 99.9);
+    out->balance_p50_ms = samples_percentile_ms(&l.lat_balance, 50);
+    out->balance_p99_ms = samples_percentile_ms(&l.lat_balance, 99);
+    out->entries_p50_ms = samples_percentile_ms(&l.lat_entries, 50);
+    out->entries_p99_ms = samples_percentile_ms(&l.lat_entries, 99);
     if (cfg->rss_pid) {
         long kb = rss_kb(cfg->rss_pid);
         if (kb > out->rss_kb_max)
@@ -513,6 +528,8 @@ int http_load_run(const struct http_load *cfg, struct result *out)
     free(backlog_at);
     free(l.body.data);
     samples_free(&l.lat);
+    samples_free(&l.lat_balance);
+    samples_free(&l.lat_entries);
     return 0;
 }
 
