@@ -445,8 +445,10 @@ static bool attempt_refused(struct committer *c, const struct committer_link *l,
     store_batch_rollback(l->conn);
     log_debug("%s judgement of %d transfers refused: %s", a->sent.ahead ? "ahead" : "cached",
               b->n_ops, a->err.message);
-    if (a->sent.ahead)
+    if (a->sent.ahead) {
+        metrics_ahead_refused();
         return true;
+    }
     const char *st = a->err.sqlstate;
     if (strcmp(st, "23505") == 0 || strcmp(st, "23502") == 0 || strcmp(st, "P0001") == 0) {
         account_cache_drop(&c->e->cache, b->account_ids, b->n_accounts,

@@ -75,6 +75,11 @@ void metrics_ahead_rolled_back(void)
     __atomic_fetch_add(&g_metrics.ahead_rolled_back, 1, __ATOMIC_RELAXED);
 }
 
+void metrics_ahead_refused(void)
+{
+    __atomic_fetch_add(&g_metrics.ahead_refused, 1, __ATOMIC_RELAXED);
+}
+
 void metrics_cache_stale(void)
 {
     __atomic_fetch_add(&g_metrics.cache_stale, 1, __ATOMIC_RELAXED);
@@ -138,7 +143,10 @@ char *metrics_render(size_t *len_out)
             "# HELP ledgerd_ahead_rolled_back_total Batches sent ahead of one that then did not"
             " commit, rolled back and run again.\n"
             "# TYPE ledgerd_ahead_rolled_back_total counter\nledgerd_ahead_rolled_back_total"
-            " %llu\n",
+            " %llu\n"
+            "# HELP ledgerd_ahead_refused_total Batches sent ahead whose write found an account"
+            " other than judged, rolled back and judged again.\n"
+            "# TYPE ledgerd_ahead_refused_total counter\nledgerd_ahead_refused_total %llu\n",
             (unsigned long long)__atomic_load_n(&g_metrics.commits, __ATOMIC_RELAXED),
             (unsigned long long)__atomic_load_n(&g_metrics.transfers_committed, __ATOMIC_RELAXED),
             (unsigned long long)__atomic_load_n(&g_metrics.db_errors, __ATOMIC_RELAXED),
@@ -146,7 +154,8 @@ char *metrics_render(size_t *len_out)
             (unsigned long long)__atomic_load_n(&g_metrics.cached_batches, __ATOMIC_RELAXED),
             (unsigned long long)__atomic_load_n(&g_metrics.cache_stale, __ATOMIC_RELAXED),
             (unsigned long long)__atomic_load_n(&g_metrics.ahead_batches, __ATOMIC_RELAXED),
-            (unsigned long long)__atomic_load_n(&g_metrics.ahead_rolled_back, __ATOMIC_RELAXED));
+            (unsigned long long)__atomic_load_n(&g_metrics.ahead_rolled_back, __ATOMIC_RELAXED),
+            (unsigned long long)__atomic_load_n(&g_metrics.ahead_refused, __ATOMIC_RELAXED));
     fclose(f);
     *len_out = len;
     return buf;

@@ -50,6 +50,7 @@ struct metrics {
     uint64_t cache_stale;       /* judged on cached states another process had changed */
     uint64_t ahead_batches;     /* of those, sent while the batch before was committing */
     uint64_t ahead_rolled_back; /* sent ahead of a batch that then did not commit */
+    uint64_t ahead_refused;     /* sent ahead, refused by the write's checks, judged again */
 };
 
 extern struct metrics g_metrics;
@@ -61,6 +62,7 @@ void metrics_retry(void);
 void metrics_cached_batch(bool ahead);
 void metrics_cache_stale(void);
 void metrics_ahead_rolled_back(void);
+void metrics_ahead_refused(void);
 /* Renders the Prometheus text format into a malloc'd string. */
 char *metrics_render(size_t *len_out);
 

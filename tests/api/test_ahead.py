@@ -145,6 +145,59 @@ class AheadOneProcess(unittest.TestCase):
                 return
         self.fail("no batch was sent ahead of a refused one in 8 tries")
 
+    def test_batch_ahead_refused_twice_is_judged_on_loaded_states(self):
+        # As above, the journal loses the wallet's last top-up: the cache
+        # says 1,000, the journal 300. But the first batch here never
+        # touches the wallet (the payees pay each other 1 in a ring), and
+        # commits; the batch sent ahead of it spends from the wallet, and
+        # the write's check of the wallet's seq refuses it. Judged again on
+        # the cache, which still says 1,000, it is refused a second time,
+        # and only then judged on loaded states: 150 of its 300 transfers
+        # of 2 pass, the others are refused for funds, none is answered
+        # 503. Timing decides whether the second request goes ahead (else
+        # the two are one batch), hence the tries.
+        for attempt in range(8):
+            prefix = "ah5-%d" % attempt
+            c, payees = self.warmed(prefix, 300)
+            self.assertEqual(c.transfer(prefix + "-top", prefix + "-issuer", prefix + "-wallet",
+                                        700)[0], 201)
+            self.pg.psql(test_concurrency.Concurrency.UNDO_LAST.format(
+                t=prefix + "-top", frm=prefix + "-issuer", fb=-(N + 300), to=prefix + "-wallet",
+                tb=300))
+            self.pg.psql("UPDATE ledger.accounts a SET last_effective_at = (SELECT max("
+                         "effective_at) FROM ledger.entries e WHERE e.account_id = a.id)"
+                         " WHERE ext_id IN ('%s-issuer', '%s-wallet')" % (prefix, prefix))
+            refused_before = metric(c, "ledgerd_ahead_refused_total")
+            stale_before = metric(c, "ledgerd_cache_stale_total")
+            results = [None, None]
+
+            def worker(i):
+                cl = self.d.client()
+                if i == 0:
+                    ring = [{"id": "%s-ring-%d" % (prefix, k), "from": payees[k],
+                             "to": payees[(k + 1) % N], "amount": 1} for k in range(N)]
+                    status, resp = cl.post("/v1/transfers/batch",
+                                           {"atomic": False, "transfers": ring})
+                    assert status == 200, (status, resp)
+                    results[0] = resp["results"]
+                else:
+                    time.sleep(0.005)
+                    results[1] = batch(cl, prefix, "spend", prefix + "-wallet", payees, 2)
+                cl.close()
+
+            run_threads(2, worker)
+            self.assertEqual(posted(results[0]), N)
+            self.assertEqual(posted(results[1]), 150)
+            for r in results[1]:
+                if r["status"] != "posted":
+                    self.assertEqual(r.get("error"), "insufficient_funds", r)
+            self.assertEqual(c.balance(prefix + "-wallet"), 0)
+            self.assertEqual(self.payees_total(prefix), N + 300)
+            if metric(c, "ledgerd_ahead_refused_total") > refused_before:
+                self.assertGreater(metric(c, "ledgerd_cache_stale_total"), stale_before)
+                return
+        self.fail("no batch sent ahead was refused in 8 tries")
+
 
 class AheadTwoProcesses(unittest.TestCase):
     @classmethod
