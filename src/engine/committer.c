@@ -405,10 +405,12 @@ static void flight_send_ahead(struct committer *c, struct flight *f, const struc
         return;
     a->on_cache = true;
     attempt_write(c, l, &f->b, n_entries, &prev->first, a);
-    if (a->r == STORE_OK)
+    if (a->r == STORE_OK) {
         f->sent = true;
-    else
-        store_batch_rollback(l->conn);
+        return;
+    }
+    log_debug("batch of %d transfers could not go ahead: %s", f->b.n_ops, a->err.message);
+    store_batch_rollback(l->conn);
 }
 
 /* How the attempt's write ended. */

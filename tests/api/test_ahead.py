@@ -199,6 +199,68 @@ class AheadOneProcess(unittest.TestCase):
         self.fail("no batch sent ahead was refused in 8 tries")
 
 
+class AheadSameIds(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.pg = harness.cluster()
+        cls.pg.reset()
+        cls.d = harness.Ledgerd(db=cls.pg.conninfo, log_level="debug")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.d.stop()
+
+    def test_batch_ahead_with_an_id_of_the_batch_before(self):
+        # Two requests of 300 transfers from a wallet share two ids: one
+        # with the same transfer (a replay), one with another amount (an
+        # id_conflict). The second, sent ahead of the first, copies its
+        # journal rows while the first has not committed: its copy waits on
+        # the first's ids, then fails, and the batch runs after the first,
+        # where the shared ids are found. Nothing is applied twice, and no
+        # request waits long. The log says whether it went that way.
+        for attempt in range(8):
+            prefix = "ah6-%d" % attempt
+            c = self.d.client()
+            payees = warm(c, prefix, 10000)
+            wallet = prefix + "-wallet"
+
+            def transfers(tag, dup_amount):
+                ts = [{"id": "%s-%s-%d" % (prefix, tag, i), "from": wallet, "to": p,
+                       "amount": 1} for i, p in enumerate(payees)]
+                ts[0]["id"] = prefix + "-same"
+                ts[1]["id"], ts[1]["amount"] = prefix + "-diff", dup_amount
+                return ts
+
+            results = [None, None]
+
+            def worker(i):
+                cl = self.d.client(timeout=20)
+                if i:
+                    time.sleep(0.005)
+                status, resp = cl.post("/v1/transfers/batch", {
+                    "atomic": False, "transfers": transfers("r%d" % i, 1 + i)})
+                assert status == 200, (status, resp)
+                results[i] = resp["results"]
+                cl.close()
+
+            log_before = len(self.d.read_log())
+            started = time.monotonic()
+            run_threads(2, worker)
+            self.assertLess(time.monotonic() - started, 10)
+            first, second = results
+            self.assertEqual(posted(first), N)
+            self.assertFalse(any(r.get("replayed") for r in first), first[:2])
+            self.assertTrue(second[0].get("replayed"), second[0])
+            self.assertEqual(second[1].get("error"), "id_conflict", second[1])
+            self.assertEqual(posted(second[2:]), N - 2)
+            self.assertEqual(c.balance(wallet), 10000 - N - (N - 2))
+            rc, out = harness.verify(self.pg.conninfo)
+            self.assertEqual(rc, 0, out)
+            if "could not go ahead" in self.d.read_log()[log_before:]:
+                return
+        self.fail("no batch with an id of the batch before went ahead in 8 tries")
+
+
 class AheadTwoProcesses(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
