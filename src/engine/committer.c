@@ -430,11 +430,12 @@ static enum store_result attempt_receive(const struct committer_link *l, const s
 }
 
 /* An attempt judged on cached states that was refused on a live
- * connection is rolled back, to be judged again. An (account, seq) or a
- * transfer id that exists, a seq that is not the cached one, a missing
- * account row: the cache was wrong, most likely because another process
- * writes these accounts, so the batch is judged on loaded states, which
- * also reports any error that does not come from the cache. A batch sent
+ * connection is rolled back, to be judged again. An (account, seq) that
+ * exists, a seq that is not the cached one, a missing account row: the
+ * cache was wrong, most likely because another process writes these
+ * accounts, so the batch is judged on loaded states, which also reports
+ * any error that does not come from the cache, and replays a transfer id
+ * that exists. A batch sent
  * ahead may also have reached the account locks before the batch it was
  * judged after (pg_write.c): it is judged again the usual way, now that
  * the other batch is done. */
@@ -451,8 +452,12 @@ static bool attempt_refused(struct committer *c, const struct committer_link *l,
         metrics_ahead_refused();
         return true;
     }
+    /* A transfer id that exists (STORE_RETRY, pg_classify) says nothing
+     * of the states: most often a client's retry, which the loaded
+     * judgement replays. The accounts stay cached. */
     const char *st = a->err.sqlstate;
-    if (strcmp(st, "23505") == 0 || strcmp(st, "23502") == 0 || strcmp(st, "P0001") == 0) {
+    if (a->r != STORE_RETRY &&
+        (strcmp(st, "23505") == 0 || strcmp(st, "23502") == 0 || strcmp(st, "P0001") == 0)) {
         account_cache_drop(&c->e->cache, b->account_ids, b->n_accounts,
                            (int64_t)(mono_us() + CACHE_HOLD_US));
         metrics_cache_stale();
