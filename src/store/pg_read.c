@@ -353,12 +353,12 @@ int store_due_pending(PGconn *conn, int limit, char (*ids)[ID_LEN_MAX + 1])
     char lim[16];
     snprintf(lim, sizeof lim, "%d", limit);
     const char *params[] = {lim};
-    PGresult *res = PQexecParams(conn,
-                                 "SELECT t.ext_id FROM ledger.pending_transfers p"
-                                 " JOIN ledger.transfers t ON t.id = p.transfer_id"
-                                 " WHERE p.state = 'pending' AND p.deadline <= now()"
-                                 " ORDER BY p.deadline LIMIT $1::int",
-                                 1, NULL, params, NULL, NULL, 0);
+    PGresult *res = exec_read(conn, "ledger_due_pending",
+                              "SELECT t.ext_id FROM ledger.pending_transfers p"
+                              " JOIN ledger.transfers t ON t.id = p.transfer_id"
+                              " WHERE p.state = 'pending' AND p.deadline <= now()"
+                              " ORDER BY p.deadline LIMIT $1::int",
+                              1, params);
     int n = -1;
     if (PQresultStatus(res) == PGRES_TUPLES_OK) {
         n = PQntuples(res);
