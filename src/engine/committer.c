@@ -452,11 +452,14 @@ static bool attempt_refused(struct committer *c, const struct committer_link *l,
         metrics_ahead_refused();
         return true;
     }
-    /* A transfer id that exists (STORE_RETRY, pg_classify) says nothing
-     * of the states: most often a client's retry, which the loaded
-     * judgement replays. The accounts stay cached. */
+    /* A transfer id that exists is most often a client's retry, which the
+     * loaded judgement replays: the accounts stay cached, and that
+     * judgement's commit refreshes their states. (A batch that goes by
+     * COPY inserts its ids before its states are checked, so a stale state
+     * behind an existing id goes uncounted, and is refreshed the same
+     * way.) */
     const char *st = a->err.sqlstate;
-    if (a->r != STORE_RETRY &&
+    if (!a->err.id_exists &&
         (strcmp(st, "23505") == 0 || strcmp(st, "23502") == 0 || strcmp(st, "P0001") == 0)) {
         account_cache_drop(&c->e->cache, b->account_ids, b->n_accounts,
                            (int64_t)(mono_us() + CACHE_HOLD_US));

@@ -144,8 +144,8 @@ char *metrics_render(size_t *len_out)
             " commit, rolled back and run again.\n"
             "# TYPE ledgerd_ahead_rolled_back_total counter\nledgerd_ahead_rolled_back_total"
             " %llu\n"
-            "# HELP ledgerd_ahead_refused_total Batches sent ahead whose write found an account"
-            " other than judged, rolled back and judged again.\n"
+            "# HELP ledgerd_ahead_refused_total Batches sent ahead whose write was refused (a"
+            " state not as judged, or a retryable error), rolled back and judged again.\n"
             "# TYPE ledgerd_ahead_refused_total counter\nledgerd_ahead_refused_total %llu\n",
             (unsigned long long)__atomic_load_n(&g_metrics.commits, __ATOMIC_RELAXED),
             (unsigned long long)__atomic_load_n(&g_metrics.transfers_committed, __ATOMIC_RELAXED),

@@ -334,7 +334,16 @@ enum store_result pg_classify(PGconn *conn, const PGresult *res, struct store_er
 {
     const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
     const char *msg = res ? PQresultErrorMessage(res) : PQerrorMessage(conn);
+    /* Only a transfer id inserted concurrently by another process is
+     * expected; a duplicate (account, seq) means the locks failed, or
+     * refuses a judgement on cached states, which the committer then runs
+     * again on loaded ones. */
+    const char *constraint = state && strcmp(state, "23505") == 0
+                                 ? PQresultErrorField(res, PG_DIAG_CONSTRAINT_NAME)
+                                 : NULL;
+    bool id_exists = constraint && strcmp(constraint, "transfers_ext_id_key") == 0;
     if (err) {
+        err->id_exists = id_exists;
         snprintf(err->sqlstate, sizeof err->sqlstate, "%s", state ? state : "");
         snprintf(err->message, sizeof err->message, "%s", msg && *msg ? msg : PQerrorMessage(conn));
         size_t n = strlen(err->message);
@@ -346,13 +355,7 @@ enum store_result pg_classify(PGconn *conn, const PGresult *res, struct store_er
             return STORE_RETRY;
         if (strcmp(state, "53200") == 0)
             return STORE_RETRY_LOCK_ALL;
-        /* Only a transfer id inserted concurrently by another process is
-         * expected; a duplicate (account, seq) means the locks failed, or
-         * refuses a judgement on cached states, which the committer then
-         * runs again on loaded ones. */
-        const char *constraint =
-            strcmp(state, "23505") == 0 ? PQresultErrorField(res, PG_DIAG_CONSTRAINT_NAME) : NULL;
-        if (constraint && strcmp(constraint, "transfers_ext_id_key") == 0)
+        if (id_exists)
             return STORE_RETRY;
     }
     /* A broken connection applied nothing unless COMMIT was sent, which the

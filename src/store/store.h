@@ -87,6 +87,7 @@ int store_migrate(PGconn *conn, int *version_out, char *err, size_t errlen);
 struct store_error {
     char sqlstate[6];
     char message[256];
+    bool id_exists; /* 23505 on a transfer id: run again, the id is then a replay */
 };
 
 /* Prepares the write path's statements; once per (re)connection, before
