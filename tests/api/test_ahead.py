@@ -78,6 +78,21 @@ class AheadOneProcess(unittest.TestCase):
         c = self.d.client()
         return c, warm(c, prefix, wallet_funds)
 
+    def wallet_behind_cache(self, prefix):
+        """warmed() with a wallet of 300, then topped up with 700 in a way
+        the journal loses (as a restored database would): the process's
+        cache says 1,000, the journal 300."""
+        c, payees = self.warmed(prefix, 300)
+        self.assertEqual(c.transfer(prefix + "-top", prefix + "-issuer", prefix + "-wallet",
+                                    700)[0], 201)
+        self.pg.psql(test_concurrency.Concurrency.UNDO_LAST.format(
+            t=prefix + "-top", frm=prefix + "-issuer", fb=-(N + 300), to=prefix + "-wallet",
+            tb=300))
+        self.pg.psql("UPDATE ledger.accounts a SET last_effective_at = (SELECT max("
+                     "effective_at) FROM ledger.entries e WHERE e.account_id = a.id)"
+                     " WHERE ext_id IN ('%s-issuer', '%s-wallet')" % (prefix, prefix))
+        return c, payees
+
     def payees_total(self, prefix):
         _, total, _ = self.pg.psql(
             "SELECT sum(balance) FROM ledger.accounts WHERE ext_id LIKE '%s-p%%'" % prefix)
@@ -120,15 +135,7 @@ class AheadOneProcess(unittest.TestCase):
         # for a second).
         for attempt in range(8):
             prefix = "ah2-%d" % attempt
-            c, payees = self.warmed(prefix, 300)
-            self.assertEqual(c.transfer(prefix + "-top", prefix + "-issuer", prefix + "-wallet",
-                                        700)[0], 201)
-            self.pg.psql(test_concurrency.Concurrency.UNDO_LAST.format(
-                t=prefix + "-top", frm=prefix + "-issuer", fb=-(N + 300), to=prefix + "-wallet",
-                tb=300))
-            self.pg.psql("UPDATE ledger.accounts a SET last_effective_at = (SELECT max("
-                         "effective_at) FROM ledger.entries e WHERE e.account_id = a.id)"
-                         " WHERE ext_id IN ('%s-issuer', '%s-wallet')" % (prefix, prefix))
+            c, payees = self.wallet_behind_cache(prefix)
             rolled_before = metric(c, "ledgerd_ahead_rolled_back_total")
             results = [None, None]
 
@@ -158,15 +165,7 @@ class AheadOneProcess(unittest.TestCase):
         # the two are one batch), hence the tries.
         for attempt in range(8):
             prefix = "ah5-%d" % attempt
-            c, payees = self.warmed(prefix, 300)
-            self.assertEqual(c.transfer(prefix + "-top", prefix + "-issuer", prefix + "-wallet",
-                                        700)[0], 201)
-            self.pg.psql(test_concurrency.Concurrency.UNDO_LAST.format(
-                t=prefix + "-top", frm=prefix + "-issuer", fb=-(N + 300), to=prefix + "-wallet",
-                tb=300))
-            self.pg.psql("UPDATE ledger.accounts a SET last_effective_at = (SELECT max("
-                         "effective_at) FROM ledger.entries e WHERE e.account_id = a.id)"
-                         " WHERE ext_id IN ('%s-issuer', '%s-wallet')" % (prefix, prefix))
+            c, payees = self.wallet_behind_cache(prefix)
             refused_before = metric(c, "ledgerd_ahead_refused_total")
             stale_before = metric(c, "ledgerd_cache_stale_total")
             results = [None, None]
