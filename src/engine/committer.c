@@ -435,10 +435,9 @@ static enum store_result attempt_receive(const struct committer_link *l, const s
  * cache was wrong, most likely because another process writes these
  * accounts, so the batch is judged on loaded states, which also reports
  * any error that does not come from the cache, and replays a transfer id
- * that exists. A batch sent
- * ahead may also have reached the account locks before the batch it was
- * judged after (pg_write.c): it is judged again the usual way, now that
- * the other batch is done. */
+ * that exists. A batch sent ahead may also have reached the account locks
+ * before the batch it was judged after (pg_write.c): it is judged again
+ * the usual way, now that the other batch is done. */
 static bool attempt_refused(struct committer *c, const struct committer_link *l, struct batch *b,
                             const struct attempt *a)
 {

@@ -50,7 +50,7 @@ struct metrics {
     uint64_t cache_stale;       /* judged on cached states another process had changed */
     uint64_t ahead_batches;     /* of those, sent while the batch before was committing */
     uint64_t ahead_rolled_back; /* sent ahead of a batch that then did not commit */
-    uint64_t ahead_refused;     /* sent ahead, refused by the write's checks, judged again */
+    uint64_t ahead_refused;     /* sent ahead, refused (checks, retryable errors), judged again */
 };
 
 extern struct metrics g_metrics;
