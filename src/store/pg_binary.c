@@ -66,6 +66,41 @@ void pgb_row(struct pg_binary *b, int n)
     put_u16(b, (uint16_t)n);
 }
 
+/* The header: dimensions, the has-NULL flag, the element type, then each
+ * dimension's length and lower bound. */
+#define ARRAY_HEADER 20
+
+void pgb_array_begin(struct pg_binary *b, uint32_t elem_oid)
+{
+    b->len = 0;
+    put_u32(b, 1);
+    put_u32(b, 0);
+    put_u32(b, elem_oid);
+    put_u32(b, 0);
+    put_u32(b, 1);
+}
+
+static void set_u32(struct pg_binary *b, size_t at, uint32_t v)
+{
+    size_t len = b->len;
+    b->len = at;
+    put_u32(b, v);
+    b->len = len;
+}
+
+/* PostgreSQL writes an empty array as one of no dimensions, still with
+ * its element type, which it checks. */
+void pgb_array_end(struct pg_binary *b, int n, bool has_null)
+{
+    if (n == 0) {
+        set_u32(b, 0, 0);
+        b->len = 12;
+        return;
+    }
+    set_u32(b, 4, has_null);
+    set_u32(b, 12, (uint32_t)n);
+}
+
 void pgb_null(struct pg_binary *b)
 {
     put_u32(b, UINT32_MAX); /* a length of -1 */

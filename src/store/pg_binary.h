@@ -2,9 +2,11 @@
  * pg_binary.h - rows in PostgreSQL's binary COPY format.
  *
  * Used by the store for large batches (pg_copy.c) and by ledger-bench's
- * ceiling, so that both write rows the same way. Values are appended as
- * PostgreSQL's binary send functions produce them: network byte order,
- * timestamps in microseconds since 2000-01-01 UTC.
+ * ceiling, so that both write rows the same way, and for the batch write's
+ * array parameters (pg_write.c). Values are appended as PostgreSQL's
+ * binary send functions produce them: network byte order, timestamps in
+ * microseconds since 2000-01-01 UTC; each after its length, which is how
+ * both a COPY row and an array hold their values.
  */
 #ifndef LEDGER_STORE_PG_BINARY_H
 #define LEDGER_STORE_PG_BINARY_H
@@ -28,6 +30,17 @@ void pgb_begin(struct pg_binary *b);
 void pgb_end(struct pg_binary *b);
 /* Starts a row of n fields; the next n calls below fill it. */
 void pgb_row(struct pg_binary *b, int n);
+
+/* One-dimensional arrays in array_send's format: pgb_array_begin empties b
+ * for an array of elem_oid, the calls below append its values, and
+ * pgb_array_end writes how many there are and whether any is NULL. */
+#define PGB_OID_BOOL        16
+#define PGB_OID_INT8        20
+#define PGB_OID_TEXT        25
+#define PGB_OID_TIMESTAMPTZ 1184
+#define PGB_OID_NUMERIC     1700
+void pgb_array_begin(struct pg_binary *b, uint32_t elem_oid);
+void pgb_array_end(struct pg_binary *b, int n, bool has_null);
 
 void pgb_null(struct pg_binary *b);
 void pgb_int8(struct pg_binary *b, int64_t v);

@@ -207,20 +207,6 @@ void sbuf_puts(struct sbuf *b, const char *s)
     b->len += n;
 }
 
-void sbuf_put_i64(struct sbuf *b, int64_t v)
-{
-    char tmp[24];
-    snprintf(tmp, sizeof tmp, "%lld", (long long)v);
-    sbuf_puts(b, tmp);
-}
-
-void sbuf_put_amount(struct sbuf *b, i128 v)
-{
-    char tmp[AMOUNT_TEXT_MAX];
-    amount_format(v, tmp);
-    sbuf_puts(b, tmp);
-}
-
 void sbuf_put_quoted(struct sbuf *b, const char *s)
 {
     sbuf_putc(b, '"');

@@ -21,8 +21,6 @@ void sbuf_free(struct sbuf *b);
 void sbuf_reset(struct sbuf *b);
 void sbuf_putc(struct sbuf *b, char c);
 void sbuf_puts(struct sbuf *b, const char *s);
-void sbuf_put_i64(struct sbuf *b, int64_t v);
-void sbuf_put_amount(struct sbuf *b, i128 v);
 /* Appends s as a double-quoted array element, escaping '"' and '\'. */
 void sbuf_put_quoted(struct sbuf *b, const char *s);
 

@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "core/assert.h"
+#include "pg_binary.h"
 #include "pg_internal.h"
 
 /* Transaction-scoped advisory locks, one per account, taken in the order of
@@ -86,11 +87,10 @@
     " INSERT INTO ledger.transfers (ext_id, from_account_id, to_account_id,"   \
     "  amount, currency, pending, from_seq, to_seq, metadata, effective_at,"   \
     "  created_at, timeout_s, unit_cost)"                                      \
-    " SELECT x, f, tt, a, cur, p, fs, ts, m::jsonb, "                          \
-    "  " SQL_US_TO_TS("eff") ", " SQL_US_TO_TS("cre") ", tmo, uc::jsonb"       \
+    " SELECT x, f, tt, a, cur, p, fs, ts, m::jsonb, eff, cre, tmo, uc::jsonb"  \
     " FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::numeric[],"      \
     "  $5::text[], $6::bool[], $7::bigint[], $8::bigint[], $9::text[],"        \
-    "  $10::bigint[], $11::bigint[], $12::bigint[], $13::text[])"              \
+    "  $10::timestamptz[], $11::timestamptz[], $12::bigint[], $13::text[])"    \
     "  AS u(x, f, tt, a, cur, p, fs, ts, m, eff, cre, tmo, uc)"                \
     " RETURNING id, ext_id),"                                                  \
     "e AS ("                                                                   \
@@ -98,21 +98,20 @@
     "  pending_change, balance, pending_out, pending_in, effective_at,"        \
     "  created_at, avg_cost, transfer_ext_id)"                                 \
     " SELECT e.acc, e.seq, coalesce(e.tid, t.id), e.kind::ledger.entry_kind,"  \
-    "  e.a, e.pc, e.b, e.po, e.pi, "                                           \
-    "  " SQL_US_TO_TS("e.eff") ", " SQL_US_TO_TS("e.cre") ", e.ac::jsonb, e.x"\
+    "  e.a, e.pc, e.b, e.po, e.pi, e.eff, e.cre, e.ac::jsonb, e.x"             \
     " FROM unnest($14::bigint[], $15::bigint[], $16::bigint[], $17::text[],"   \
     "  $18::text[], $19::numeric[], $20::numeric[], $21::numeric[],"           \
-    "  $22::numeric[], $23::numeric[], $24::bigint[], $25::bigint[],"          \
-    "  $26::text[])"                                                           \
+    "  $22::numeric[], $23::numeric[], $24::timestamptz[],"                    \
+    "  $25::timestamptz[], $26::text[])"                                       \
     "  AS e(acc, seq, tid, x, kind, a, pc, b, po, pi, eff, cre, ac)"           \
     " LEFT JOIN t ON e.tid IS NULL AND t.ext_id = e.x),"                       \
     "p AS ("                                                                   \
     " INSERT INTO ledger.pending_transfers AS p (transfer_id, state, deadline,"\
     "  posted_amount, settle_from_seq, settle_to_seq, settled_at)"             \
-    " SELECT coalesce(u.tid, t.id), u.st, " SQL_US_TO_TS("u.dl") ", u.pa,"     \
-    "  u.sfs, u.sts, " SQL_US_TO_TS("u.sat")                                   \
-    " FROM unnest($27::bigint[], $28::text[], $29::text[], $30::bigint[],"     \
-    "  $31::numeric[], $32::bigint[], $33::bigint[], $34::bigint[])"           \
+    " SELECT coalesce(u.tid, t.id), u.st, u.dl, u.pa, u.sfs, u.sts, u.sat"     \
+    " FROM unnest($27::bigint[], $28::text[], $29::text[],"                    \
+    "  $30::timestamptz[], $31::numeric[], $32::bigint[], $33::bigint[],"      \
+    "  $34::timestamptz[])"                                                    \
     "  AS u(tid, x, st, dl, pa, sfs, sts, sat)"                                \
     " LEFT JOIN t ON u.tid IS NULL AND t.ext_id = u.x"                         \
     " ON CONFLICT (transfer_id) DO UPDATE SET state = excluded.state,"         \
@@ -122,9 +121,9 @@
     "a AS ("                                                                   \
     " UPDATE ledger.accounts a SET balance = u.b, pending_out = u.po,"         \
     "  pending_in = u.pi, seq = CASE WHEN a.seq = u.os THEN u.seq END,"        \
-    "  last_effective_at = " SQL_US_TO_TS("u.eff") ", avg_cost = u.ac::jsonb"  \
+    "  last_effective_at = u.eff, avg_cost = u.ac::jsonb"                      \
     " FROM unnest($35::bigint[], $36::numeric[], $37::numeric[],"              \
-    "  $38::numeric[], $39::bigint[], $40::bigint[], $41::text[],"             \
+    "  $38::numeric[], $39::bigint[], $40::timestamptz[], $41::text[],"        \
     "  $42::bigint[])"                                                         \
     "  AS u(id, b, po, pi, seq, eff, ac, os)"                                  \
     " WHERE a.id = u.id RETURNING 1)"                                          \
@@ -450,111 +449,129 @@ enum store_result store_batch_load(PGconn *conn, const struct store_batch_reads 
 
 /* ---- round trip 2 ---- */
 
-/* A multi-row statement's parameters: one array literal per column. */
+/* A multi-row statement's parameters: one array per column, in binary,
+ * which PostgreSQL reads for a fraction of what parsing array literals
+ * and their numbers from text costs it, inside the batch's locks. */
 struct columns {
-    struct sbuf col[16];
-    const char *params[16];
+    struct pg_binary col[16];
+    bool has_null[16];
     int n;
     int rows;
 };
 
-static void columns_init(struct columns *c, int n)
+static void columns_init(struct columns *c, const uint32_t *oids, int n)
 {
     LEDGER_ASSERT(n <= 16);
     c->n = n;
     c->rows = 0;
     for (int i = 0; i < n; i++) {
-        sbuf_init(&c->col[i]);
-        sbuf_putc(&c->col[i], '{');
+        c->col[i] = (struct pg_binary){0};
+        c->has_null[i] = false;
+        pgb_array_begin(&c->col[i], oids[i]);
     }
 }
 
-static void columns_row(struct columns *c)
+static void columns_null(struct columns *c, int i)
 {
-    if (c->rows++)
-        for (int i = 0; i < c->n; i++)
-            sbuf_putc(&c->col[i], ',');
+    pgb_null(&c->col[i]);
+    c->has_null[i] = true;
 }
 
-static const char *const *columns_params(struct columns *c)
+/* Ends the columns and points params, lengths and formats at them. */
+static void columns_params(struct columns *c, const char **params, int *lengths, int *formats)
 {
     for (int i = 0; i < c->n; i++) {
-        sbuf_putc(&c->col[i], '}');
-        c->params[i] = c->col[i].data;
+        pgb_array_end(&c->col[i], c->rows, c->has_null[i]);
+        params[i] = c->col[i].data;
+        lengths[i] = (int)c->col[i].len;
+        formats[i] = 1;
     }
-    return c->params;
 }
 
 static void columns_free(struct columns *c)
 {
     for (int i = 0; i < c->n; i++)
-        sbuf_free(&c->col[i]);
+        pgb_free(&c->col[i]);
 }
 
-static void put_cost(struct sbuf *col, const struct core_cost *cost)
+static void put_cost(struct columns *c, int i, const struct core_cost *cost)
 {
     if (cost->n == 0) {
-        sbuf_puts(col, "NULL");
+        columns_null(c, i);
         return;
     }
     struct sbuf json;
     sbuf_init(&json);
     sbuf_put_cost_json(&json, cost);
-    sbuf_put_quoted(col, json.data);
+    pgb_text(&c->col[i], json.data);
     sbuf_free(&json);
 }
 
-static void put_i64_or_null(struct sbuf *col, bool null, int64_t v)
+static void put_i64_or_null(struct columns *c, int i, bool null, int64_t v)
 {
     if (null)
-        sbuf_puts(col, "NULL");
+        columns_null(c, i);
     else
-        sbuf_put_i64(col, v);
+        pgb_int8(&c->col[i], v);
 }
+
+enum {
+    B = PGB_OID_BOOL,
+    I = PGB_OID_INT8,
+    T = PGB_OID_TEXT,
+    N = PGB_OID_NUMERIC,
+    TS = PGB_OID_TIMESTAMPTZ
+};
+
+/* The types of SQL_WRITE_BATCH's arrays, $1..$42. */
+static const uint32_t transfer_oids[13] = {T, I, I, N, T, B, I, I, T, TS, TS, I, T};
+static const uint32_t entry_oids[13] = {I, I, I, T, T, N, N, N, N, N, TS, TS, T};
+static const uint32_t pending_oids[8] = {I, T, T, TS, N, I, I, TS};
+static const uint32_t account_oids[8] = {I, N, N, N, I, TS, T, I};
 
 static void journal_columns(const struct store_batch_writes *w, struct columns *xc,
                             struct columns *ec)
 {
-    columns_init(xc, 13);
+    columns_init(xc, transfer_oids, 13);
     for (int i = 0; i < w->n_transfers; i++) {
         const struct core_transfer *t = w->transfers[i].t;
-        struct sbuf *col = xc->col;
-        columns_row(xc);
-        sbuf_put_quoted(&col[0], w->transfers[i].ext_id);
-        sbuf_put_i64(&col[1], t->from_account);
-        sbuf_put_i64(&col[2], t->to_account);
-        sbuf_put_amount(&col[3], t->amount);
-        sbuf_put_quoted(&col[4], t->currency);
-        sbuf_puts(&col[5], t->pending ? "t" : "f");
-        sbuf_put_i64(&col[6], t->from_seq);
-        sbuf_put_i64(&col[7], t->to_seq);
+        struct pg_binary *col = xc->col;
+        xc->rows++;
+        pgb_text(&col[0], w->transfers[i].ext_id);
+        pgb_int8(&col[1], t->from_account);
+        pgb_int8(&col[2], t->to_account);
+        pgb_numeric(&col[3], t->amount);
+        pgb_text(&col[4], t->currency);
+        pgb_bool(&col[5], t->pending);
+        pgb_int8(&col[6], t->from_seq);
+        pgb_int8(&col[7], t->to_seq);
         if (w->transfers[i].metadata_json)
-            sbuf_put_quoted(&col[8], w->transfers[i].metadata_json);
+            pgb_text(&col[8], w->transfers[i].metadata_json);
         else
-            sbuf_puts(&col[8], "NULL");
-        sbuf_put_i64(&col[9], t->effective_us);
-        sbuf_put_i64(&col[10], t->created_us);
-        put_i64_or_null(&col[11], t->timeout_s == 0, t->timeout_s);
-        put_cost(&col[12], &t->unit_cost);
+            columns_null(xc, 8);
+        pgb_timestamptz(&col[9], t->effective_us);
+        pgb_timestamptz(&col[10], t->created_us);
+        put_i64_or_null(xc, 11, t->timeout_s == 0, t->timeout_s);
+        put_cost(xc, 12, &t->unit_cost);
     }
-    columns_init(ec, 13);
+    columns_init(ec, entry_oids, 13);
     for (int i = 0; i < w->n_entries; i++) {
         const struct core_entry *e = &w->entries[i];
-        struct sbuf *col = ec->col;
-        columns_row(ec);
-        sbuf_put_i64(&col[0], w->entry_account_id[i]);
-        sbuf_put_i64(&col[1], e->seq);
-        put_i64_or_null(&col[2], w->entry_transfer_id[i] == 0, w->entry_transfer_id[i]);
-        sbuf_put_quoted(&col[3], w->entry_transfer_ext[i]);
-        sbuf_puts(&col[4], entry_kind_name(e->kind));
-        sbuf_put_amount(&col[5], e->amount);
-        sbuf_put_amount(&col[6], e->pending_change);
-        sbuf_put_amount(&col[7], e->balance);
-        sbuf_put_amount(&col[8], e->pending_out);
-        sbuf_put_amount(&col[9], e->pending_in);
-        sbuf_put_i64(&col[10], e->effective_us);
-        sbuf_put_i64(&col[11], e->created_us);
-        put_cost(&col[12], &e->avg_cost);
+        struct pg_binary *col = ec->col;
+        ec->rows++;
+        pgb_int8(&col[0], w->entry_account_id[i]);
+        pgb_int8(&col[1], e->seq);
+        put_i64_or_null(ec, 2, w->entry_transfer_id[i] == 0, w->entry_transfer_id[i]);
+        pgb_text(&col[3], w->entry_transfer_ext[i]);
+        pgb_text(&col[4], entry_kind_name(e->kind));
+        pgb_numeric(&col[5], e->amount);
+        pgb_numeric(&col[6], e->pending_change);
+        pgb_numeric(&col[7], e->balance);
+        pgb_numeric(&col[8], e->pending_out);
+        pgb_numeric(&col[9], e->pending_in);
+        pgb_timestamptz(&col[10], e->effective_us);
+        pgb_timestamptz(&col[11], e->created_us);
+        put_cost(ec, 12, &e->avg_cost);
     }
 }
 
@@ -564,42 +581,48 @@ static void journal_columns(const struct store_batch_writes *w, struct columns *
 static void pending_columns(const struct store_batch_writes *w, const int64_t *ids,
                             struct columns *c)
 {
-    columns_init(c, 8);
+    columns_init(c, pending_oids, 8);
     for (int i = 0; i < w->n_pending; i++) {
         const struct core_transfer *t = w->pending[i].t;
         int64_t id =
             t->id != 0 || ids == NULL ? t->id : pg_created_id(w, ids, w->pending[i].ext_id);
-        columns_row(c);
-        put_i64_or_null(&c->col[0], id == 0, id);
-        sbuf_put_quoted(&c->col[1], w->pending[i].ext_id);
-        sbuf_puts(&c->col[2], transfer_state_name(t->state));
-        put_i64_or_null(&c->col[3], t->deadline_us == TIME_NONE, t->deadline_us);
-        if (t->settled)
-            sbuf_put_amount(&c->col[4], t->posted_amount);
+        c->rows++;
+        put_i64_or_null(c, 0, id == 0, id);
+        pgb_text(&c->col[1], w->pending[i].ext_id);
+        pgb_text(&c->col[2], transfer_state_name(t->state));
+        if (t->deadline_us == TIME_NONE)
+            columns_null(c, 3);
         else
-            sbuf_puts(&c->col[4], "NULL");
-        put_i64_or_null(&c->col[5], !t->settled, t->settle_from_seq);
-        put_i64_or_null(&c->col[6], !t->settled, t->settle_to_seq);
-        put_i64_or_null(&c->col[7], !t->settled, t->settled_us);
+            pgb_timestamptz(&c->col[3], t->deadline_us);
+        if (t->settled)
+            pgb_numeric(&c->col[4], t->posted_amount);
+        else
+            columns_null(c, 4);
+        put_i64_or_null(c, 5, !t->settled, t->settle_from_seq);
+        put_i64_or_null(c, 6, !t->settled, t->settle_to_seq);
+        if (t->settled)
+            pgb_timestamptz(&c->col[7], t->settled_us);
+        else
+            columns_null(c, 7);
     }
 }
 
 static int account_columns(const struct store_batch_writes *w, struct columns *c)
 {
-    columns_init(c, 8);
+    columns_init(c, account_oids, 8);
     for (int i = 0; i < w->n_accounts; i++) {
         const struct core_account *a = &w->accounts[i];
         if (!a->touched)
             continue;
-        columns_row(c);
-        sbuf_put_i64(&c->col[0], a->id);
-        sbuf_put_amount(&c->col[1], a->balance);
-        sbuf_put_amount(&c->col[2], a->pending_out);
-        sbuf_put_amount(&c->col[3], a->pending_in);
-        sbuf_put_i64(&c->col[4], a->seq);
-        sbuf_put_i64(&c->col[5], a->last_effective_us);
-        put_cost(&c->col[6], &a->avg_cost);
-        sbuf_put_i64(&c->col[7], w->seq_before[i]);
+        c->rows++;
+        pgb_int8(&c->col[0], a->id);
+        pgb_numeric(&c->col[1], a->balance);
+        pgb_numeric(&c->col[2], a->pending_out);
+        pgb_numeric(&c->col[3], a->pending_in);
+        pgb_int8(&c->col[4], a->seq);
+        pgb_timestamptz(&c->col[5], a->last_effective_us);
+        put_cost(c, 6, &a->avg_cost);
+        pgb_int8(&c->col[7], w->seq_before[i]);
     }
     return c->rows;
 }
@@ -672,8 +695,8 @@ enum store_result store_batch_write_send(PGconn *conn, const struct store_batch_
     }
     struct columns xc, ec, pc, ac;
     if (ids != NULL) {
-        columns_init(&xc, 13);
-        columns_init(&ec, 13);
+        columns_init(&xc, transfer_oids, 13);
+        columns_init(&ec, entry_oids, 13);
     } else {
         journal_columns(w, &xc, &ec);
     }
@@ -681,13 +704,16 @@ enum store_result store_batch_write_send(PGconn *conn, const struct store_batch_
     free(ids);
     int n_touched = account_columns(w, &ac);
     const char *params[43];
-    memcpy(params, columns_params(&xc), 13 * sizeof *params);
-    memcpy(params + 13, columns_params(&ec), 13 * sizeof *params);
-    memcpy(params + 26, columns_params(&pc), 8 * sizeof *params);
-    memcpy(params + 34, columns_params(&ac), 8 * sizeof *params);
+    int lengths[43], formats[43];
+    columns_params(&xc, params, lengths, formats);
+    columns_params(&ec, params + 13, lengths + 13, formats + 13);
+    columns_params(&pc, params + 26, lengths + 26, formats + 26);
+    columns_params(&ac, params + 34, lengths + 34, formats + 34);
     char touched[24];
     snprintf(touched, sizeof touched, "%d", n_touched);
     params[42] = touched;
+    lengths[42] = 0;
+    formats[42] = 0;
     *s = (struct store_write_sent){
         .ahead = w->ahead,
         .locks = lf != NULL && (!copy || w->ahead), /* in the write's own pipeline */
@@ -702,7 +728,8 @@ enum store_result store_batch_write_send(PGconn *conn, const struct store_batch_
         (!s->locks || (w->ahead ? send_prepared(conn, "ledger_ahead_wait", 2, after) &&
                                       send_locks(conn, acc.data, one_by_one)
                                 : send_begin_locks(conn, acc.data, one_by_one))) &&
-        (!s->write || send_prepared(conn, "ledger_write_batch", 43, params)) &&
+        (!s->write ||
+         PQsendQueryPrepared(conn, "ledger_write_batch", 43, params, lengths, formats, 0) == 1) &&
         (w->ahead || (PQsendQueryParams(conn, "COMMIT", 0, NULL, NULL, NULL, NULL, 0) == 1 &&
                       PQpipelineSync(conn) == 1)) &&
         pipeline_flush(conn);

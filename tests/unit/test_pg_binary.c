@@ -2,7 +2,7 @@
  * test_pg_binary.c - the binary COPY encoding of store/pg_binary.c: the
  * stream's framing, each type's bytes, and numeric, whose base-10000 form
  * is checked against known encodings and decoded back over the whole i128
- * range.
+ * range; and one-dimensional arrays as array_send writes them.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -141,13 +141,35 @@ static void test_numeric_round_trip(void **state)
     pgb_free(&b);
 }
 
+static void test_arrays(void **state)
+{
+    struct pg_binary b = {0};
+    pgb_array_begin(&b, PGB_OID_INT8);
+    pgb_int8(&b, 7);
+    pgb_null(&b);
+    pgb_array_end(&b, 2, true);
+    /* ndim 1, has NULL, int8 (20); 2 values from index 1; 7 and NULL */
+    assert_bytes(&b,
+                 "\0\0\0\1\0\0\0\1\0\0\0\24\0\0\0\2\0\0\0\1"
+                 "\0\0\0\10\0\0\0\0\0\0\0\7\377\377\377\377",
+                 36);
+    pgb_array_begin(&b, PGB_OID_TEXT); /* starts over */
+    pgb_text(&b, "ab");
+    pgb_array_end(&b, 1, false);
+    assert_bytes(&b, "\0\0\0\1\0\0\0\0\0\0\0\31\0\0\0\1\0\0\0\1\0\0\0\2ab", 26);
+    /* empty: no dimensions, the element type kept (numeric, 1700) */
+    pgb_array_begin(&b, PGB_OID_NUMERIC);
+    pgb_array_end(&b, 0, false);
+    assert_bytes(&b, "\0\0\0\0\0\0\0\0\0\0\6\244", 12);
+    pgb_free(&b);
+}
+
 int run_pg_binary_tests(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_framing),
-        cmocka_unit_test(test_scalars),
-        cmocka_unit_test(test_numeric_known),
-        cmocka_unit_test(test_numeric_round_trip),
+        cmocka_unit_test(test_framing),       cmocka_unit_test(test_scalars),
+        cmocka_unit_test(test_numeric_known), cmocka_unit_test(test_numeric_round_trip),
+        cmocka_unit_test(test_arrays),
     };
     return cmocka_run_group_tests_name("pg_binary", tests, NULL, NULL);
 }
