@@ -719,17 +719,25 @@ static void *answerer_main(void *arg)
     return NULL;
 }
 
-/* What the queue has for c, as engine_take; waits for it only when c has
- * no batch in flight (cur). With one in flight, it takes only a request
- * that may go ahead of it (flight_send_ahead): anything else waits for
- * cur's end, and then goes with whatever arrives meanwhile. Publishes the
- * accounts of what it takes. */
-static struct engine_request *committer_take(struct committer *c, const struct flight *cur)
+enum take {
+    TAKE_WAIT,  /* nothing in flight: wait for work */
+    TAKE_AHEAD, /* cur in flight: only what may go ahead of it */
+    TAKE_NOW,   /* cur has ended, not yet answered: whatever waits */
+};
+
+/* What the queue has for c, as engine_take. With a batch in flight (cur),
+ * it takes only a request that may go ahead of it (flight_send_ahead):
+ * anything else waits for cur's end, and then goes with whatever arrived
+ * meanwhile. Publishes the accounts of what it takes, beside cur's. */
+static struct engine_request *committer_take(struct committer *c, const struct flight *cur,
+                                             enum take how)
 {
     struct engine *e = c->e;
     pthread_mutex_lock(&e->lock);
     struct engine_request *list = NULL;
-    if (cur != NULL) {
+    if (how == TAKE_NOW) {
+        list = engine_take(e, c);
+    } else if (how == TAKE_AHEAD) {
         if (e->head != NULL && e->head->n_ops >= STORE_COPY_MIN_TRANSFERS)
             list = engine_take(e, c);
     } else {
@@ -793,41 +801,60 @@ static void batch_done(struct committer *c, struct engine_request *list,
     answer_later(e, list);
 }
 
+/* Takes the next batch into *next (NULL if none), on the link cur does not
+ * use. False when the engine stops and nothing is left to take. */
+static bool flight_take(struct committer *c, struct flight flights[2], const struct flight *cur,
+                        enum take how, struct flight **next)
+{
+    *next = NULL;
+    struct engine_request *list = committer_take(c, cur, how);
+    if (list == NULL)
+        return how != TAKE_WAIT;
+    int link = cur ? 1 - cur->link : 0;
+    if (flight_init(c, &flights[link], list, link))
+        *next = &flights[link];
+    else
+        batch_done(c, list, cur);
+    return true;
+}
+
+/* Sends f's first attempt, unless it went ahead. */
+static void flight_send(struct committer *c, struct flight *f)
+{
+    if (f == NULL || f->sent || !committer_connect(c, &c->links[f->link]))
+        return;
+    attempt_send(c, &c->links[f->link], &f->b, &f->first);
+    f->sent = true;
+}
+
 /* Two batches at a time: while the write of one (cur) commits on one
  * link, the next is taken, judged on the states cur leaves, and sent on
  * the other link without its COMMIT, which follows once cur's has
  * succeeded (flight_send_ahead). PostgreSQL copies the second one's
  * journal rows while the first one writes its accounts and flushes. A
- * batch that cannot go ahead waits for cur and then goes the usual way. */
+ * batch that cannot go ahead waits for cur and then goes the usual way.
+ * What waits is sent as soon as cur has ended, before cur's requests are
+ * handed to the answerer: a hot account's batches follow each other that
+ * much sooner. */
 static void *committer_main(void *arg)
 {
     struct committer *c = arg;
     struct flight flights[2];
     struct flight *cur = NULL; /* its first attempt sent */
-    for (;;) {
-        struct engine_request *list = committer_take(c, cur);
-        if (list == NULL && cur == NULL)
-            break;
-        struct flight *next = NULL;
-        if (list != NULL) {
-            int link = cur ? 1 - cur->link : 0;
-            if (flight_init(c, &flights[link], list, link))
-                next = &flights[link];
-            else
-                batch_done(c, list, cur);
-            if (next && cur)
-                flight_send_ahead(c, next, cur);
-        }
+    struct flight *next;
+    while (flight_take(c, flights, cur, cur ? TAKE_AHEAD : TAKE_WAIT, &next)) {
+        if (next && cur)
+            flight_send_ahead(c, next, cur);
         if (cur != NULL) {
             batch_run(c, cur, next);
+            if (next == NULL)
+                flight_take(c, flights, cur, TAKE_NOW, &next);
+            flight_send(c, next);
             batch_done(c, cur->list, next);
             if (c->links[cur->link].mem.cap > BATCH_MEM_KEEP_MAX)
                 batch_mem_release(&c->links[cur->link].mem);
         }
-        if (next && !next->sent && committer_connect(c, &c->links[next->link])) {
-            attempt_send(c, &c->links[next->link], &next->b, &next->first);
-            next->sent = true;
-        }
+        flight_send(c, next);
         cur = next;
     }
     batch_mem_release(&c->links[0].mem); /* the blocks are this thread's own */
