@@ -22,9 +22,9 @@
 static int split_path(const char *url, char segs[][ID_LEN_MAX + 2], int max)
 {
     int n = 0;
-    const char *p = url;
-    while (*p == '/')
-        p++;
+    if (url[0] != '/' || url[1] == '/')
+        return -1; /* one spelling per path: no empty segment */
+    const char *p = url + 1;
     while (*p) {
         if (n == max)
             return -1;
@@ -37,8 +37,8 @@ static int split_path(const char *url, char segs[][ID_LEN_MAX + 2], int max)
         p += strcspn(p, "/");
         if (*p == '/') {
             p++;
-            if (*p == '\0')
-                return -1; /* trailing slash */
+            if (*p == '\0' || *p == '/')
+                return -1; /* a trailing slash, an empty segment */
         }
     }
     return n;

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -73,8 +74,8 @@ enum MHD_Result http_reply_error(struct http_request *r, enum status s, const ch
  * token is compared whatever matches. */
 static bool token_ok(const struct http_config *cfg, const char *header)
 {
-    static const char prefix[] = "Bearer ";
-    if (header == NULL || strncmp(header, prefix, sizeof prefix - 1) != 0)
+    static const char prefix[] = "Bearer "; /* the scheme is case-insensitive */
+    if (header == NULL || strncasecmp(header, prefix, sizeof prefix - 1) != 0)
         return false;
     const char *given = header + sizeof prefix - 1;
     size_t given_len = strlen(given);
@@ -105,6 +106,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         r->started = now_s();
         r->route = ROUTE_OTHER;
         *con_cls = r;
+        /* Every path but the two open ones needs a token, whatever
+         * spelling of a path the router would accept; and it is asked for
+         * before a byte of the body is read. */
+        if (srv->cfg.n_tokens > 0 && strcmp(url, "/healthz") != 0 && strcmp(url, "/metrics") != 0 &&
+            !token_ok(&srv->cfg, MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                                             MHD_HTTP_HEADER_AUTHORIZATION)))
+            return http_reply_error(r, STATUS_UNAUTHORIZED, "missing or unknown bearer token");
         const char *cl =
             MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
         if (cl && strtoull(cl, NULL, 10) > BODY_BYTES_MAX) {
@@ -165,10 +173,6 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     }
     (void)version;
 
-    if (strncmp(url, "/v1/", 4) == 0 && srv->cfg.n_tokens > 0 &&
-        !token_ok(&srv->cfg, MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-                                                         MHD_HTTP_HEADER_AUTHORIZATION)))
-        return http_reply_error(r, STATUS_UNAUTHORIZED, "missing or unknown bearer token");
     return routes_dispatch(r, method, url);
 }
 

@@ -160,6 +160,21 @@ class RoutingTest(HttpTestCase):
             self.assertEqual(status, 404, path)
             self.assert_json_error(status, body)
 
+    def test_a_path_has_one_spelling(self):
+        # Empty segments, spelt or escaped, name no endpoint: a path that
+        # the router accepts is the one the token check sees.
+        a = self.uid("a")
+        self.c.account(a)
+        for path in ("//v1/accounts/" + a, "///v1/accounts/" + a, "/v1//accounts/" + a,
+                     "/v1/accounts//" + a, "/%2Fv1/accounts/" + a, "//healthz", "//metrics"):
+            status, body = self.c.get(path)
+            self.assertEqual(status, 404, path)
+            self.assert_json_error(status, body)
+        status, body = self.c.post("//v1/accounts", {"id": self.uid("b"), "currency": "USD"})
+        self.assertEqual(status, 404, body)
+        status, body = self.c.get("/v1/accounts/" + self.uid("b"))
+        self.assertEqual(status, 404, body)
+
     def test_wrong_methods_are_405_naming_the_allowed_one(self):
         cases = [("DELETE", "/v1/accounts/x"), ("PUT", "/v1/accounts"), ("GET", "/v1/accounts"),
                  ("PATCH", "/v1/transfers/x"), ("PUT", "/v1/transfers"), ("GET", "/v1/transfers"),
@@ -460,6 +475,42 @@ class TokenFileTest(unittest.TestCase):
         # Nothing was created by the refused requests.
         status, resp = self.client("tok-alpha-123").get("/v1/accounts/tk.x")
         self.assertEqual(status, 404, resp)
+
+    def test_every_spelling_of_a_path_needs_a_token(self):
+        # Only /healthz and /metrics, spelt exactly, are open; anything the
+        # router might read as a /v1 path is refused first.
+        c = self.client()
+        for method, path, body in (("POST", "//v1/accounts", {"id": "tk.s", "currency": "USD"}),
+                                   ("POST", "/%2Fv1/accounts", {"id": "tk.s", "currency": "USD"}),
+                                   ("POST", "/v1//accounts", {"id": "tk.s", "currency": "USD"}),
+                                   ("GET", "///v1/accounts/tk.s", None),
+                                   ("GET", "/", None), ("GET", "/nope", None),
+                                   ("GET", "//healthz", None), ("GET", "/metrics/", None)):
+            status, resp = c.request(method, path, body=body)
+            self.assert_unauthorized(status, resp, "%s %s" % (method, path), c)
+        status, resp = self.client("tok-alpha-123").get("/v1/accounts/tk.s")
+        self.assertEqual(status, 404, resp)
+
+    def test_no_body_is_read_without_a_token(self):
+        with socket.create_connection(("127.0.0.1", self.ledgerd.port), timeout=10) as s:
+            s.sendall(b"POST /v1/transfers HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                      b"Content-Type: application/json\r\nContent-Length: 1000000\r\n\r\n{")
+            started = time.time()
+            status, _, body = read_response(s, timeout=10)
+        self.assertLess(time.time() - started, 5, "the 401 must not wait for the body")
+        self.assertEqual(status, 401)
+        self.assertEqual(json.loads(body)["error"], "unauthorized")
+
+    def test_the_scheme_is_case_insensitive(self):
+        # RFC 9110, 11.1: the scheme is case-insensitive; the token is not.
+        for scheme in ("bearer", "BEARER", "Bearer"):
+            c = self.client()
+            status, resp = c.request("GET", "/v1/accounts/tk.none",
+                                     headers={"Authorization": scheme + " tok-alpha-123"})
+            self.assertEqual(status, 404, (scheme, resp))
+            status, resp = c.request("GET", "/v1/accounts/tk.none",
+                                     headers={"Authorization": scheme + " TOK-ALPHA-123"})
+            self.assert_unauthorized(status, resp, scheme + " with the token upper-cased")
 
     def test_either_token_works(self):
         alpha, beta = self.client("tok-alpha-123"), self.client("tok-beta-456")
