@@ -44,19 +44,27 @@ static int cost_find(const struct core_cost *c, const char *currency)
     return -1;
 }
 
-/* SPEC section 5: unit_cost must name exactly the credited account's cost
- * currencies; a unit_cost for an account that tracks none is malformed. */
-static enum status unit_cost_check(const struct core_account *to, const struct core_cost *unit_cost)
+/* SPEC section 5: a unit_cost may name only the credited account's cost
+ * currencies, and one for an account that tracks none is malformed: a
+ * 400, so it is judged as soon as the account is known, before the
+ * checks that depend on the accounts' state. */
+static bool unit_cost_malformed(const struct core_account *to, const struct core_cost *unit_cost)
 {
     if (unit_cost != NULL && to->avg_cost.n == 0)
-        return STATUS_INVALID_REQUEST;
+        return true;
     for (int i = 0; unit_cost != NULL && i < unit_cost->n; i++)
         if (cost_find(&to->avg_cost, unit_cost->currency[i]) < 0)
-            return STATUS_INVALID_REQUEST;
+            return true;
+    return false;
+}
+
+/* ... and it must name every one of them (missing_unit_cost). */
+static bool unit_cost_missing(const struct core_account *to, const struct core_cost *unit_cost)
+{
     for (int i = 0; i < to->avg_cost.n; i++)
         if (unit_cost == NULL || cost_find(unit_cost, to->avg_cost.currency[i]) < 0)
-            return STATUS_MISSING_UNIT_COST;
-    return STATUS_OK;
+            return true;
+    return false;
 }
 
 /* The means after a balance change: a credit of q > 0 at unit_cost mixes
@@ -102,6 +110,8 @@ static enum status transfer_check(const struct core_batch *b, const struct core_
 
     const struct core_account *from = &b->accounts[op->from];
     const struct core_account *to = &b->accounts[op->to];
+    if (unit_cost_malformed(to, op->unit_cost))
+        return STATUS_INVALID_REQUEST;
     if (strcmp(from->currency, to->currency) != 0 ||
         (op->has_currency && strcmp(op->currency, from->currency) != 0))
         return STATUS_CURRENCY_MISMATCH;
@@ -119,9 +129,8 @@ static enum status transfer_check(const struct core_batch *b, const struct core_
         plan->effective_us = max64(b->now_us, last);
     }
 
-    enum status s = unit_cost_check(to, op->unit_cost);
-    if (s != STATUS_OK)
-        return s;
+    if (unit_cost_missing(to, op->unit_cost))
+        return STATUS_MISSING_UNIT_COST;
 
     plan->from_balance = from->balance;
     plan->from_pending_out = from->pending_out;

@@ -663,6 +663,15 @@ class CostTest(harness.LedgerdTestCase):
         self.assertEqual(self.snapshot(*keep), before)
         self.refused(422, "same_account", "same", tok, tok, 1, unchanged=keep)
         self.refused(404, "account_not_found", "nf", self.uid("nobody"), tok, 1, unchanged=keep)
+        # a unit_cost the account does not take is a 400 once the account is known
+        self.refused(404, "account_not_found", "nf_uc", iss, self.uid("nobody"), 1,
+                     unchanged=keep, unit_cost={"USD": "1"})
+        self.refused(400, "invalid_request", "uc_cur", usd, tok, 1, unchanged=keep,
+                     unit_cost={"USD": "1", "BRL": "1", "EUR": "1"})
+        self.refused(400, "invalid_request", "uc_seq", iss, poor, 1, unchanged=keep,
+                     unit_cost={"USD": "1"}, expect={"to_seq": 7})
+        self.refused(400, "invalid_request", "uc_past", iss, tok, 1, unchanged=keep,
+                     unit_cost={"EUR": "1"}, effective_at="2023-01-04T23:59:59Z")
         self.refused(422, "currency_mismatch", "cur", usd, tok, 1, unchanged=keep)
         self.refused(409, "seq_mismatch", "seq", iss, tok, 1, unchanged=keep,
                      expect={"to_seq": 0})
