@@ -452,10 +452,16 @@ bool core_account_spec_equal(const struct core_account_spec *a, const struct cor
         return false;
     if (!a->min_unbounded && a->min_balance != b->min_balance)
         return false;
+    /* Sets without repeats (codec.c), in any order. */
     if (a->n_cost_currencies != b->n_cost_currencies)
         return false;
-    for (int i = 0; i < a->n_cost_currencies; i++)
-        if (strcmp(a->cost_currencies[i], b->cost_currencies[i]) != 0)
+    for (int i = 0; i < a->n_cost_currencies; i++) {
+        int k = 0;
+        while (k < b->n_cost_currencies &&
+               strcmp(a->cost_currencies[i], b->cost_currencies[k]) != 0)
+            k++;
+        if (k == b->n_cost_currencies)
             return false;
+    }
     return true;
 }

@@ -37,7 +37,8 @@ _Static_assert(BODY_BYTES_MAX == 16777216u, "SPEC section 3 body limit");
 #define COST_CURRENCIES_MAX 8
 
 /* Mean acquisition cost per cost currency, scaled by 10^18 (cost.h). The
- * currencies are sorted and unique; n = 0 when nothing is tracked. */
+ * currencies are unique, an account's in the order of its cost_currencies,
+ * a unit_cost's sorted; n = 0 when nothing is tracked. */
 struct core_cost {
     int n;
     char currency[COST_CURRENCIES_MAX][CURRENCY_LEN_MAX + 1];

@@ -192,11 +192,6 @@ static bool parse_unit_cost(json_t *v, struct core_cost *c, struct codec_error *
     return true;
 }
 
-static int cmp_currency(const void *a, const void *b)
-{
-    return strcmp(a, b);
-}
-
 bool codec_parse_transfer(json_t *obj, struct engine_op *op, struct codec_error *err)
 {
     static const char *const allowed[] = {"id",           "from",    "to",        "amount",
@@ -303,12 +298,11 @@ bool codec_parse_account(json_t *obj, struct store_account *a, struct codec_erro
                 return false;
         }
         a->n_cost_currencies = (int)json_array_size(v);
-        /* A set: stored sorted, so equal sets compare equal. */
-        qsort(a->cost_currencies, (size_t)a->n_cost_currencies, sizeof a->cost_currencies[0],
-              cmp_currency);
-        for (int i = 1; i < a->n_cost_currencies; i++)
-            if (strcmp(a->cost_currencies[i - 1], a->cost_currencies[i]) == 0)
-                return fail(err, "\"%s\" lists a currency twice", "cost_currencies");
+        /* A set, kept in the order given (and compared as a set). */
+        for (int i = 0; i < a->n_cost_currencies; i++)
+            for (int k = 0; k < i; k++)
+                if (strcmp(a->cost_currencies[k], a->cost_currencies[i]) == 0)
+                    return fail(err, "\"%s\" lists a currency twice", "cost_currencies");
     }
     return get_metadata(obj, &a->metadata_json, err);
 }

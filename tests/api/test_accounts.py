@@ -304,13 +304,16 @@ class AccountsTest(harness.LedgerdTestCase):
         status, acc = self.c.post("/v1/accounts", {"id": id, "currency": "TOK",
                                                    "cost_currencies": ["USD", "BRL"]})
         self.assertEqual(status, 201, acc)
-        self.assertEqual(acc["cost_currencies"], ["BRL", "USD"])
+        self.assertEqual(acc["cost_currencies"], ["USD", "BRL"])  # as given
         self.assertEqual(acc["avg_cost"], {"BRL": "0.000000000000000000",
                                            "USD": "0.000000000000000000"})
         # The list is a set: the same currencies in another order are identical.
         status, again = self.c.post("/v1/accounts", {"id": id, "currency": "TOK",
                                                      "cost_currencies": ["BRL", "USD"]})
         self.assertEqual(status, 200, again)
+        self.assertEqual(again["cost_currencies"], ["USD", "BRL"])  # the stored account
+        status, again = self.c.get("/v1/accounts/" + id)
+        self.assertEqual((status, again["cost_currencies"]), (200, ["USD", "BRL"]))
         status, body = self.c.post("/v1/accounts", {"id": id, "currency": "TOK",
                                                     "cost_currencies": ["USD"]})
         self.assertEqual((status, body["error"]), (409, "account_exists"))

@@ -34,6 +34,12 @@ static void test_equal_specs(void **state)
     assert_true(core_account_spec_equal(&a, &b, true));
     assert_true(core_account_spec_equal(&b, &a, true));
 
+    /* A set: the same currencies in another order. */
+    static const char *const eur_usd[] = {"EUR", "USD"};
+    b.cost_currencies = eur_usd;
+    assert_true(core_account_spec_equal(&a, &b, true));
+    assert_true(core_account_spec_equal(&b, &a, true));
+
     /* No cost currencies on either side. */
     a.cost_currencies = b.cost_currencies = NULL;
     a.n_cost_currencies = b.n_cost_currencies = 0;
