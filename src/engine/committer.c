@@ -728,7 +728,8 @@ enum take {
 /* What the queue has for c, as engine_take. With a batch in flight (cur),
  * it takes only a request that may go ahead of it (flight_send_ahead):
  * anything else waits for cur's end, and then goes with whatever arrived
- * meanwhile. Publishes the accounts of what it takes, beside cur's. */
+ * meanwhile (TAKE_NOW). Publishes the accounts of what it takes, beside
+ * cur's. */
 static struct engine_request *committer_take(struct committer *c, const struct flight *cur,
                                              enum take how)
 {
@@ -789,20 +790,21 @@ static bool flight_init(struct committer *c, struct flight *f, struct engine_req
 
 /* list is done; running, if any, is the batch c still runs. */
 static void batch_done(struct committer *c, struct engine_request *list,
-                       const struct flight *running)
+                       struct engine_request *running)
 {
     /* The busy ids point into list's requests, which done may free:
      * unpublish them first, and let the others look at what waited. */
     struct engine *e = c->e;
     pthread_mutex_lock(&e->lock);
-    engine_mark_busy(c, running ? running->list : NULL, NULL);
+    engine_mark_busy(c, running, NULL);
     pthread_cond_broadcast(&e->wake);
     pthread_mutex_unlock(&e->lock);
     answer_later(e, list);
 }
 
 /* Takes the next batch into *next (NULL if none), on the link cur does not
- * use. False when the engine stops and nothing is left to take. */
+ * use: cur is in flight, or there is none. False when the engine stops and
+ * nothing is left to take. */
 static bool flight_take(struct committer *c, struct flight flights[2], const struct flight *cur,
                         enum take how, struct flight **next)
 {
@@ -814,7 +816,7 @@ static bool flight_take(struct committer *c, struct flight flights[2], const str
     if (flight_init(c, &flights[link], list, link))
         *next = &flights[link];
     else
-        batch_done(c, list, cur);
+        batch_done(c, list, cur ? cur->list : NULL);
     return true;
 }
 
@@ -827,15 +829,76 @@ static void flight_send(struct committer *c, struct flight *f)
     f->sent = true;
 }
 
+/* Whether list can be readied and sent on link without waiting on the
+ * database: single transfers (no settlement to look up), few enough for
+ * the pipelined write (no COPY), on a connection ready for them. Whether
+ * the states it needs are cached is known only once it is judged. */
+static bool flight_quick(const struct committer *c, int link, const struct engine_request *list)
+{
+    const struct committer_link *l = &c->links[link];
+    if (l->conn == NULL || PQstatus(l->conn) != CONNECTION_OK || !l->prepared)
+        return false;
+    int n = 0;
+    for (const struct engine_request *r = list; r; r = r->next)
+        for (int i = 0; i < r->n_ops; i++, n++)
+            if (r->ops[i].core.kind != OP_TRANSFER)
+                return false;
+    return n < STORE_COPY_MIN_TRANSFERS;
+}
+
+/* Sends f's first attempt if it can be judged on cached states, which
+ * waits on nothing; else leaves it for flight_send. */
+static void flight_send_cached(struct committer *c, struct flight *f)
+{
+    const struct committer_link *l = &c->links[f->link];
+    struct attempt *a = &f->first;
+    memset(a, 0, sizeof *a);
+    a->started_us = mono_us();
+    int n_entries = 0;
+    if (f->b.loaded_only || !batch_judge_cached(c, l, &f->b, NULL, &n_entries))
+        return;
+    a->on_cache = true;
+    attempt_write(c, l, &f->b, n_entries, NULL, a);
+    f->sent = true;
+}
+
+/* After cur has ended, with nothing sent ahead of it: answers its
+ * requests, and returns the batch that follows it, on its link (idle
+ * now). If what waits can be sent without waiting on the database, it is
+ * sent before cur's requests are handed to the answerer, so that a hot
+ * account's batches follow each other that much sooner; anything else
+ * would hold up answers already committed. */
+static struct flight *flight_follow(struct committer *c, struct flight flights[2],
+                                    const struct flight *cur)
+{
+    struct engine_request *done = cur->list;
+    int link = cur->link;
+    struct engine_request *list = committer_take(c, cur, TAKE_NOW);
+    if (list == NULL) {
+        batch_done(c, done, NULL);
+        return NULL;
+    }
+    struct flight *f = &flights[link]; /* cur's, which is no longer needed */
+    bool quick = flight_quick(c, link, list);
+    bool ready = quick && flight_init(c, f, list, link);
+    if (ready)
+        flight_send_cached(c, f);
+    batch_done(c, done, list);
+    if (!quick)
+        ready = flight_init(c, f, list, link);
+    if (ready)
+        return f;
+    batch_done(c, list, NULL);
+    return NULL;
+}
+
 /* Two batches at a time: while the write of one (cur) commits on one
  * link, the next is taken, judged on the states cur leaves, and sent on
  * the other link without its COMMIT, which follows once cur's has
  * succeeded (flight_send_ahead). PostgreSQL copies the second one's
  * journal rows while the first one writes its accounts and flushes. A
- * batch that cannot go ahead waits for cur and then goes the usual way.
- * What waits is sent as soon as cur has ended, before cur's requests are
- * handed to the answerer: a hot account's batches follow each other that
- * much sooner. */
+ * batch that cannot go ahead waits for cur and then goes the usual way
+ * (flight_follow). */
 static void *committer_main(void *arg)
 {
     struct committer *c = arg;
@@ -847,12 +910,12 @@ static void *committer_main(void *arg)
             flight_send_ahead(c, next, cur);
         if (cur != NULL) {
             batch_run(c, cur, next);
-            if (next == NULL)
-                flight_take(c, flights, cur, TAKE_NOW, &next);
-            flight_send(c, next);
-            batch_done(c, cur->list, next);
             if (c->links[cur->link].mem.cap > BATCH_MEM_KEEP_MAX)
                 batch_mem_release(&c->links[cur->link].mem);
+            if (next != NULL)
+                batch_done(c, cur->list, next->list);
+            else
+                next = flight_follow(c, flights, cur);
         }
         flight_send(c, next);
         cur = next;
