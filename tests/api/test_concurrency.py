@@ -4,6 +4,7 @@ import random
 import re
 import subprocess
 import threading
+import time
 import unittest
 
 import harness
@@ -475,6 +476,70 @@ class Concurrency(unittest.TestCase):
         self.assertEqual([(e["seq"], e["transfer_id"], e["balance"])
                           for e in a.entries("cs4-wallet")],
                          [(1, "cs4-1", "100"), (2, "cs4-4", "70")])
+
+
+class AnswersAfterCommit(harness.LedgerdTestCase):
+    """A committed batch is answered without waiting for the batch after
+    it, whatever that one waits on (committer.c, flight_follow)."""
+
+    def hold(self, account):
+        """A psql session holding the advisory lock ledgerd takes for
+        account (pg_write.c) until release()."""
+        p = subprocess.Popen(["psql", harness.cluster().conninfo, "-XAtq", "-v", "ON_ERROR_STOP=1"],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self.addCleanup(lambda: p.poll() is None and (p.kill(), p.wait()))
+        p.stdin.write("BEGIN; SELECT pg_advisory_xact_lock(hashtextextended('%s', 0));"
+                      " SELECT 'locked';\n" % account)
+        p.stdin.flush()
+        while p.stdout.readline().strip() != "locked":
+            self.assertIsNone(p.poll(), "psql could not take the lock")
+        return p
+
+    def release(self, p):
+        p.stdin.write("COMMIT;\n")
+        p.stdin.close()
+        self.assertEqual(p.wait(10), 0)
+
+    def wait_for_lock_waiters(self, n):
+        deadline = time.time() + 10
+        while True:
+            _, out, _ = harness.cluster().psql(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")
+            if int(out) >= n:
+                return
+            self.assertLess(time.time(), deadline, "no batch reached the lock")
+            time.sleep(0.05)
+
+    def test_a_committed_batch_is_not_held_up_by_the_next_ones_locks(self):
+        p = self.uid()
+        open_accounts(self.c, p, "a", "x")
+        issuer, a, x = p + "-issuer", p + "-a", p + "-x"
+        answers = {}
+
+        def send(name, to):
+            c = self.ledgerd.client()
+            answers[name] = c.transfer(self.uid(name), issuer, to, 5)
+            answers[name + "_at"] = time.time()
+            c.close()
+
+        hold_a, hold_x = self.hold(a), self.hold(x)
+        first = threading.Thread(target=send, args=("first", a))
+        first.start()
+        self.wait_for_lock_waiters(1)  # the first batch waits for a
+        second = threading.Thread(target=send, args=("second", x))
+        second.start()
+        time.sleep(0.5)  # queued behind the first
+        released = time.time()
+        self.release(hold_a)
+        first.join(8)
+        self.assertFalse(first.is_alive(), "the first transfer's answer waited for x's lock")
+        self.assertEqual(answers["first"][0], 201, answers["first"])
+        self.assertLess(answers["first_at"] - released, 5)
+        self.assertTrue(second.is_alive(), "the second transfer went past x's lock")
+        self.release(hold_x)
+        second.join(10)
+        self.assertEqual(answers["second"][0], 201, answers["second"])
+        self.assertEqual((self.c.balance(a), self.c.balance(x)), (5, 5))
 
 
 class NewSessions(unittest.TestCase):
