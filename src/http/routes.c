@@ -603,6 +603,19 @@ static enum MHD_Result method_not_allowed(struct http_request *r, const char *al
     return http_reply_error(r, STATUS_METHOD_NOT_ALLOWED, msg);
 }
 
+/* The routes that read no query parameter refuse any, as the others
+ * refuse unknown ones: a parameter the client meant ("dry_run=1", say) is
+ * never silently ignored by a request that moves money. */
+static bool query_refused(struct http_request *r, enum MHD_Result *reply)
+{
+    static const char *const none[] = {NULL};
+    char msg[128];
+    if (only_known_args(r, none, msg, sizeof msg))
+        return false;
+    *reply = http_reply_error(r, STATUS_INVALID_REQUEST, msg);
+    return true;
+}
+
 enum MHD_Result routes_dispatch(struct http_request *r, const char *method, const char *url)
 {
     char seg[4][ID_LEN_MAX + 2];
@@ -622,10 +635,13 @@ enum MHD_Result routes_dispatch(struct http_request *r, const char *method, cons
         return http_reply_error(r, STATUS_NOT_FOUND, "no such endpoint");
 
     const char *id = n >= 3 ? seg[2] : NULL;
+    enum MHD_Result refused;
     if (strcmp(seg[1], "accounts") == 0) {
         if (n == 2) {
             r->route = ROUTE_ACCOUNTS_CREATE;
-            return post ? defer_read(r, accounts_create, NULL) : method_not_allowed(r, "POST");
+            if (!post)
+                return method_not_allowed(r, "POST");
+            return query_refused(r, &refused) ? refused : defer_read(r, accounts_create, NULL);
         }
         if (n == 3)
             r->route = ROUTE_ACCOUNT_GET;
@@ -640,7 +656,7 @@ enum MHD_Result routes_dispatch(struct http_request *r, const char *method, cons
         if (!valid_id(id, strlen(id)))
             return http_reply_error(r, STATUS_INVALID_REQUEST, "invalid account id");
         if (r->route == ROUTE_ACCOUNT_GET)
-            return defer_read(r, account_get, id);
+            return query_refused(r, &refused) ? refused : defer_read(r, account_get, id);
         if (r->route == ROUTE_ACCOUNT_BALANCE)
             return defer_read(r, account_balance, id);
         return defer_read(r, account_entries, id);
@@ -648,11 +664,13 @@ enum MHD_Result routes_dispatch(struct http_request *r, const char *method, cons
     if (strcmp(seg[1], "transfers") == 0) {
         if (n == 2) {
             r->route = ROUTE_TRANSFER_CREATE;
-            return post ? transfers_create(r) : method_not_allowed(r, "POST");
+            if (!post)
+                return method_not_allowed(r, "POST");
+            return query_refused(r, &refused) ? refused : transfers_create(r);
         }
         if (n == 3 && strcmp(id, "batch") == 0 && post) {
             r->route = ROUTE_TRANSFER_BATCH;
-            return transfers_batch(r);
+            return query_refused(r, &refused) ? refused : transfers_batch(r);
         }
         if (n == 3) {
             r->route = ROUTE_TRANSFER_GET;
@@ -661,7 +679,7 @@ enum MHD_Result routes_dispatch(struct http_request *r, const char *method, cons
                 return method_not_allowed(r, strcmp(id, "batch") == 0 ? "GET, POST" : "GET");
             if (!valid_id(id, strlen(id)))
                 return http_reply_error(r, STATUS_INVALID_REQUEST, "invalid transfer id");
-            return defer_read(r, transfer_get, id);
+            return query_refused(r, &refused) ? refused : defer_read(r, transfer_get, id);
         }
         if (n == 4 && (strcmp(seg[3], "post") == 0 || strcmp(seg[3], "void") == 0)) {
             r->route = seg[3][0] == 'p' ? ROUTE_TRANSFER_POST : ROUTE_TRANSFER_VOID;
@@ -669,6 +687,8 @@ enum MHD_Result routes_dispatch(struct http_request *r, const char *method, cons
                 return method_not_allowed(r, "POST");
             if (!valid_id(id, strlen(id)))
                 return http_reply_error(r, STATUS_INVALID_REQUEST, "invalid transfer id");
+            if (query_refused(r, &refused))
+                return refused;
             return transfer_settle(r, id, seg[3][0] == 'p' ? OP_POST : OP_VOID);
         }
     }

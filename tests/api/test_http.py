@@ -160,6 +160,39 @@ class RoutingTest(HttpTestCase):
             self.assertEqual(status, 404, path)
             self.assert_json_error(status, body)
 
+    def test_routes_without_query_parameters_refuse_any(self):
+        # A parameter the client meant must not be dropped silently, least
+        # of all on a request that moves money.
+        w, a = self.uid("w"), self.uid("a")
+        self.c.account(w, min_balance=None)
+        self.c.account(a)
+        t = {"id": self.uid("t"), "from": w, "to": a, "amount": 5}
+        cases = [("POST", "/v1/transfers?dry_run=1", t),
+                 ("POST", "/v1/transfers/batch?dry_run=1", {"transfers": [t], "atomic": True}),
+                 ("POST", "/v1/accounts?x=1", {"id": self.uid("b"), "currency": "USD"}),
+                 ("GET", "/v1/accounts/%s?x=1" % a, None),
+                 ("GET", "/v1/transfers/%s?x=1" % t["id"], None)]
+        for method, path, body in cases:
+            status, resp = self.c.request(method, path, body=body)
+            self.assertEqual(status, 400, (path, resp))
+            self.assert_json_error(status, resp, "invalid_request")
+            self.assertIn("query parameter", resp["message"], path)
+        self.assertEqual(self.c.balance(a), 0)
+        status, resp = self.c.get("/v1/accounts/" + self.uid("b"))
+        self.assertEqual(status, 404, resp)
+        # A pending transfer's post and void refuse them too.
+        status, resp = self.c.transfer(self.uid("p"), w, a, 5, pending=True)
+        self.assertEqual(status, 201, resp)
+        for verb in ("post", "void"):
+            status, resp = self.c.request("POST", "/v1/transfers/%s/%s?x=1" % (self.uid("p"), verb),
+                                          body={})
+            self.assertEqual(status, 400, (verb, resp))
+        status, resp = self.c.get("/v1/transfers/" + self.uid("p"))
+        self.assertEqual((status, resp["status"]), (200, "pending"))
+        # Without the parameter, the same requests go through.
+        status, resp = self.c.request("POST", "/v1/transfers", body=t)
+        self.assertEqual(status, 201, resp)
+
     def test_a_path_has_one_spelling(self):
         # Empty segments, spelt or escaped, name no endpoint: a path that
         # the router accepts is the one the token check sees.
