@@ -71,6 +71,7 @@ struct http_request {
     const char *arg_key[ARGS_MAX], *arg_value[ARGS_MAX];
     int n_args;
     bool too_many_args;
+    bool nul_in_args; /* an escaped NUL (%00) in a key or value */
 
     /* Transfers waiting on the engine. */
     bool is_batch;

@@ -80,10 +80,15 @@ static json_t *parse_body(struct http_request *r, struct codec_error *err)
 }
 
 static enum MHD_Result take_arg(void *cls, enum MHD_ValueKind kind, const char *key,
-                                const char *value)
+                                size_t key_size, const char *value, size_t value_size)
 {
     (void)kind;
     struct http_request *r = cls;
+    /* As C strings they would end early: "limit=5%00x" read as 5. */
+    if (strlen(key) != key_size || (value != NULL && strlen(value) != value_size)) {
+        r->nul_in_args = true;
+        return MHD_NO;
+    }
     for (int i = 0; i < r->n_args; i++)
         if (strcmp(r->arg_key[i], key) == 0)
             return MHD_YES; /* a repeat: the first value counts */
@@ -112,6 +117,10 @@ static bool only_known_args(struct http_request *r, const char *const *allowed, 
 {
     if (r->too_many_args) {
         snprintf(bad, badlen, "more than %d different query parameters", ARGS_MAX);
+        return false;
+    }
+    if (r->nul_in_args) {
+        snprintf(bad, badlen, "a query parameter holds a NUL byte");
         return false;
     }
     for (int i = 0; i < r->n_args; i++) {
@@ -621,7 +630,7 @@ enum MHD_Result routes_dispatch(struct http_request *r, const char *method, cons
     char seg[4][ID_LEN_MAX + 2];
     int n = split_path(url, seg, 4);
     bool get = strcmp(method, "GET") == 0, post = strcmp(method, "POST") == 0;
-    MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, take_arg, r);
+    MHD_get_connection_values_n(r->conn, MHD_GET_ARGUMENT_KIND, take_arg, r);
 
     if (n == 1 && strcmp(seg[0], "healthz") == 0) {
         r->route = ROUTE_HEALTHZ;

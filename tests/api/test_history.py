@@ -187,8 +187,13 @@ class EntriesTest(HistoryTestCase):
         a = self.acct("a")
         for query in ("?limit=-1", "?limit=abc", "?limit=0", "?limit=", "?limit=1.5",
                       "?limit=%2B5", "?after_seq=-1", "?after_seq=x", "?after_seq=",
-                      "?after_seq=1e3", "?foo=1", "?limit=10&foo=1", "?at=2021-01-01T00:00:00Z"):
+                      "?after_seq=1e3", "?foo=1", "?limit=10&foo=1", "?at=2021-01-01T00:00:00Z",
+                      "?limit=5%00", "?limit=5%00x", "?after_seq=0%001", "?limit%00x=5"):
             status, resp = self.c.get("/v1/accounts/%s/entries%s" % (a, query))
+            self.assert_error(status, resp, 400, "invalid_request", query)
+        # An escaped NUL would cut a value short as a C string.
+        for query in ("?at=2021-01-01T00:00:00Z%00junk", "?at%00=2021-01-01T00:00:00Z"):
+            status, resp = self.c.get("/v1/accounts/%s/balance%s" % (a, query))
             self.assert_error(status, resp, 400, "invalid_request", query)
 
     def test_repeated_and_many_query_parameters(self):
