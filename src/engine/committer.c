@@ -357,17 +357,21 @@ static void attempt_write(struct committer *c, const struct committer_link *l, s
 
 /* Judges the batch, on cached states if it can (unless a judgement on
  * them was refused before), else locked and loaded, and sends its write
- * with COMMIT. */
-static void attempt_send(struct committer *c, const struct committer_link *l, struct batch *b,
-                         struct attempt *a)
+ * with COMMIT. cached_only: never lock and load, which waits on the
+ * database; false if the batch was then left unsent. */
+static bool attempt_send(struct committer *c, const struct committer_link *l, struct batch *b,
+                         struct attempt *a, bool cached_only)
 {
     memset(a, 0, sizeof *a);
     a->started_us = mono_us();
     int n_entries = 0;
     a->on_cache = !b->loaded_only && batch_judge_cached(c, l, b, NULL, &n_entries);
+    if (!a->on_cache && cached_only)
+        return false;
     if (!a->on_cache && (a->r = batch_judge_loaded(l, b, &n_entries, &a->err)) != STORE_OK)
-        return;
+        return true;
     attempt_write(c, l, b, n_entries, NULL, a);
+    return true;
 }
 
 /* A batch from when it is taken until it is answered. */
@@ -601,14 +605,14 @@ static void batch_run(struct committer *c, struct flight *f, struct flight *next
                 log_warn("could not connect to the database for a batch of %d transfers", b->n_ops);
                 break;
             }
-            attempt_send(c, l, b, a);
+            attempt_send(c, l, b, a, false);
         }
         enum store_result r = attempt_receive(l, b, a);
         if (attempt == 0)
             ahead_end(c, next, r == STORE_OK);
         /* At most twice: after ahead, after cached; loaded is final. */
         while (attempt_refused(c, l, b, a)) {
-            attempt_send(c, l, b, a);
+            attempt_send(c, l, b, a, false);
             r = attempt_receive(l, b, a);
         }
         if (r == STORE_OK) {
@@ -825,8 +829,7 @@ static void flight_send(struct committer *c, struct flight *f)
 {
     if (f == NULL || f->sent || !committer_connect(c, &c->links[f->link]))
         return;
-    attempt_send(c, &c->links[f->link], &f->b, &f->first);
-    f->sent = true;
+    f->sent = attempt_send(c, &c->links[f->link], &f->b, &f->first, false);
 }
 
 /* Whether list can be readied and sent on link without waiting on the
@@ -844,22 +847,6 @@ static bool flight_quick(const struct committer *c, int link, const struct engin
             if (r->ops[i].core.kind != OP_TRANSFER)
                 return false;
     return n < STORE_COPY_MIN_TRANSFERS;
-}
-
-/* Sends f's first attempt if it can be judged on cached states, which
- * waits on nothing; else leaves it for flight_send. */
-static void flight_send_cached(struct committer *c, struct flight *f)
-{
-    const struct committer_link *l = &c->links[f->link];
-    struct attempt *a = &f->first;
-    memset(a, 0, sizeof *a);
-    a->started_us = mono_us();
-    int n_entries = 0;
-    if (f->b.loaded_only || !batch_judge_cached(c, l, &f->b, NULL, &n_entries))
-        return;
-    a->on_cache = true;
-    attempt_write(c, l, &f->b, n_entries, NULL, a);
-    f->sent = true;
 }
 
 /* After cur has ended, with nothing sent ahead of it: answers its
@@ -881,8 +868,8 @@ static struct flight *flight_follow(struct committer *c, struct flight flights[2
     struct flight *f = &flights[link]; /* cur's, which is no longer needed */
     bool quick = flight_quick(c, link, list);
     bool ready = quick && flight_init(c, f, list, link);
-    if (ready)
-        flight_send_cached(c, f);
+    if (ready) /* judged on cached states, it waits on nothing; else later */
+        f->sent = attempt_send(c, &c->links[link], &f->b, &f->first, true);
     batch_done(c, done, list);
     if (!quick)
         ready = flight_init(c, f, list, link);
