@@ -75,8 +75,10 @@ struct result {
     uint64_t errors;    /* transport errors or unexpected statuses */
     uint64_t retries;   /* baselines: transactions run again */
     double p50_ms, p99_ms, p999_ms;
-    /* READS_LEDGER: the two kinds of read apart, as issue #4 names both */
-    double balance_p50_ms, balance_p99_ms, entries_p50_ms, entries_p99_ms;
+    /* READS_LEDGER: the kinds of read apart, as issue #4 names both:
+     * balance?at= a recent time, balance?at= a time in the journal's
+     * past, a page of entries */
+    double balance_p50_ms, balance_p99_ms, past_p50_ms, past_p99_ms, entries_p50_ms, entries_p99_ms;
     long rss_kb_max; /* ledgerd only */
 };
 
@@ -98,6 +100,9 @@ struct http_load {
     double seconds;
     double rate; /* > 0: open loop at this many requests/s */
     enum read_kind reads;
+    /* READS_LEDGER: when the journal's first and last transfers took
+     * effect (Unix seconds); past_to <= past_from: no past to ask about */
+    int64_t past_from, past_to;
     bool zero_amounts;     /* amount 0: refused with 400 before the database */
     uint64_t max_requests; /* > 0: stop after sending this many (closed loop) */
     int rss_pid;           /* sampled for RSS while running; 0 none */

@@ -90,8 +90,8 @@ struct conn {
     bool complete;
     bool keep_alive; /* the complete answer lets the connection be reused */
     bool busy;
-    bool want_out;       /* registered for EPOLLOUT */
-    bool entries;        /* the read asks for a page of entries */
+    bool want_out;                                      /* registered for EPOLLOUT */
+    enum { READ_RECENT, READ_PAST, READ_ENTRIES } read; /* READS_LEDGER */
     uint64_t started_ns; /* scheduled (open loop) or sent (closed loop) */
     uint64_t sent_ns;    /* for the timeout */
 };
@@ -191,7 +191,7 @@ struct load {
     uint64_t next_id;
     struct buf body;
     struct samples lat;
-    struct samples lat_balance, lat_entries; /* READS_LEDGER */
+    struct samples lat_balance, lat_past, lat_entries; /* READS_LEDGER */
     struct result *out;
     uint64_t sent; /* requests prepared so far */
     int in_flight;
@@ -210,21 +210,29 @@ static void append_transfer(struct load *l)
                l->cfg->id_prefix, (unsigned long long)l->next_id++, a, b, amount);
 }
 
-/* A read: the balance of a random account at a random recent time, or its
- * first page of entries (the oldest, spread over the whole journal's
- * history); or the floor, /healthz. */
+/* A read of a random account: half of them its first page of entries (the
+ * oldest, spread over the whole journal's history), a quarter its balance
+ * at a random recent time (after its last entry, once the journal is
+ * older than that: the common question), a quarter its balance at a
+ * random time of the journal's past (a search through its entries). Or
+ * the floor, /healthz. */
 static void prepare_read(struct load *l, struct conn *c)
 {
     char acc[64], path[512];
-    c->entries = false;
     if (l->cfg->reads == READS_HEALTHZ) {
         request_head(&c->out, "GET", "/healthz", l->target.host, 0);
         return;
     }
     workload_account(l->cfg->w, (int)rng_below(&l->rng, (uint64_t)l->cfg->w->n_accounts), acc,
                      sizeof acc);
-    if (rng_next(&l->rng) & 1) {
-        time_t at = time(NULL) - (time_t)rng_below(&l->rng, 600);
+    uint64_t kind = rng_below(&l->rng, 4);
+    bool past = kind == 3 && l->cfg->past_to > l->cfg->past_from;
+    c->read = kind < 2 ? READ_ENTRIES : past ? READ_PAST : READ_RECENT;
+    if (c->read != READ_ENTRIES) {
+        time_t at = past ? (time_t)(l->cfg->past_from +
+                                    (int64_t)rng_below(
+                                        &l->rng, (uint64_t)(l->cfg->past_to - l->cfg->past_from)))
+                         : time(NULL) - (time_t)rng_below(&l->rng, 600);
         struct tm tm;
         gmtime_r(&at, &tm);
         snprintf(path, sizeof path, "/v1/accounts/%s/balance?at=%04d-%02d-%02dT%02d:%02d:%02dZ",
@@ -232,7 +240,6 @@ static void prepare_read(struct load *l, struct conn *c)
                  tm.tm_sec);
     } else {
         snprintf(path, sizeof path, "/v1/accounts/%s/entries?after_seq=0&limit=100", acc);
-        c->entries = true;
     }
     request_head(&c->out, "GET", path, l->target.host, 0);
 }
@@ -332,7 +339,10 @@ static void finish(struct load *l, struct conn *c, bool ok)
     }
     samples_add(&l->lat, us);
     if (l->cfg->reads == READS_LEDGER)
-        samples_add(c->entries ? &l->lat_entries : &l->lat_balance, us);
+        samples_add(c->read == READ_ENTRIES ? &l->lat_entries
+                    : c->read == READ_PAST  ? &l->lat_past
+                                            : &l->lat_balance,
+                    us);
     int status = c->status;
     const char *resp = c->resp.data ? c->resp.data : "";
     if (l->cfg->reads) {
@@ -511,6 +521,8 @@ int http_load_run(const struct http_load *cfg, struct result *out)
     out->p999_ms = samples_percentile_ms(&l.lat, 99.9);
     out->balance_p50_ms = samples_percentile_ms(&l.lat_balance, 50);
     out->balance_p99_ms = samples_percentile_ms(&l.lat_balance, 99);
+    out->past_p50_ms = samples_percentile_ms(&l.lat_past, 50);
+    out->past_p99_ms = samples_percentile_ms(&l.lat_past, 99);
     out->entries_p50_ms = samples_percentile_ms(&l.lat_entries, 50);
     out->entries_p99_ms = samples_percentile_ms(&l.lat_entries, 99);
     if (cfg->rss_pid) {
@@ -529,6 +541,7 @@ int http_load_run(const struct http_load *cfg, struct result *out)
     free(l.body.data);
     samples_free(&l.lat);
     samples_free(&l.lat_balance);
+    samples_free(&l.lat_past);
     samples_free(&l.lat_entries);
     return 0;
 }
