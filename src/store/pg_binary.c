@@ -66,9 +66,9 @@ void pgb_row(struct pg_binary *b, int n)
     put_u16(b, (uint16_t)n);
 }
 
-/* The header: dimensions, the has-NULL flag, the element type, then each
- * dimension's length and lower bound. */
-#define ARRAY_HEADER 20
+/* The header's fields, 4 bytes each: dimensions, the has-NULL flag, the
+ * element type, then each dimension's length and lower bound. */
+enum { ARRAY_NDIM = 0, ARRAY_HAS_NULL = 4, ARRAY_ELEM_OID = 8, ARRAY_DIM_LEN = 12 };
 
 void pgb_array_begin(struct pg_binary *b, uint32_t elem_oid)
 {
@@ -76,7 +76,7 @@ void pgb_array_begin(struct pg_binary *b, uint32_t elem_oid)
     put_u32(b, 1);
     put_u32(b, 0);
     put_u32(b, elem_oid);
-    put_u32(b, 0);
+    put_u32(b, 0); /* the length, once known */
     put_u32(b, 1);
 }
 
@@ -93,12 +93,12 @@ static void set_u32(struct pg_binary *b, size_t at, uint32_t v)
 void pgb_array_end(struct pg_binary *b, int n, bool has_null)
 {
     if (n == 0) {
-        set_u32(b, 0, 0);
-        b->len = 12;
+        set_u32(b, ARRAY_NDIM, 0);
+        b->len = ARRAY_DIM_LEN;
         return;
     }
-    set_u32(b, 4, has_null);
-    set_u32(b, 12, (uint32_t)n);
+    set_u32(b, ARRAY_HAS_NULL, has_null);
+    set_u32(b, ARRAY_DIM_LEN, (uint32_t)n);
 }
 
 void pgb_null(struct pg_binary *b)
