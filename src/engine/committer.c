@@ -834,12 +834,13 @@ static void flight_send(struct committer *c, struct flight *f)
 
 /* Whether list can be readied and sent on link without waiting on the
  * database: single transfers (no settlement to look up), few enough for
- * the pipelined write (no COPY), on a connection ready for them. Whether
- * the states it needs are cached is known only once it is judged. */
+ * the pipelined write (no COPY), on a connection that needs no round trip
+ * of its own first (committer_connect). Whether the states it needs are
+ * cached is known only once it is judged. */
 static bool flight_quick(const struct committer *c, int link, const struct engine_request *list)
 {
     const struct committer_link *l = &c->links[link];
-    if (l->conn == NULL || PQstatus(l->conn) != CONNECTION_OK || !l->prepared)
+    if (!l->prepared || !store_ready_now(l->conn, l->planned_ns))
         return false;
     int n = 0;
     for (const struct engine_request *r = list; r; r = r->next)

@@ -49,12 +49,22 @@ int store_server_incarnation(PGconn *conn, char *out, size_t len)
     return ok ? 0 : -1;
 }
 
-void store_refresh_plans(PGconn *conn, int64_t *planned_ns)
+static int64_t mono_ns(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    int64_t now = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-    if (*planned_ns != 0 && now - *planned_ns < PLAN_REFRESH_NS)
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static bool plans_fresh(int64_t planned_ns, int64_t now)
+{
+    return planned_ns != 0 && now - planned_ns < PLAN_REFRESH_NS;
+}
+
+void store_refresh_plans(PGconn *conn, int64_t *planned_ns)
+{
+    int64_t now = mono_ns();
+    if (plans_fresh(*planned_ns, now))
         return;
     PQclear(PQexec(conn, "DISCARD PLANS"));
     *planned_ns = now;
@@ -67,6 +77,12 @@ static bool idle_connection_alive(PGconn *conn)
 {
     struct pollfd p = {.fd = PQsocket(conn), .events = POLLIN};
     return p.fd >= 0 && poll(&p, 1, 0) == 0;
+}
+
+bool store_ready_now(PGconn *conn, int64_t planned_ns)
+{
+    return conn != NULL && PQstatus(conn) == CONNECTION_OK && idle_connection_alive(conn) &&
+           plans_fresh(planned_ns, mono_ns());
 }
 
 enum store_ensure_result store_ensure(PGconn **conn, const char *conninfo)

@@ -56,6 +56,9 @@ int store_server_incarnation(PGconn *conn, char *out, size_t len);
  * *planned_ns starts at 0. */
 #define PLAN_REFRESH_NS (10 * 1000000000LL)
 void store_refresh_plans(PGconn *conn, int64_t *planned_ns);
+/* Whether store_ensure and store_refresh_plans would both do nothing: the
+ * connection can be used without a round trip of its own first. */
+bool store_ready_now(PGconn *conn, int64_t planned_ns);
 
 /* A fixed set of connections for the request threads (reads, account
  * creation, health checks). */
