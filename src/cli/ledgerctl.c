@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 enum { EXIT_ANSWERED_2XX = 0, EXIT_ANSWERED_ERROR = 1, EXIT_USAGE = 2, EXIT_NO_ANSWER = 3 };
 
@@ -472,6 +473,10 @@ int main(int argc, char **argv)
             return usage_error("%s needs a value", argv[i]);
         *target = argv[++i];
     }
+    /* Without a scheme, curl would take any word for a host name, and a
+     * typo would look like a server that cannot be reached (exit 3). */
+    if (strncasecmp(url, "http://", 7) != 0 && strncasecmp(url, "https://", 8) != 0)
+        return usage_error("--url %s: must start with http:// or https://", url);
     size_t url_len = strlen(url);
     while (url_len > 0 && url[url_len - 1] == '/')
         url_len--;

@@ -157,6 +157,8 @@ class CliTest(harness.LedgerdTestCase):
                ("account", "create", acc, "USD", "--cost-currencies", b"USD,\xff"),
                ("nonsense",),
                ("--url", "htp:/nowhere", "health"),
+               ("--url", "notaurl", "health"),
+               ("--url", "127.0.0.1:8080", "health"),
                ()]
         for args in bad:
             rc, body, err = self.ctl(*args)
