@@ -64,7 +64,7 @@ struct batch {
     const char **transfer_metadata; /* by transfer slot: metadata of its creating op */
     int64_t *seq_before;            /* by account slot: the seq of the state judged on */
     bool lock_all;                  /* the lock table was full: retry under the exclusive lock */
-    bool loaded_only;               /* a judgement on cached states was refused */
+    bool loaded_only; /* a judgement on cached states was refused, or could not be written */
 };
 
 static int64_t now_us(void)
@@ -375,8 +375,10 @@ static bool attempt_send(struct committer *c, const struct committer_link *l, st
     a->started_us = mono_us();
     int n_entries = 0;
     a->on_cache = !b->loaded_only && batch_judge_cached(c, l, b, NULL, &n_entries);
-    if (!a->on_cache && cached_only)
+    if (!a->on_cache && cached_only) {
+        b->loaded_only = true; /* the same judgement would come out of the same cache */
         return false;
+    }
     if (!a->on_cache && (a->r = batch_judge_loaded(l, b, &n_entries, &a->err)) != STORE_OK)
         return true;
     attempt_write(c, l, b, n_entries, NULL, a);
