@@ -234,10 +234,6 @@ static enum MHD_Result account_get(struct http_request *r, const char *id)
 
 static enum MHD_Result account_balance(struct http_request *r, const char *id)
 {
-    static const char *const allowed[] = {"at", NULL};
-    char msg[128];
-    if (!only_known_args(r, allowed, msg, sizeof msg))
-        return http_reply_error(r, STATUS_INVALID_REQUEST, msg);
     const char *at = arg(r, "at");
     int64_t at_us = INT64_MAX;
     char at_buf[64];
@@ -296,10 +292,6 @@ static enum MHD_Result account_balance(struct http_request *r, const char *id)
 
 static enum MHD_Result account_entries(struct http_request *r, const char *id)
 {
-    static const char *const allowed[] = {"after_seq", "limit", NULL};
-    char msg[128];
-    if (!only_known_args(r, allowed, msg, sizeof msg))
-        return http_reply_error(r, STATUS_INVALID_REQUEST, msg);
     const char *after = arg(r, "after_seq");
     const char *lim = arg(r, "limit");
     int64_t after_seq = 0, limit = ENTRIES_LIMIT_DEFAULT;
@@ -612,17 +604,43 @@ static enum MHD_Result method_not_allowed(struct http_request *r, const char *al
     return http_reply_error(r, STATUS_METHOD_NOT_ALLOWED, msg);
 }
 
-/* The routes that read no query parameter refuse any, as the others
- * refuse unknown ones: a parameter the client meant ("dry_run=1", say) is
- * never silently ignored by a request that moves money. */
-static bool query_refused(struct http_request *r, enum MHD_Result *reply)
+/* The query parameters a /v1 route reads. Any other is refused, so that
+ * one the client meant ("dry_run=1", say) is never silently ignored by a
+ * request that moves money. */
+static const char *const *route_args(enum metrics_route route)
 {
     static const char *const none[] = {NULL};
-    char msg[128];
-    if (only_known_args(r, none, msg, sizeof msg))
-        return false;
-    *reply = http_reply_error(r, STATUS_INVALID_REQUEST, msg);
-    return true;
+    static const char *const balance[] = {"at", NULL};
+    static const char *const entries[] = {"after_seq", "limit", NULL};
+    return route == ROUTE_ACCOUNT_BALANCE   ? balance
+           : route == ROUTE_ACCOUNT_ENTRIES ? entries
+                                            : none;
+}
+
+/* Which /v1 route seg[1..n) names; ROUTE_OTHER if none. */
+static enum metrics_route v1_route(char seg[][ID_LEN_MAX + 2], int n, bool post)
+{
+    if (strcmp(seg[1], "accounts") == 0) {
+        if (n == 2)
+            return ROUTE_ACCOUNTS_CREATE;
+        if (n == 3)
+            return ROUTE_ACCOUNT_GET;
+        if (n == 4 && strcmp(seg[3], "balance") == 0)
+            return ROUTE_ACCOUNT_BALANCE;
+        if (n == 4 && strcmp(seg[3], "entries") == 0)
+            return ROUTE_ACCOUNT_ENTRIES;
+    } else if (strcmp(seg[1], "transfers") == 0) {
+        if (n == 2)
+            return ROUTE_TRANSFER_CREATE;
+        /* "batch" is also a valid transfer id, to GET. */
+        if (n == 3)
+            return strcmp(seg[2], "batch") == 0 && post ? ROUTE_TRANSFER_BATCH : ROUTE_TRANSFER_GET;
+        if (n == 4 && strcmp(seg[3], "post") == 0)
+            return ROUTE_TRANSFER_POST;
+        if (n == 4 && strcmp(seg[3], "void") == 0)
+            return ROUTE_TRANSFER_VOID;
+    }
+    return ROUTE_OTHER;
 }
 
 enum MHD_Result routes_dispatch(struct http_request *r, const char *method, const char *url)
@@ -640,66 +658,43 @@ enum MHD_Result routes_dispatch(struct http_request *r, const char *method, cons
         r->route = ROUTE_METRICS;
         return get ? metrics(r) : method_not_allowed(r, "GET");
     }
-    if (n < 2 || strcmp(seg[0], "v1") != 0)
+    if (n < 2 || strcmp(seg[0], "v1") != 0 || (r->route = v1_route(seg, n, post)) == ROUTE_OTHER)
         return http_reply_error(r, STATUS_NOT_FOUND, "no such endpoint");
 
+    /* Then, in this order: the method, the id, the query parameters. */
+    enum metrics_route route = r->route;
     const char *id = n >= 3 ? seg[2] : NULL;
-    enum MHD_Result refused;
-    if (strcmp(seg[1], "accounts") == 0) {
-        if (n == 2) {
-            r->route = ROUTE_ACCOUNTS_CREATE;
-            if (!post)
-                return method_not_allowed(r, "POST");
-            return query_refused(r, &refused) ? refused : defer_read(r, accounts_create, NULL);
-        }
-        if (n == 3)
-            r->route = ROUTE_ACCOUNT_GET;
-        else if (n == 4 && strcmp(seg[3], "balance") == 0)
-            r->route = ROUTE_ACCOUNT_BALANCE;
-        else if (n == 4 && strcmp(seg[3], "entries") == 0)
-            r->route = ROUTE_ACCOUNT_ENTRIES;
-        else
-            return http_reply_error(r, STATUS_NOT_FOUND, "no such endpoint");
-        if (!get)
-            return method_not_allowed(r, "GET");
-        if (!valid_id(id, strlen(id)))
-            return http_reply_error(r, STATUS_INVALID_REQUEST, "invalid account id");
-        if (r->route == ROUTE_ACCOUNT_GET)
-            return query_refused(r, &refused) ? refused : defer_read(r, account_get, id);
-        if (r->route == ROUTE_ACCOUNT_BALANCE)
-            return defer_read(r, account_balance, id);
+    bool by_get = route == ROUTE_ACCOUNT_GET || route == ROUTE_ACCOUNT_BALANCE ||
+                  route == ROUTE_ACCOUNT_ENTRIES || route == ROUTE_TRANSFER_GET;
+    if (by_get ? !get : !post)
+        return method_not_allowed(r, !by_get ? "POST"
+                                     : route == ROUTE_TRANSFER_GET && strcmp(id, "batch") == 0
+                                         ? "GET, POST"
+                                         : "GET");
+    if (id != NULL && route != ROUTE_TRANSFER_BATCH && !valid_id(id, strlen(id)))
+        return http_reply_error(r, STATUS_INVALID_REQUEST,
+                                strcmp(seg[1], "accounts") == 0 ? "invalid account id"
+                                                                : "invalid transfer id");
+    char msg[128];
+    if (!only_known_args(r, route_args(route), msg, sizeof msg))
+        return http_reply_error(r, STATUS_INVALID_REQUEST, msg);
+
+    switch (route) {
+    case ROUTE_ACCOUNTS_CREATE:
+        return defer_read(r, accounts_create, NULL);
+    case ROUTE_ACCOUNT_GET:
+        return defer_read(r, account_get, id);
+    case ROUTE_ACCOUNT_BALANCE:
+        return defer_read(r, account_balance, id);
+    case ROUTE_ACCOUNT_ENTRIES:
         return defer_read(r, account_entries, id);
+    case ROUTE_TRANSFER_CREATE:
+        return transfers_create(r);
+    case ROUTE_TRANSFER_BATCH:
+        return transfers_batch(r);
+    case ROUTE_TRANSFER_GET:
+        return defer_read(r, transfer_get, id);
+    default: /* ROUTE_TRANSFER_POST, ROUTE_TRANSFER_VOID */
+        return transfer_settle(r, id, route == ROUTE_TRANSFER_POST ? OP_POST : OP_VOID);
     }
-    if (strcmp(seg[1], "transfers") == 0) {
-        if (n == 2) {
-            r->route = ROUTE_TRANSFER_CREATE;
-            if (!post)
-                return method_not_allowed(r, "POST");
-            return query_refused(r, &refused) ? refused : transfers_create(r);
-        }
-        if (n == 3 && strcmp(id, "batch") == 0 && post) {
-            r->route = ROUTE_TRANSFER_BATCH;
-            return query_refused(r, &refused) ? refused : transfers_batch(r);
-        }
-        if (n == 3) {
-            r->route = ROUTE_TRANSFER_GET;
-            /* "batch" is also a valid transfer id, to GET. */
-            if (!get)
-                return method_not_allowed(r, strcmp(id, "batch") == 0 ? "GET, POST" : "GET");
-            if (!valid_id(id, strlen(id)))
-                return http_reply_error(r, STATUS_INVALID_REQUEST, "invalid transfer id");
-            return query_refused(r, &refused) ? refused : defer_read(r, transfer_get, id);
-        }
-        if (n == 4 && (strcmp(seg[3], "post") == 0 || strcmp(seg[3], "void") == 0)) {
-            r->route = seg[3][0] == 'p' ? ROUTE_TRANSFER_POST : ROUTE_TRANSFER_VOID;
-            if (!post)
-                return method_not_allowed(r, "POST");
-            if (!valid_id(id, strlen(id)))
-                return http_reply_error(r, STATUS_INVALID_REQUEST, "invalid transfer id");
-            if (query_refused(r, &refused))
-                return refused;
-            return transfer_settle(r, id, seg[3][0] == 'p' ? OP_POST : OP_VOID);
-        }
-    }
-    return http_reply_error(r, STATUS_NOT_FOUND, "no such endpoint");
 }
