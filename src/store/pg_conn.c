@@ -79,15 +79,19 @@ static bool idle_connection_alive(PGconn *conn)
     return p.fd >= 0 && poll(&p, 1, 0) == 0;
 }
 
+static bool connection_usable(PGconn *conn)
+{
+    return conn != NULL && PQstatus(conn) == CONNECTION_OK && idle_connection_alive(conn);
+}
+
 bool store_ready_now(PGconn *conn, int64_t planned_ns)
 {
-    return conn != NULL && PQstatus(conn) == CONNECTION_OK && idle_connection_alive(conn) &&
-           plans_fresh(planned_ns, mono_ns());
+    return connection_usable(conn) && plans_fresh(planned_ns, mono_ns());
 }
 
 enum store_ensure_result store_ensure(PGconn **conn, const char *conninfo)
 {
-    if (*conn != NULL && PQstatus(*conn) == CONNECTION_OK && idle_connection_alive(*conn))
+    if (connection_usable(*conn))
         return STORE_CONN_SAME;
     PQfinish(*conn);
     *conn = store_connect(conninfo, NULL, 0);
@@ -234,23 +238,29 @@ void sbuf_put_quoted(struct sbuf *b, const char *s)
     sbuf_putc(b, '"');
 }
 
-void sbuf_put_cost_json(struct sbuf *b, const struct core_cost *c)
+bool pg_put_cost(struct pg_binary *b, const struct core_cost *c,
+                 void (*put)(struct pg_binary *, const char *))
 {
     if (c->n == 0) {
-        sbuf_puts(b, "NULL");
-        return;
+        pgb_null(b);
+        return false;
     }
-    sbuf_putc(b, '{');
+    struct sbuf json;
+    sbuf_init(&json);
+    sbuf_putc(&json, '{');
     for (int i = 0; i < c->n; i++) {
         char text[COST_TEXT_MAX];
         cost_format(c->value[i], text);
-        sbuf_puts(b, i ? ",\"" : "\"");
-        sbuf_puts(b, c->currency[i]);
-        sbuf_puts(b, "\":\"");
-        sbuf_puts(b, text);
-        sbuf_putc(b, '"');
+        sbuf_puts(&json, i ? ",\"" : "\"");
+        sbuf_puts(&json, c->currency[i]);
+        sbuf_puts(&json, "\":\"");
+        sbuf_puts(&json, text);
+        sbuf_putc(&json, '"');
     }
-    sbuf_putc(b, '}');
+    sbuf_putc(&json, '}');
+    put(b, json.data);
+    sbuf_free(&json);
+    return true;
 }
 
 /* Next element of a one-dimensional array literal of unquoted tokens. */
