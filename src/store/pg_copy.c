@@ -24,19 +24,6 @@
 #include "pg_binary.h"
 #include "pg_internal.h"
 
-static void put_cost(struct pg_binary *b, const struct core_cost *cost)
-{
-    if (cost->n == 0) {
-        pgb_null(b);
-        return;
-    }
-    struct sbuf json;
-    sbuf_init(&json);
-    sbuf_put_cost_json(&json, cost);
-    pgb_jsonb(b, json.data);
-    sbuf_free(&json);
-}
-
 static int ref_cmp(const void *key, const void *elem)
 {
     return strcmp(key, ((const struct store_transfer_ref *)elem)->ext_id);
@@ -76,7 +63,7 @@ static void transfer_rows(const struct store_batch_writes *w, const int64_t *ids
             pgb_null(b);
         else
             pgb_int8(b, t->timeout_s);
-        put_cost(b, &t->unit_cost);
+        pg_put_cost(b, &t->unit_cost, pgb_jsonb);
     }
     pgb_end(b);
 }
@@ -97,7 +84,7 @@ static void entry_rows(const struct store_batch_writes *w, const int64_t *ids, s
         pgb_numeric(b, e->balance);
         pgb_numeric(b, e->pending_out);
         pgb_numeric(b, e->pending_in);
-        put_cost(b, &e->avg_cost);
+        pg_put_cost(b, &e->avg_cost, pgb_jsonb);
         pgb_timestamptz(b, e->effective_us);
         pgb_timestamptz(b, e->created_us);
         pgb_text(b, w->entry_transfer_ext[i]);

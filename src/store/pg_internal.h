@@ -4,6 +4,7 @@
 #ifndef LEDGER_STORE_PG_INTERNAL_H
 #define LEDGER_STORE_PG_INTERNAL_H
 
+#include "pg_binary.h"
 #include "store.h"
 
 /* Timestamps travel as int64 microseconds since the Unix epoch. */
@@ -24,9 +25,11 @@ void sbuf_puts(struct sbuf *b, const char *s);
 /* Appends s as a double-quoted array element, escaping '"' and '\'. */
 void sbuf_put_quoted(struct sbuf *b, const char *s);
 
-/* Appends {"USD":"1.500000000000000000",...}, or NULL when n = 0. Codes
- * and decimals need no JSON escaping. */
-void sbuf_put_cost_json(struct sbuf *b, const struct core_cost *c);
+/* Writes c into b as {"USD":"1.500000000000000000",...} by put (pgb_text
+ * or pgb_jsonb), or a NULL when it tracks nothing; false for the NULL.
+ * Codes and decimals need no JSON escaping. */
+bool pg_put_cost(struct pg_binary *b, const struct core_cost *c,
+                 void (*put)(struct pg_binary *, const char *));
 /* Fills c from a text[] of currency codes and an aligned text[] of
  * decimals, as array literals ("{BRL,USD}", "{1.5,2}"). */
 void pg_parse_cost(const char *currencies, const char *values, struct core_cost *c);

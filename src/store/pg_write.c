@@ -496,15 +496,8 @@ static void columns_free(struct columns *c)
 
 static void put_cost(struct columns *c, int i, const struct core_cost *cost)
 {
-    if (cost->n == 0) {
-        columns_null(c, i);
-        return;
-    }
-    struct sbuf json;
-    sbuf_init(&json);
-    sbuf_put_cost_json(&json, cost);
-    pgb_text(&c->col[i], json.data);
-    sbuf_free(&json);
+    if (!pg_put_cost(&c->col[i], cost, pgb_text))
+        c->has_null[i] = true;
 }
 
 static void put_i64_or_null(struct columns *c, int i, bool null, int64_t v)
