@@ -924,6 +924,36 @@ static void *committer_main(void *arg)
     return NULL;
 }
 
+/* Finishes what is queued, then joins the first n committers. */
+static void committers_stop(struct engine *e, int n)
+{
+    pthread_mutex_lock(&e->lock);
+    e->stopping = true;
+    pthread_cond_broadcast(&e->wake);
+    pthread_mutex_unlock(&e->lock);
+    for (int i = 0; i < n; i++) {
+        pthread_join(e->committers[i].thread, NULL);
+        for (int k = 0; k < 2; k++) {
+            PQfinish(e->committers[i].links[k].conn);
+            e->committers[i].links[k].conn = NULL;
+        }
+        free(e->committers[i].busy_ids);
+        e->committers[i].busy_ids = NULL;
+    }
+}
+
+/* Joins the answerer once it has answered all, and frees what
+ * engine_start set up before any thread. */
+static void answerer_stop(struct engine *e)
+{
+    pthread_mutex_lock(&e->answer_lock);
+    e->answerer_stopping = true;
+    pthread_cond_signal(&e->answer_wake);
+    pthread_mutex_unlock(&e->answer_lock);
+    pthread_join(e->answerer, NULL);
+    account_cache_destroy(&e->cache);
+}
+
 int engine_start(struct engine *e, const char *conninfo, int queued_ops_max, int batch_ops_max,
                  int n_committers)
 {
@@ -934,42 +964,36 @@ int engine_start(struct engine *e, const char *conninfo, int queued_ops_max, int
     pthread_cond_init(&e->wake, NULL);
     pthread_mutex_init(&e->answer_lock, NULL);
     pthread_cond_init(&e->answer_wake, NULL);
-    if (pthread_create(&e->answerer, NULL, answerer_main, e) != 0)
+    if (pthread_create(&e->answerer, NULL, answerer_main, e) != 0) {
+        account_cache_destroy(&e->cache);
         return -1;
+    }
     e->conninfo = conninfo;
     e->queued_ops_max = queued_ops_max;
     e->batch_ops_max = batch_ops_max;
     e->n_committers = n_committers < 1                ? 1
                       : n_committers > COMMITTERS_MAX ? COMMITTERS_MAX
                                                       : n_committers;
-    for (int i = 0; i < e->n_committers; i++) {
-        e->committers[i].e = e;
-        if (pthread_create(&e->committers[i].thread, NULL, committer_main, &e->committers[i]) != 0)
-            return -1;
+    /* A start that fails part-way stops what it started, so that the
+     * caller may simply report it. */
+    int started = 0;
+    while (started < e->n_committers) {
+        struct committer *c = &e->committers[started];
+        c->e = e;
+        if (pthread_create(&c->thread, NULL, committer_main, c) != 0)
+            break;
+        started++;
     }
-    return engine_sweeper_start(e);
+    if (started == e->n_committers && engine_sweeper_start(e) == 0)
+        return 0;
+    committers_stop(e, started);
+    answerer_stop(e);
+    return -1;
 }
 
 void engine_stop(struct engine *e)
 {
     engine_sweeper_stop(e);
-    pthread_mutex_lock(&e->lock);
-    e->stopping = true;
-    pthread_cond_broadcast(&e->wake);
-    pthread_mutex_unlock(&e->lock);
-    for (int i = 0; i < e->n_committers; i++) {
-        pthread_join(e->committers[i].thread, NULL);
-        for (int k = 0; k < 2; k++) {
-            PQfinish(e->committers[i].links[k].conn);
-            e->committers[i].links[k].conn = NULL;
-        }
-        free(e->committers[i].busy_ids);
-        e->committers[i].busy_ids = NULL;
-    }
-    pthread_mutex_lock(&e->answer_lock);
-    e->answerer_stopping = true;
-    pthread_cond_signal(&e->answer_wake);
-    pthread_mutex_unlock(&e->answer_lock);
-    pthread_join(e->answerer, NULL);
-    account_cache_destroy(&e->cache);
+    committers_stop(e, e->n_committers);
+    answerer_stop(e);
 }

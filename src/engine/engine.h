@@ -113,8 +113,10 @@ struct engine {
     struct engine_request *answers, *answers_tail;
     bool answerer_stopping;
 
-    /* The expiry sweeper: its own thread and connection. */
+    /* The expiry sweeper: its own thread, connection and arrays. */
     pthread_t sweeper;
+    char (*sweep_ids)[ID_LEN_MAX + 1];
+    struct engine_op *sweep_ops;
     pthread_cond_t sweeper_wake;
     bool sweeper_stopping;
 };

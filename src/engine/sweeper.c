@@ -73,12 +73,10 @@ static void *sweeper_main(void *arg)
     struct engine *e = arg;
     PGconn *conn = NULL;
     int64_t planned_ns = 0;
-    char(*ids)[ID_LEN_MAX + 1] = calloc(SWEEP_LIMIT, sizeof *ids);
-    struct engine_op *ops = calloc(SWEEP_LIMIT, sizeof *ops);
     pthread_mutex_lock(&e->lock);
-    while (!e->sweeper_stopping && ids && ops) {
+    while (!e->sweeper_stopping) {
         pthread_mutex_unlock(&e->lock);
-        int due = sweep_once(e, &conn, &planned_ns, ids, ops);
+        int due = sweep_once(e, &conn, &planned_ns, e->sweep_ids, e->sweep_ops);
         pthread_mutex_lock(&e->lock);
         if (due == SWEEP_LIMIT)
             continue; /* more are due right now */
@@ -92,15 +90,21 @@ static void *sweeper_main(void *arg)
     }
     pthread_mutex_unlock(&e->lock);
     PQfinish(conn);
-    free(ids);
-    free(ops);
     return NULL;
 }
 
+/* Fails rather than start a sweeper that could not sweep: a ledgerd
+ * whose pending transfers never expire must not come up. */
 int engine_sweeper_start(struct engine *e)
 {
     pthread_cond_init(&e->sweeper_wake, NULL);
-    return pthread_create(&e->sweeper, NULL, sweeper_main, e) == 0 ? 0 : -1;
+    e->sweep_ids = calloc(SWEEP_LIMIT, sizeof *e->sweep_ids);
+    e->sweep_ops = calloc(SWEEP_LIMIT, sizeof *e->sweep_ops);
+    if (e->sweep_ids && e->sweep_ops && pthread_create(&e->sweeper, NULL, sweeper_main, e) == 0)
+        return 0;
+    free(e->sweep_ids);
+    free(e->sweep_ops);
+    return -1;
 }
 
 void engine_sweeper_stop(struct engine *e)
@@ -110,4 +114,6 @@ void engine_sweeper_stop(struct engine *e)
     pthread_cond_signal(&e->sweeper_wake);
     pthread_mutex_unlock(&e->lock);
     pthread_join(e->sweeper, NULL);
+    free(e->sweep_ids);
+    free(e->sweep_ops);
 }
