@@ -32,6 +32,11 @@ struct http_server {
     struct store_pool *pool;
     struct http_config cfg;
     struct readers readers;
+    /* Set once shutdown begins: answers then close their connection, and
+     * the listening socket is shut (closed after MHD stops, which may
+     * still hold it). */
+    bool closing;
+    MHD_socket listen_fd;
 };
 
 enum request_phase {

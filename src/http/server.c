@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -49,6 +50,11 @@ enum MHD_Result http_reply_text(struct http_request *r, int http_status, const c
         MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"ledgerd\"");
     if (http_status == 405 && r->allow)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, r->allow);
+    /* A client keeps a keep-alive connection for its next request; told
+     * to close it, it opens a new one, which the shut listener refuses,
+     * instead of sending on one that MHD_stop_daemon will reset. */
+    if (__atomic_load_n(&r->srv->closing, __ATOMIC_RELAXED))
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
     enum MHD_Result ret = MHD_queue_response(r->conn, (unsigned)http_status, resp);
     MHD_destroy_response(resp);
     metrics_request(r->route, http_status, now_s() - r->started);
@@ -198,12 +204,16 @@ struct http_server *http_start(const struct http_config *cfg, struct engine *eng
     if (s == NULL)
         return NULL;
     s->cfg = *cfg;
+    s->listen_fd = MHD_INVALID_SOCKET;
     s->engine = engine;
     s->pool = pool;
 
     struct sockaddr_storage addr;
     memset(&addr, 0, sizeof addr);
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME;
+    /* MHD_USE_ITC: MHD_quiesce_daemon does nothing without it in this
+     * threading mode. */
+    unsigned flags =
+        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ITC;
     const char *host = strcmp(cfg->listen_host, "localhost") == 0 ? "127.0.0.1" : cfg->listen_host;
     struct sockaddr_in *in4 = (struct sockaddr_in *)&addr;
     struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&addr;
@@ -248,7 +258,14 @@ struct http_server *http_start(const struct http_config *cfg, struct engine *eng
 
 void http_quiesce(struct http_server *s)
 {
-    MHD_quiesce_daemon(s->daemon);
+    __atomic_store_n(&s->closing, true, __ATOMIC_RELAXED);
+    s->listen_fd = MHD_quiesce_daemon(s->daemon);
+    /* MHD no longer accepts, but the kernel would still complete
+     * handshakes into the backlog, and those clients would wait for an
+     * answer that never comes, then be reset. Shut, the socket refuses
+     * them at once (and resets any already queued). */
+    if (s->listen_fd != MHD_INVALID_SOCKET)
+        shutdown(s->listen_fd, SHUT_RDWR);
 }
 
 void http_stop(struct http_server *s, int timeout_ms)
@@ -262,5 +279,7 @@ void http_stop(struct http_server *s, int timeout_ms)
         usleep(10 * 1000);
     }
     MHD_stop_daemon(s->daemon);
+    if (s->listen_fd != MHD_INVALID_SOCKET)
+        close(s->listen_fd);
     free(s);
 }
