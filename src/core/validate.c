@@ -84,8 +84,6 @@ bool time_parse_rfc3339(const char *s, size_t len, int64_t *us_out)
     if (!digits(s, 4, &y) || !digits(s + 5, 2, &mo) || !digits(s + 8, 2, &d) ||
         !digits(s + 11, 2, &h) || !digits(s + 14, 2, &mi) || !digits(s + 17, 2, &sec))
         return false;
-    /* RFC 3339 allows a leap second (:60); like PostgreSQL, it is read as
-     * the first instant of the next minute. */
     if (y < 1 || mo < 1 || mo > 12 || d < 1 || d > days_in_month(y, mo) || h > 23 || mi > 59 ||
         sec > 60)
         return false;
@@ -123,6 +121,17 @@ bool time_parse_rfc3339(const char *s, size_t len, int64_t *us_out)
         return false;
     int64_t days = days_from_civil(y, mo, d);
     int64_t secs = days * 86400 + h * 3600 + mi * 60 + sec - offset_s;
+    /* RFC 3339 allows second 60 only where a leap second is inserted: the
+     * last second of a UTC month (all so far ended June or December). It
+     * is read as the first instant of the next month, as PostgreSQL reads
+     * it; anywhere else :60 names no instant and is refused. */
+    if (sec == 60) {
+        int64_t utc_y;
+        unsigned utc_m, utc_d;
+        civil_from_days(secs / 86400, &utc_y, &utc_m, &utc_d);
+        if (secs % 86400 != 0 || utc_d != 1)
+            return false;
+    }
     /* An offset can carry the instant out of years 1..9999, which the
      * response format cannot write back. */
     static const int64_t first = -62135596800LL; /* 0001-01-01T00:00:00Z */

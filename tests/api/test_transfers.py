@@ -190,6 +190,7 @@ class TransferResultTest(LedgerTestCase):
         w, a = self.world(), self.acct("a")
         for bad in ("2020-01-01", "2020-01-01T00:00:00", "2020-13-01T00:00:00Z",
                     "2020-02-30T00:00:00Z", "2020-01-01T00:00:00.1234567Z", "yesterday",
+                    "2020-01-01T00:00:60Z",  # second 60 only ends a UTC month
                     "", 1577836800, None):
             self.refused(400, "invalid_request", w, a, 1, accounts=(w, a), effective_at=bad,
                          what="effective_at %r" % (bad,))
