@@ -76,7 +76,8 @@ struct http_request {
     const char *arg_key[ARGS_MAX], *arg_value[ARGS_MAX];
     int n_args;
     bool too_many_args;
-    bool nul_in_args; /* an escaped NUL (%00) in a key or value */
+    bool nul_in_args;         /* an escaped NUL (%00) in a key or value */
+    const char *repeated_arg; /* a key given twice */
 
     /* Transfers waiting on the engine. */
     bool is_batch;

@@ -89,9 +89,12 @@ static enum MHD_Result take_arg(void *cls, enum MHD_ValueKind kind, const char *
         r->nul_in_args = true;
         return MHD_NO;
     }
+    /* Which of two values was meant is not ours to guess. */
     for (int i = 0; i < r->n_args; i++)
-        if (strcmp(r->arg_key[i], key) == 0)
-            return MHD_YES; /* a repeat: the first value counts */
+        if (strcmp(r->arg_key[i], key) == 0) {
+            r->repeated_arg = r->arg_key[i];
+            return MHD_NO;
+        }
     if (r->n_args == ARGS_MAX) {
         r->too_many_args = true;
         return MHD_NO;
@@ -101,8 +104,7 @@ static enum MHD_Result take_arg(void *cls, enum MHD_ValueKind kind, const char *
     return MHD_YES;
 }
 
-/* The first value of query argument key (as MHD_lookup_connection_value
- * would give it), or NULL. */
+/* The value of query argument key, or NULL. */
 static const char *arg(const struct http_request *r, const char *key)
 {
     for (int i = 0; i < r->n_args; i++)
@@ -121,6 +123,10 @@ static bool only_known_args(struct http_request *r, const char *const *allowed, 
     }
     if (r->nul_in_args) {
         snprintf(bad, badlen, "a query parameter holds a NUL byte");
+        return false;
+    }
+    if (r->repeated_arg) {
+        snprintf(bad, badlen, "query parameter \"%.64s\" given more than once", r->repeated_arg);
         return false;
     }
     for (int i = 0; i < r->n_args; i++) {
