@@ -111,7 +111,7 @@ static enum status transfer_check(const struct core_batch *b, const struct core_
     const struct core_account *from = &b->accounts[op->from];
     const struct core_account *to = &b->accounts[op->to];
     if (unit_cost_malformed(to, op->unit_cost))
-        return STATUS_INVALID_REQUEST;
+        return STATUS_UNTRACKED_UNIT_COST;
     if (strcmp(from->currency, to->currency) != 0 ||
         (op->has_currency && strcmp(op->currency, from->currency) != 0))
         return STATUS_CURRENCY_MISMATCH;

@@ -503,23 +503,24 @@ class CostTest(harness.LedgerdTestCase):
         holder = self.plain("holder", min_balance="0")
         self.ok("b1", iss, tok, 10, unit_cost={"USD": "2", "BRL": "10"})
         keep = (tok, iss, holder)
-        # A currency the account does not track (with or without the tracked ones).
-        self.refused(400, "invalid_request", "eur_extra", iss, tok, 1, unchanged=keep,
-                     unit_cost={"USD": "1", "BRL": "1", "EUR": "1"})
-        self.refused(400, "invalid_request", "eur_only", iss, tok, 1, unchanged=keep,
-                     unit_cost={"EUR": "1"})
-        self.refused(400, "invalid_request", "lower", iss, tok, 1, unchanged=keep,
-                     unit_cost={"usd": "1", "BRL": "1"})
-        # A transfer whose credited account tracks no cost: issuer -> plain holder,
-        # and a sale from the tracked account to the issuer.
-        self.refused(400, "invalid_request", "to_plain", iss, holder, 1, unchanged=keep,
-                     unit_cost={"USD": "1"})
-        self.refused(400, "invalid_request", "to_plain_empty", iss, holder, 1,
-                     unchanged=keep, unit_cost={"USD": "1", "BRL": "1"})
-        self.refused(400, "invalid_request", "sale", tok, iss, 1, unchanged=keep,
-                     unit_cost={"USD": "1", "BRL": "1"})
-        self.refused(400, "invalid_request", "pending_to_plain", iss, holder, 1,
-                     unchanged=keep, pending=True, unit_cost={"USD": "1"})
+        cases = [
+            # A currency the account does not track (with or without the tracked ones).
+            ("eur_extra", iss, tok, {"unit_cost": {"USD": "1", "BRL": "1", "EUR": "1"}}),
+            ("eur_only", iss, tok, {"unit_cost": {"EUR": "1"}}),
+            # A transfer whose credited account tracks no cost: issuer -> plain
+            # holder, and a sale from the tracked account to the issuer.
+            ("to_plain", iss, holder, {"unit_cost": {"USD": "1"}}),
+            ("to_plain_empty", iss, holder, {"unit_cost": {"USD": "1", "BRL": "1"}}),
+            ("sale", tok, iss, {"unit_cost": {"USD": "1", "BRL": "1"}}),
+            ("pending_to_plain", iss, holder, {"pending": True, "unit_cost": {"USD": "1"}}),
+        ]
+        for id, frm, to, kw in cases:
+            resp = self.refused(400, "invalid_request", id, frm, to, 1, unchanged=keep, **kw)
+            self.assertIn("does not track", resp["message"], id)
+        # Not a currency code at all: refused as syntax, before the accounts.
+        resp = self.refused(400, "invalid_request", "lower", iss, tok, 1, unchanged=keep,
+                            unit_cost={"usd": "1", "BRL": "1"})
+        self.assertIn("invalid currency code", resp["message"])
 
     def test_unit_cost_formats_refused(self):
         tok = self.token("tok", costs=("USD",))

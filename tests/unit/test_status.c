@@ -39,6 +39,7 @@ static const struct status_row expected[] = {
     {STATUS_EXCEEDS_PENDING, 22, "exceeds_pending", 422},
     {STATUS_ALREADY_POSTED, 23, "already_posted", 409},
     {STATUS_ALREADY_VOIDED, 24, "already_voided", 409},
+    {STATUS_UNTRACKED_UNIT_COST, 25, "invalid_request", 400},
     {STATUS_ACCOUNT_EXISTS, 30, "account_exists", 409},
     {STATUS_TRANSFER_NOT_FOUND, 31, "transfer_not_found", 404},
     {STATUS_UNAVAILABLE, 40, "unavailable", 503},
@@ -84,13 +85,19 @@ static void test_def_has_no_other_rows(void **state)
     assert_int_equal(rows, N_EXPECTED);
 }
 
+/* Numbers are unique; so are codes, but for invalid_request, which SPEC
+ * gives many causes: a cause core finds has its own row, for its message. */
 static void test_codes_and_numbers_unique(void **state)
 {
     for (size_t i = 0; i < N_EXPECTED; i++)
         for (size_t j = i + 1; j < N_EXPECTED; j++) {
             assert_int_not_equal(expected[i].status, expected[j].status);
-            assert_string_not_equal(status_code(expected[i].status),
-                                    status_code(expected[j].status));
+            if (strcmp(expected[i].code, "invalid_request") != 0)
+                assert_string_not_equal(status_code(expected[i].status),
+                                        status_code(expected[j].status));
+            else
+                assert_string_not_equal(status_message(expected[i].status),
+                                        status_message(expected[j].status));
         }
 }
 
@@ -107,7 +114,7 @@ static void test_messages(void **state)
 static void test_unknown_status(void **state)
 {
     /* Numbers never assigned fall back to "internal" / 500. */
-    const int unused[] = {8, 9, 25, 29, 32, 39, 42, 1000, -1};
+    const int unused[] = {8, 9, 26, 29, 32, 39, 42, 1000, -1};
     for (size_t i = 0; i < sizeof unused / sizeof unused[0]; i++) {
         assert_string_equal(status_code((enum status)unused[i]), "internal");
         assert_int_equal(status_http((enum status)unused[i]), 500);
