@@ -45,7 +45,7 @@ $(BUILD)/ledgerctl: $(CLI) | $(BUILD)
 $(BUILD)/ledger-bench: $(BENCH) $(HEADERS) | $(BUILD)
 	$(CC) $(CFLAGS) -o $@ $(BENCH) -lhttp_parser -lpq -lpthread -lm
 
-UNIT_SRC := $(CORE) src/engine/queue.c src/engine/account_cache.c src/http/json_writer.c src/http/big_amounts.c \
+UNIT_SRC := $(CORE) src/engine/queue.c src/engine/account_cache.c src/http/json_writer.c src/http/json_numbers.c \
             src/store/pg_binary.c
 
 $(BUILD)/unit-tests: $(UNIT_SRC) $(UNIT) $(HEADERS) | $(BUILD)

@@ -161,16 +161,23 @@ void jw_int(struct json_writer *w, int64_t v)
 
 /* The shortest decimal that reads back as the same double: the number
  * the client most likely wrote (0.1, not 0.10000000000000001). */
-void jw_real(struct json_writer *w, double v)
+size_t jw_real_text(double v, char buf[JW_REAL_TEXT_MAX])
 {
-    char buf[32];
+    int n = 0;
     for (int precision = 1; precision <= 17; precision++) {
-        snprintf(buf, sizeof buf, "%.*g", precision, v);
+        n = snprintf(buf, JW_REAL_TEXT_MAX, "%.*g", precision, v);
         if (strtod(buf, NULL) == v)
             break;
     }
+    return (size_t)n;
+}
+
+void jw_real(struct json_writer *w, double v)
+{
+    char buf[JW_REAL_TEXT_MAX];
+    size_t n = jw_real_text(v, buf);
     separate(w);
-    put(w, buf, strlen(buf));
+    put(w, buf, n);
 }
 
 void jw_bool(struct json_writer *w, bool v)

@@ -40,6 +40,9 @@ void jw_string(struct json_writer *w, const char *s);
 void jw_int(struct json_writer *w, int64_t v);
 /* A finite double, in the fewest digits that read back as it. */
 void jw_real(struct json_writer *w, double v);
+#define JW_REAL_TEXT_MAX 32
+/* The same text into buf (NUL-terminated); returns its length. */
+size_t jw_real_text(double v, char buf[JW_REAL_TEXT_MAX]);
 void jw_bool(struct json_writer *w, bool v);
 void jw_null(struct json_writer *w);
 /* A complete JSON text from a trusted source (PostgreSQL's jsonb output). */

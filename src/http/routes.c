@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "big_amounts.h"
+#include "json_numbers.h"
 #include "core/apply.h"
 #include "internal.h"
 #include "util/log.h"
@@ -56,7 +56,7 @@ static json_t *parse_body(struct http_request *r, struct codec_error *err)
     bool requoted = false;
     if (root == NULL && json_error_code(&jerr) == json_error_numeric_overflow) {
         size_t len;
-        char *quoted = big_amounts_quote(r->body, r->body_len, &len);
+        char *quoted = json_numbers_quote_amounts(r->body, r->body_len, &len);
         if (quoted) {
             root = json_loadb(quoted, len, JSON_REJECT_DUPLICATES, &jerr);
             requoted = true;
@@ -75,6 +75,19 @@ static json_t *parse_body(struct http_request *r, struct codec_error *err)
         else
             snprintf(err->message, sizeof err->message, "malformed JSON at byte %d: %s",
                      jerr.position, jerr.text);
+        return NULL;
+    }
+    const char *at;
+    size_t at_len;
+    if (memmem(r->body, r->body_len, "\"metadata\"", 10) &&
+        json_numbers_metadata_inexact(r->body, r->body_len, &at, &at_len)) {
+        json_decref(root);
+        err->status = STATUS_INVALID_REQUEST;
+        snprintf(err->message, sizeof err->message,
+                 "metadata holds the number %.*s%s, which would not be kept exactly (a double "
+                 "holds about 16 significant digits); send it as a string",
+                 (int)(at_len < 40 ? at_len : 40), at, at_len > 40 ? "..." : "");
+        return NULL;
     }
     return root;
 }

@@ -87,6 +87,39 @@ class AccountsTest(harness.LedgerdTestCase):
         status, again = self.c.post("/v1/accounts", raw=raw % id)
         self.assertEqual((status, again["metadata"]), (200, want))
 
+    def test_metadata_numbers_a_double_would_change_are_refused(self):
+        # Stored changed, 12345678901234567.5 would read back as
+        # 12345678901234568: refused instead, nothing created, for accounts,
+        # transfers and batch items alike.
+        for number in ("12345678901234567.5", "1.00000000000000000001", "1e-400",
+                       "9007199254740993.0"):
+            id = self.uid()
+            raw = '{"id": "%s", "currency": "USD", "metadata": {"a": [1, {"n": %s}]}}'
+            status, resp = self.c.post("/v1/accounts", raw=raw % (id, number))
+            self.assert_error(status, resp, 400, "invalid_request", number)
+            self.assertIn("metadata holds the number " + number, resp["message"])
+            self.assertEqual(self.get_account(id)[0], 404, number)
+        w, a = self.uid("w"), self.uid("a")
+        self.assertEqual(self.c.post("/v1/accounts", {"id": w, "currency": "USD",
+                                                      "min_balance": None})[0], 201)
+        self.assertEqual(self.c.post("/v1/accounts", {"id": a, "currency": "USD"})[0], 201)
+        tid = self.uid("t")
+        raw = '{"id": "%s", "from": "%s", "to": "%s", "amount": 5, "metadata": {"n": 0.12345678901234567890}}'
+        status, resp = self.c.post("/v1/transfers", raw=raw % (tid, w, a))
+        self.assert_error(status, resp, 400, "invalid_request", "transfer")
+        raw = ('{"transfers": [{"id": "%s", "from": "%s", "to": "%s", "amount": 5},'
+               ' {"id": "%s-2", "from": "%s", "to": "%s", "amount": 5, "metadata": {"n": -1.000000000000000000001}}]}')
+        status, resp = self.c.post("/v1/transfers/batch", raw=raw % (tid, w, a, tid, w, a))
+        self.assert_error(status, resp, 400, "invalid_request", "batch")
+        self.assertEqual(self.c.get("/v1/transfers/" + tid)[0], 404)
+        self.assertEqual(self.get_account(a)[1]["balance"], "0")
+        # As many digits as a double keeps are stored as sent.
+        raw = '{"id": "%s", "from": "%s", "to": "%s", "amount": 5, "metadata": {"n": 123456789012345.6, "m": 1.0}}'
+        status, resp = self.c.post("/v1/transfers", raw=raw % (tid, w, a))
+        self.assertEqual(status, 201, resp)
+        status, got = self.c.get("/v1/transfers/" + tid)
+        self.assertEqual(got["metadata"], {"n": 123456789012345.6, "m": 1})
+
     def test_identical_create_again_returns_200(self):
         id = self.uid()
         body = {"id": id, "currency": "USD", "min_balance": "-250",

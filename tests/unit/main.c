@@ -12,9 +12,9 @@
 int main(void)
 {
     int (*const groups[])(void) = {
-        run_amount_tests,    run_validate_tests,      run_status_tests,      run_apply_tests,
-        run_batch_tests,     run_account_spec_tests,  run_model_tests,       run_cost_tests,
-        run_pending_tests,   run_json_writer_tests,   run_big_amounts_tests, run_queue_tests,
+        run_amount_tests,    run_validate_tests,      run_status_tests,       run_apply_tests,
+        run_batch_tests,     run_account_spec_tests,  run_model_tests,        run_cost_tests,
+        run_pending_tests,   run_json_writer_tests,   run_json_numbers_tests, run_queue_tests,
         run_pg_binary_tests, run_account_cache_tests,
     };
     int failed = 0;

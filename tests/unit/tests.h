@@ -33,7 +33,7 @@ int run_model_tests(void);
 int run_cost_tests(void);
 int run_pending_tests(void);
 int run_json_writer_tests(void);
-int run_big_amounts_tests(void);
+int run_json_numbers_tests(void);
 int run_queue_tests(void);
 int run_pg_binary_tests(void);
 int run_account_cache_tests(void);

@@ -1,5 +1,5 @@
 /*
- * test_big_amounts.c - the pass that quotes JSON integers beyond 64 bits
+ * test_json_numbers.c - the pass that quotes JSON integers beyond 64 bits
  * where an amount is: exactly there, nowhere else, and the result is the
  * same JSON with strings in their place.
  */
@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "http/big_amounts.h"
+#include "http/json_numbers.h"
 #include "tests.h"
 
 #define BIG  "170141183460469231731687303715884105727" /* 2^127 - 1 */
@@ -17,7 +17,7 @@
 static char *quote(const char *body)
 {
     size_t len = 0;
-    char *out = big_amounts_quote(body, strlen(body), &len);
+    char *out = json_numbers_quote_amounts(body, strlen(body), &len);
     if (out)
         assert_int_equal(len, strlen(out));
     return out;
@@ -264,7 +264,7 @@ static void test_request_shaped_documents(void **state)
         request(g, true);
         g->in[g->in_len] = g->want[g->want_len] = '\0';
         size_t len;
-        char *out = big_amounts_quote(g->in, g->in_len, &len);
+        char *out = json_numbers_quote_amounts(g->in, g->in_len, &len);
         if (strcmp(g->in, g->want) == 0) {
             if (out)
                 fail_msg("round %u quoted %s\nfrom %s", round, out, g->in);
@@ -293,7 +293,7 @@ static void test_any_bytes(void **state)
             char *copy = malloc(len ? len : 1);
             memcpy(copy, prefixes[i], len);
             size_t out_len;
-            free(big_amounts_quote(copy, len, &out_len));
+            free(json_numbers_quote_amounts(copy, len, &out_len));
             free(copy);
         }
     }
@@ -308,12 +308,78 @@ static void test_any_bytes(void **state)
         char *copy = malloc(len ? len : 1);
         memcpy(copy, buf, len);
         size_t out_len;
-        free(big_amounts_quote(copy, len, &out_len));
+        free(json_numbers_quote_amounts(copy, len, &out_len));
         free(copy);
     }
 }
 
-int run_big_amounts_tests(void)
+/* inexact: the literal expected, or NULL when every metadata number is
+ * kept as written. */
+static void test_metadata_inexact(void **state)
+{
+    const struct {
+        const char *body, *inexact;
+    } cases[] = {
+        /* Kept: the fewest digits of the double have the literal's value. */
+        {"{\"metadata\":{\"x\":1.5}}", NULL},
+        {"{\"metadata\":{\"x\":0.1}}", NULL},
+        {"{\"metadata\":{\"x\":1.0,\"y\":1e2,\"z\":1E+2,\"w\":-0.0}}", NULL},
+        {"{\"metadata\":{\"x\":0e999999999999999999,\"y\":0.000e-7}}", NULL},
+        {"{\"metadata\":{\"x\":1.25e-3,\"y\":-125E-5,\"z\":5e-324}}", NULL},
+        {"{\"metadata\":{\"x\":123456789012345.6,\"y\":1.7976931348623157e308}}", NULL},
+        {"{\"metadata\":{\"x\":9007199254740993}}", NULL}, /* an int64: jansson's integer */
+        {"{\"metadata\":{\"x\":\"12345678901234567.5\"}}", NULL},
+        /* Not metadata: judged elsewhere. */
+        {"{\"amount\":12345678901234567.5,\"metadata\":{}}", NULL},
+        {"{\"metadata\":{\"a\":1},\"amount\":12345678901234567.5}", NULL},
+        {"{\"x\":{\"metadata\":{\"a\":1.00000000000000000001}}}", NULL},
+        {"{\"transfers\":[{\"metadata\":{}},{\"amount\":0.12345678901234567890}]}", NULL},
+        /* Changed by a double. */
+        {"{\"metadata\":{\"x\":12345678901234567.5}}", "12345678901234567.5"},
+        {"{\"metadata\":{\"x\":1.00000000000000000001}}", "1.00000000000000000001"},
+        {"{\"metadata\":{\"x\":1e-400}}", "1e-400"},
+        {"{\"metadata\":{\"x\":9007199254740993.0}}", "9007199254740993.0"},
+        {"{\"metadata\":{\"ok\":2.5,\"a\":[1,{\"b\":0.12345678901234567890}]}}",
+         "0.12345678901234567890"},
+        {"{\"transfers\":[{\"metadata\":{\"a\":1}},{\"metadata\":{\"a\":-1.000000000000000000001}}]"
+         "}",
+         "-1.000000000000000000001"},
+        /* Past the depth the frames track. */
+        {"{\"metadata\":{\"a\":{\"b\":{\"c\":{\"d\":{\"e\":{\"f\":{\"g\":{\"h\":[12345678901234567."
+         "5]}}}}}}}}}",
+         "12345678901234567.5"},
+        {"{\"x\":{\"a\":{\"b\":{\"c\":{\"d\":{\"e\":{\"f\":{\"g\":[12345678901234567.5]}}}}}}}}",
+         NULL},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const char *at = NULL;
+        size_t at_len = 0;
+        bool found =
+            json_numbers_metadata_inexact(cases[i].body, strlen(cases[i].body), &at, &at_len);
+        if (found != (cases[i].inexact != NULL))
+            fail_msg("%s: found %d", cases[i].body, found);
+        if (found &&
+            (at_len != strlen(cases[i].inexact) || memcmp(at, cases[i].inexact, at_len) != 0))
+            fail_msg("%s: found %.*s", cases[i].body, (int)at_len, at);
+    }
+}
+
+/* Truncated metadata and arbitrary bytes: no read past the end. */
+static void test_metadata_any_bytes(void **state)
+{
+    const char *doc = "{\"metadata\":{\"a\":[1.5e-3,{\"b\":-12345678901234567.5E+2}]}}";
+    size_t n = strlen(doc);
+    for (size_t len = 0; len <= n; len++) {
+        char *copy = malloc(len ? len : 1);
+        memcpy(copy, doc, len);
+        const char *at;
+        size_t at_len;
+        json_numbers_metadata_inexact(copy, len, &at, &at_len);
+        free(copy);
+    }
+}
+
+int run_json_numbers_tests(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_quoted_where_an_amount_is),
@@ -321,6 +387,8 @@ int run_big_amounts_tests(void)
         cmocka_unit_test(test_jansson_reads_the_digits),
         cmocka_unit_test(test_request_shaped_documents),
         cmocka_unit_test(test_any_bytes),
+        cmocka_unit_test(test_metadata_inexact),
+        cmocka_unit_test(test_metadata_any_bytes),
     };
-    return cmocka_run_group_tests_name("big_amounts", tests, NULL, NULL);
+    return cmocka_run_group_tests_name("json_numbers", tests, NULL, NULL);
 }
