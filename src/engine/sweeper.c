@@ -104,6 +104,8 @@ int engine_sweeper_start(struct engine *e)
         return 0;
     free(e->sweep_ids);
     free(e->sweep_ops);
+    e->sweep_ids = NULL;
+    e->sweep_ops = NULL;
     return -1;
 }
 

@@ -7,6 +7,8 @@
  * another, so a text jansson refuses stays refused and one it accepts
  * stays accepted, with the same structure.
  */
+#include <float.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -29,9 +31,49 @@ struct frame {
     bool want_key;
 };
 
+static int hex_value(char c)
+{
+    return c >= '0' && c <= '9'   ? c - '0'
+           : c >= 'a' && c <= 'f' ? c - 'a' + 10
+           : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                  : -1;
+}
+
+/* Whether the frame's current key, as jansson will decode it, is name (an
+ * ASCII name): "\u0061mount" is "amount" too. */
 static bool key_is(const struct frame *f, const char *name)
 {
-    return f->key && f->key_len == strlen(name) && memcmp(f->key, name, f->key_len) == 0;
+    if (f->key == NULL)
+        return false;
+    const char *k = f->key, *end = f->key + f->key_len;
+    for (; *name; name++) {
+        if (k >= end)
+            return false;
+        unsigned c = (unsigned char)*k++;
+        if (c == '\\') {
+            if (k >= end)
+                return false;
+            char e = *k++;
+            if (e == 'u') {
+                c = 0;
+                for (int i = 0; i < 4; i++) {
+                    int h = k < end ? hex_value(*k++) : -1;
+                    if (h < 0)
+                        return false;
+                    c = c * 16 + (unsigned)h;
+                }
+            } else {
+                const char *from = "\"\\/bfnrt", *to = "\"\\/\b\f\n\r\t";
+                const char *at = strchr(from, e);
+                if (e == '\0' || at == NULL)
+                    return false;
+                c = (unsigned char)to[at - from];
+            }
+        }
+        if (c != (unsigned char)*name)
+            return false;
+    }
+    return k == end;
 }
 
 static bool digit(char c)
@@ -267,19 +309,30 @@ static struct decimal decimal_of(const char *s, size_t n, char *buf)
  * as, which metadata's writer then writes (jw_real_text). */
 static bool real_exact(const char *s, size_t n)
 {
-    char *text = malloc(2 * n + 2); /* the literal as a C string, then its digits */
-    if (text == NULL)
+    char *digits = malloc(n);
+    if (digits == NULL)
         return false; /* refusing is safe, storing a changed value is not */
-    memcpy(text, s, n);
-    text[n] = '\0';
-    char shortest[JW_REAL_TEXT_MAX], shortest_digits[JW_REAL_TEXT_MAX];
-    size_t m = jw_real_text(strtod(text, NULL), shortest);
-    struct decimal a = decimal_of(s, n, text + n + 1);
-    struct decimal b = decimal_of(shortest, m, shortest_digits);
-    bool same = a.n_digits == 0 ? b.n_digits == 0
-                                : a.negative == b.negative && a.n_digits == b.n_digits &&
-                                      a.exp == b.exp && memcmp(a.digits, b.digits, a.n_digits) == 0;
-    free(text);
+    struct decimal a = decimal_of(s, n, digits);
+    bool same;
+    if (a.n_digits == 0 ||
+        (a.n_digits <= DBL_DIG && a.exp > DBL_MIN_10_EXP + DBL_DIG && a.exp < DBL_MAX_10_EXP)) {
+        /* Zero, or DBL_DIG digits in the normal range: the double reads
+         * back as those digits, and as no shorter number. */
+        same = true;
+    } else if (a.n_digits > DBL_DECIMAL_DIG) {
+        same = false; /* the fewest digits of any double are at most 17 */
+    } else {
+        char text[JW_REAL_TEXT_MAX + 8], shortest[JW_REAL_TEXT_MAX], b_digits[JW_REAL_TEXT_MAX];
+        /* 16 or 17 digits: the literal fits in text once trailing zeros
+         * and padding are gone, as "0.DIGITSe<exp>". */
+        int len = snprintf(text, sizeof text, "%s0.%.*se%lld", a.negative ? "-" : "",
+                           (int)a.n_digits, a.digits, a.exp);
+        size_t m = jw_real_text(strtod(text, NULL), shortest);
+        struct decimal b = decimal_of(shortest, m, b_digits);
+        same = len > 0 && a.negative == b.negative && a.n_digits == b.n_digits && a.exp == b.exp &&
+               memcmp(a.digits, b.digits, a.n_digits) == 0;
+    }
+    free(digits);
     return same;
 }
 

@@ -163,12 +163,22 @@ void jw_int(struct json_writer *w, int64_t v)
  * the client most likely wrote (0.1, not 0.10000000000000001). */
 size_t jw_real_text(double v, char buf[JW_REAL_TEXT_MAX])
 {
-    int n = 0;
-    for (int precision = 1; precision <= 17; precision++) {
-        n = snprintf(buf, JW_REAL_TEXT_MAX, "%.*g", precision, v);
-        if (strtod(buf, NULL) == v)
-            break;
+    /* At most 24 characters; sized for what the compiler cannot rule out
+     * of a precision it does not know. */
+    char text[320];
+    /* If p digits read back as v, so do p + 1 (printf rounds correctly):
+     * a binary search finds the fewest. */
+    int lo = 1, hi = 17;
+    while (lo < hi) {
+        int mid = (lo + hi) / 2;
+        snprintf(text, sizeof text, "%.*g", mid, v);
+        if (strtod(text, NULL) == v)
+            hi = mid;
+        else
+            lo = mid + 1;
     }
+    int n = snprintf(text, sizeof text, "%.*g", lo, v);
+    memcpy(buf, text, (size_t)n + 1);
     return (size_t)n;
 }
 

@@ -44,6 +44,18 @@ static int split_path(const char *url, char segs[][ID_LEN_MAX + 2], int max)
     return n;
 }
 
+/* Whether the request or an item of its batch has metadata, by its keys as
+ * jansson decoded them. */
+static bool has_metadata(json_t *root)
+{
+    if (json_object_get(root, "metadata"))
+        return true;
+    json_t *items = json_object_get(root, "transfers"), *item;
+    size_t i;
+    json_array_foreach(items, i, item) if (json_object_get(item, "metadata")) return true;
+    return false;
+}
+
 static json_t *parse_body(struct http_request *r, struct codec_error *err)
 {
     json_error_t jerr;
@@ -79,8 +91,7 @@ static json_t *parse_body(struct http_request *r, struct codec_error *err)
     }
     const char *at;
     size_t at_len;
-    if (memmem(r->body, r->body_len, "\"metadata\"", 10) &&
-        json_numbers_metadata_inexact(r->body, r->body_len, &at, &at_len)) {
+    if (has_metadata(root) && json_numbers_metadata_inexact(r->body, r->body_len, &at, &at_len)) {
         json_decref(root);
         err->status = STATUS_INVALID_REQUEST;
         snprintf(err->message, sizeof err->message,

@@ -258,7 +258,6 @@ struct http_server *http_start(const struct http_config *cfg, struct engine *eng
 
 void http_quiesce(struct http_server *s)
 {
-    __atomic_store_n(&s->closing, true, __ATOMIC_RELAXED);
     s->listen_fd = MHD_quiesce_daemon(s->daemon);
     /* MHD no longer accepts, but the kernel would still complete
      * handshakes into the backlog, and those clients would wait for an
@@ -266,6 +265,9 @@ void http_quiesce(struct http_server *s)
      * them at once (and resets any already queued). */
     if (s->listen_fd != MHD_INVALID_SOCKET)
         shutdown(s->listen_fd, SHUT_RDWR);
+    /* Only now: a client told to close before the shut could reconnect
+     * into the backlog, and be reset there. */
+    __atomic_store_n(&s->closing, true, __ATOMIC_RELAXED);
 }
 
 void http_stop(struct http_server *s, int timeout_ms)

@@ -99,6 +99,12 @@ class AccountsTest(harness.LedgerdTestCase):
             self.assert_error(status, resp, 400, "invalid_request", number)
             self.assertIn("metadata holds the number " + number, resp["message"])
             self.assertEqual(self.get_account(id)[0], 404, number)
+        # The key as jansson decodes it: an escaped "metadata" is metadata.
+        id = self.uid()
+        raw = '{"id": "%s", "currency": "USD", "meta\\u0064ata": {"n": 12345678901234567.5}}'
+        status, resp = self.c.post("/v1/accounts", raw=raw % id)
+        self.assert_error(status, resp, 400, "invalid_request", "escaped key")
+        self.assertEqual(self.get_account(id)[0], 404)
         w, a = self.uid("w"), self.uid("a")
         self.assertEqual(self.c.post("/v1/accounts", {"id": w, "currency": "USD",
                                                       "min_balance": None})[0], 201)

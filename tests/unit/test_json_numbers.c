@@ -3,11 +3,14 @@
  * where an amount is: exactly there, nowhere else, and the result is the
  * same JSON with strings in their place.
  */
+#include <gmp.h>
 #include <jansson.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "http/json_numbers.h"
+#include "http/json_writer.h"
 #include "tests.h"
 
 #define BIG  "170141183460469231731687303715884105727" /* 2^127 - 1 */
@@ -364,6 +367,117 @@ static void test_metadata_inexact(void **state)
     }
 }
 
+/* The exact value of a JSON number literal, by GMP: mantissa x 10^scale. */
+static void exact_value(const char *s, mpq_t out)
+{
+    mpz_t m, p;
+    mpz_inits(m, p, NULL);
+    bool negative = *s == '-', fraction = false;
+    long scale = 0;
+    s += negative;
+    for (; (*s >= '0' && *s <= '9') || *s == '.'; s++) {
+        if (*s == '.') {
+            fraction = true;
+            continue;
+        }
+        mpz_mul_ui(m, m, 10);
+        mpz_add_ui(m, m, (unsigned long)(*s - '0'));
+        scale -= fraction;
+    }
+    if (*s == 'e' || *s == 'E')
+        scale += strtol(s + 1, NULL, 10);
+    mpz_ui_pow_ui(p, 10, (unsigned long)labs(scale));
+    mpq_set_z(out, m);
+    if (scale >= 0) {
+        mpq_t f;
+        mpq_init(f);
+        mpq_set_z(f, p);
+        mpq_mul(out, out, f);
+        mpq_clear(f);
+    } else {
+        mpz_mul(mpq_denref(out), mpq_denref(out), p);
+        mpq_canonicalize(out);
+    }
+    if (negative)
+        mpq_neg(out, out);
+    mpz_clears(m, p, NULL);
+}
+
+/* Random literals of 1 to 25 digits, any point, trailing zeros, exponents
+ * over and past the doubles' range: refused exactly when the value of the
+ * shortest text of strtod's double differs from the literal's. */
+static void test_metadata_inexact_matches_gmp(void **state)
+{
+    unsigned seed = 20261207;
+    int refused = 0, kept = 0;
+    mpq_t a, b;
+    mpq_inits(a, b, NULL);
+    for (int round = 0; round < 20000; round++) {
+        char lit[64];
+        size_t n = 0;
+        seed = seed * 1103515245u + 12345u;
+        if ((seed >> 16) % 3 == 0)
+            lit[n++] = '-';
+        seed = seed * 1103515245u + 12345u;
+        int digits = 1 + (int)((seed >> 16) % 25);
+        seed = seed * 1103515245u + 12345u;
+        int point = 1 + (int)((seed >> 16) % (unsigned)digits); /* digits before it */
+        for (int k = 0; k < digits; k++) {
+            seed = seed * 1103515245u + 12345u;
+            unsigned d = (seed >> 16) % 10;
+            if (k > digits - 4 && (seed >> 20) % 2)
+                d = 0; /* trailing zeros, sometimes */
+            if (k == 0 && point > 1 && d == 0)
+                d = 1; /* JSON: no leading zero before more digits */
+            if (k == point)
+                lit[n++] = '.';
+            lit[n++] = (char)('0' + d);
+        }
+        seed = seed * 1103515245u + 12345u;
+        bool exponent = (seed >> 16) % 2 || point == digits;
+        if (exponent)
+            n += (size_t)snprintf(lit + n, sizeof lit - n, "e%d",
+                                  (int)((seed >> 8) % 700) - 350 - (point - 1));
+        lit[n] = '\0';
+        double v = strtod(lit, NULL);
+        if (v == 1.0 / 0.0 || v == -1.0 / 0.0)
+            continue; /* jansson refuses it */
+        char shortest[JW_REAL_TEXT_MAX], body[128];
+        jw_real_text(v, shortest);
+        exact_value(lit, a);
+        exact_value(shortest, b);
+        bool want_kept = mpq_equal(a, b) != 0;
+        snprintf(body, sizeof body, "{\"metadata\":{\"x\":%s}}", lit);
+        const char *at;
+        size_t at_len;
+        bool found = json_numbers_metadata_inexact(body, strlen(body), &at, &at_len);
+        if (found == want_kept)
+            fail_msg("%s (double %s): refused %d", lit, shortest, found);
+        refused += found;
+        kept += !found;
+    }
+    mpq_clears(a, b, NULL);
+    assert_true(refused > 1000 && kept > 1000); /* both sides are reached */
+}
+
+/* Keys as jansson decodes them: an escaped "metadata" or "amount" is the
+ * same key. */
+static void test_escaped_keys(void **state)
+{
+    const char *at;
+    size_t at_len;
+    const char *meta = "{\"meta\\u0064ata\":{\"x\":12345678901234567.5}}";
+    assert_true(json_numbers_metadata_inexact(meta, strlen(meta), &at, &at_len));
+    const char *not_meta = "{\"meta\\u0064at\":{\"x\":12345678901234567.5}}";
+    assert_false(json_numbers_metadata_inexact(not_meta, strlen(not_meta), &at, &at_len));
+    char *out = quote("{\"\\u0061mount\":" BIG "}");
+    assert_non_null(out);
+    assert_string_equal(out, "{\"\\u0061mount\":\"" BIG "\"}");
+    free(out);
+    assert_null(quote("{\"amoun\\t\":" BIG "}"));
+    assert_null(quote("{\"amount\\u0000\":" BIG "}"));
+}
+
 /* Truncated metadata and arbitrary bytes: no read past the end. */
 static void test_metadata_any_bytes(void **state)
 {
@@ -388,6 +502,8 @@ int run_json_numbers_tests(void)
         cmocka_unit_test(test_request_shaped_documents),
         cmocka_unit_test(test_any_bytes),
         cmocka_unit_test(test_metadata_inexact),
+        cmocka_unit_test(test_metadata_inexact_matches_gmp),
+        cmocka_unit_test(test_escaped_keys),
         cmocka_unit_test(test_metadata_any_bytes),
     };
     return cmocka_run_group_tests_name("json_numbers", tests, NULL, NULL);

@@ -3,6 +3,8 @@
  * must be JSON that a real parser (jansson) reads back as what was written.
  */
 #include <jansson.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -101,6 +103,37 @@ static void test_quoted_keys(void **state)
     free(text);
 }
 
+/* The fewest digits by a plain search from one digit up. */
+static void shortest_by_scan(double v, char *buf, size_t size)
+{
+    for (int precision = 1; precision <= 17; precision++) {
+        snprintf(buf, size, "%.*g", precision, v);
+        if (strtod(buf, NULL) == v)
+            return;
+    }
+}
+
+/* jw_real_text's binary search gives what the scan gives, over doubles of
+ * every magnitude and subnormals. */
+static void test_real_text_matches_scan(void **state)
+{
+    uint64_t x = 0x9E3779B97F4A7C15u;
+    for (int i = 0; i < 50000; i++) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        double v;
+        memcpy(&v, &x, sizeof v);
+        if (v != v || v == 1.0 / 0.0 || v == -1.0 / 0.0)
+            continue;
+        char want[400], got[JW_REAL_TEXT_MAX];
+        shortest_by_scan(v, want, sizeof want);
+        size_t n = jw_real_text(v, got);
+        if (n != strlen(got) || strcmp(got, want) != 0)
+            fail_msg("%a: %s, want %s", v, got, want);
+    }
+}
+
 /* Doubles in the fewest digits that read back as the same double. */
 static void test_reals_shortest_round_trip(void **state)
 {
@@ -154,6 +187,7 @@ int run_json_writer_tests(void)
         cmocka_unit_test(test_strings_escape_what_json_requires),
         cmocka_unit_test(test_quoted_keys),
         cmocka_unit_test(test_reals_shortest_round_trip),
+        cmocka_unit_test(test_real_text_matches_scan),
         cmocka_unit_test(test_large_output),
     };
     return cmocka_run_group_tests_name("json_writer", tests, NULL, NULL);
