@@ -23,7 +23,7 @@ MAIN    := $(wildcard src/ledgerd/*.c)
 SERVER  := $(CORE) $(UTIL) $(STORE) $(ENGINE) $(HTTP) $(MAIN)
 HEADERS := $(wildcard src/*/*.h src/*/*.def)
 
-CLI     := src/cli/ledgerctl.c
+CLI     := src/cli/ledgerctl.c src/util/token_file.c
 BENCH   := $(wildcard src/bench/*.c) src/ledgerd/pg_embedded.c src/store/pg_binary.c src/util/log.c
 
 SAN     := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
@@ -39,7 +39,7 @@ $(BUILD)/ledgerd: $(SERVER) $(HEADERS) | $(BUILD)
 $(BUILD)/ledgerd-asan: $(SERVER) $(HEADERS) | $(BUILD)
 	$(CC) $(CFLAGS) -O1 $(SAN) -o $@ $(SERVER) $(LDLIBS)
 
-$(BUILD)/ledgerctl: $(CLI) | $(BUILD)
+$(BUILD)/ledgerctl: $(CLI) $(HEADERS) | $(BUILD)
 	$(CC) $(CFLAGS) -o $@ $(CLI) -lcurl -ljansson
 
 $(BUILD)/ledger-bench: $(BENCH) $(HEADERS) | $(BUILD)

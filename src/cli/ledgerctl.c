@@ -21,6 +21,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "util/token_file.h"
+
 enum { EXIT_ANSWERED_2XX = 0, EXIT_ANSWERED_ERROR = 1, EXIT_USAGE = 2, EXIT_NO_ANSWER = 3 };
 
 static const char usage_text[] =
@@ -354,32 +356,20 @@ static int transfer_command(const char *what, int argc, char **argv, int first, 
 
 /* ---- the request ---- */
 
-/* The token is the first line of the file that is neither blank nor a
- * comment, as ledgerd reads its own token file. */
+/* The first token of the file, read as ledgerd reads its own. */
 static bool read_token(const char *path, char *token, size_t len)
 {
-    FILE *f = fopen(path, "r");
-    if (f == NULL) {
-        fprintf(stderr, "ledgerctl: %s: %s\n", path, strerror(errno));
-        return false;
-    }
-    char line[4096];
-    bool found = false;
-    while (!found && fgets(line, sizeof line, f)) {
-        char *s = line, *e = line + strlen(line);
-        while (*s == ' ' || *s == '\t')
-            s++;
-        while (e > s && (e[-1] == '\n' || e[-1] == '\r' || e[-1] == ' ' || e[-1] == '\t'))
-            *--e = '\0';
-        if (*s == '\0' || *s == '#')
-            continue;
-        snprintf(token, len, "%s", s);
-        found = true;
-    }
-    fclose(f);
-    if (!found)
+    char **tokens, err[512];
+    int n = token_file_read(path, &tokens, err, sizeof err);
+    if (n < 0)
+        fprintf(stderr, "ledgerctl: %s\n", err);
+    else if (n == 0)
         fprintf(stderr, "ledgerctl: %s holds no token\n", path);
-    return found;
+    else
+        snprintf(token, len, "%s", tokens[0]);
+    if (n > 0)
+        token_file_free(tokens, n);
+    return n > 0;
 }
 
 static size_t print_body(char *data, size_t size, size_t n, void *user)
@@ -491,7 +481,7 @@ int main(int argc, char **argv)
         free(r.body);
         return rc;
     }
-    char token[4096];
+    char token[TOKEN_LEN_MAX + 1];
     if (token_file && !read_token(token_file, token, sizeof token)) {
         free(r.body);
         return EXIT_USAGE;

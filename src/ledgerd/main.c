@@ -22,6 +22,7 @@
 #include "http/http.h"
 #include "pg_embedded.h"
 #include "util/log.h"
+#include "util/token_file.h"
 #include "verify.h"
 
 #define QUEUE_OPS_MAX 100000
@@ -155,34 +156,14 @@ static int parse_listen(const char *s, char *host, size_t hostlen, uint16_t *por
     return 0;
 }
 
-/* One token per line; blank lines and '#' comments ignored. */
 static int load_tokens(const char *path, char ***tokens, int *n)
 {
-    FILE *f = fopen(path, "r");
-    if (f == NULL) {
-        log_error("could not open token file \"%s\": %s", path, strerror(errno));
+    char err[512];
+    *n = token_file_read(path, tokens, err, sizeof err);
+    if (*n < 0) {
+        log_error("%s", err);
         return -1;
     }
-    char line[4096];
-    *tokens = NULL;
-    *n = 0;
-    while (fgets(line, sizeof line, f)) {
-        char *s = line;
-        while (*s == ' ' || *s == '\t')
-            s++;
-        size_t len = strcspn(s, "\r\n");
-        while (len > 0 && (s[len - 1] == ' ' || s[len - 1] == '\t'))
-            len--;
-        s[len] = '\0';
-        if (len == 0 || s[0] == '#')
-            continue;
-        char **grown = realloc(*tokens, (size_t)(*n + 1) * sizeof **tokens);
-        if (grown == NULL)
-            break;
-        *tokens = grown;
-        (*tokens)[(*n)++] = strdup(s);
-    }
-    fclose(f);
     if (*n == 0) {
         log_error("token file \"%s\" holds no token", path);
         return -1;
@@ -310,9 +291,7 @@ static int serve(const struct options *o)
 stop_pg:
     pg_embedded_stop(&pg);
     free(conninfo);
-    for (int i = 0; i < cfg.n_tokens; i++)
-        free(cfg.tokens[i]);
-    free(cfg.tokens);
+    token_file_free(cfg.tokens, cfg.n_tokens);
     return rc;
 }
 

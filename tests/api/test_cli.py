@@ -207,3 +207,10 @@ class CliTokenTest(harness.LedgerdTestCase):
             rc, body, err = self.ctl("account", "get", self.uid("a"), token_file=f.name)
             self.assertEqual((rc, body), (2, None))
             self.assertIn("no token", err)
+        # A line too long to be a token is refused, not cut into one.
+        with tempfile.NamedTemporaryFile("w") as f:
+            f.write("\ufeff# tokens\r\n" + "cli-token-1" + "x" * 5000 + "\r\n")
+            f.flush()
+            rc, body, err = self.ctl("account", "get", self.uid("a"), token_file=f.name)
+            self.assertEqual((rc, body), (2, None))
+            self.assertIn("longer than 4096 bytes", err)

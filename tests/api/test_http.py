@@ -7,6 +7,7 @@ import re
 import signal
 import socket
 import subprocess
+import tempfile
 import threading
 import time
 import unittest
@@ -456,6 +457,48 @@ class RobustnessTest(HttpTestCase):
         self.assertEqual(status, 200)
         self.assertIs(c.conn, first, "the connection was closed after an ordinary error")
         c.close()
+
+
+class TokenFileFormatTest(unittest.TestCase):
+    """A token file that could not be read as written is refused at start."""
+
+    def start(self, text, mode="w"):
+        fd, path = tempfile.mkstemp(prefix="ledgerd-tokens-")
+        with os.fdopen(fd, mode) as f:
+            f.write(text)
+        self.addCleanup(os.unlink, path)
+        return path
+
+    def test_a_line_too_long_or_with_a_control_character_is_refused(self):
+        # A 4,097-byte line used to become two tokens: its first 4,095
+        # bytes and the rest (here a single "Z"), each accepted.
+        for what, text in (("4097 bytes", "A" * 4096 + "Z\n"),
+                           ("100,000 bytes", "tok-ok\n" + "B" * 100000 + "\n"),
+                           ("a NUL", "tok\x00x\n"), ("a tab inside", "tok\tx\n"),
+                           ("an escape", "tok\x1bx\n")):
+            path = self.start(text.encode("latin-1"), "wb")
+            p = subprocess.run([harness.LEDGERD, "--db", harness.cluster().conninfo, "--listen",
+                                "127.0.0.1:%d" % harness.free_port(), "--token-file", path],
+                               capture_output=True, text=True, timeout=60)
+            self.assertEqual(p.returncode, 2, (what, p.stderr))
+            self.assertIn("line", p.stderr, what)
+            self.assertNotIn("AAAAAAAAAA", p.stderr, what)  # no token in the log
+
+    def test_byte_order_mark_and_crlf(self):
+        long = "L" * 4096
+        path = self.start("\ufeff# prod tokens\r\ntok-after-bom\r\n" + long + "\r\n",
+                          "w")
+        d = harness.Ledgerd(db=harness.cluster().conninfo, extra=("--token-file", path))
+        try:
+            for token, want in (("tok-after-bom", 200), (long, 200), ("# prod tokens", 401),
+                                ("\ufeff# prod tokens", 401)):
+                c = harness.Client(d.port, None)
+                status, _ = c.request("GET", "/v1/accounts/x", headers={
+                    "Authorization": ("Bearer " + token).encode("utf-8")})
+                self.assertEqual(status, 404 if want == 200 else 401, repr(token[:20]))
+                c.close()
+        finally:
+            d.stop()
 
 
 class TokenFileTest(unittest.TestCase):
