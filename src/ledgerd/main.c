@@ -188,7 +188,11 @@ static void supervise(struct pg_embedded *pg, const char *data_dir, struct super
     if (!s->down) {
         if (pg_embedded_alive(pg))
             return;
-        log_error("PostgreSQL (pid %d) exited; starting it again", (int)pg->pid);
+        if (pg->pid == 0)
+            log_warn("the process that ran PostgreSQL in %s is gone; running it from here",
+                     data_dir);
+        else
+            log_error("PostgreSQL (pid %d) exited; starting it again", (int)pg->pid);
         s->down = true;
         s->wait_s = 0;
         s->backoff_s = 1;
@@ -231,13 +235,16 @@ static int serve(const struct options *o)
     sigemptyset(&sigs);
     sigaddset(&sigs, SIGTERM);
     sigaddset(&sigs, SIGINT);
+    /* A closed terminal: stop as cleanly, and stop PostgreSQL too. */
+    sigaddset(&sigs, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
 
     struct pg_embedded pg;
     memset(&pg, 0, sizeof pg);
-    if (o->db == NULL && pg_embedded_start(&pg, o->data) != 0)
-        return 1;
+    int started = o->db == NULL ? pg_embedded_start(&pg, o->data) : 0;
+    if (started != 0)
+        return started > 0 ? 0 : 1; /* stopped while starting: a clean stop */
     /* A copy: the supervisor rewrites pg while the write path reconnects. */
     char *conninfo = strdup(o->db ? o->db : pg.conninfo);
     if (conninfo == NULL) {
@@ -282,7 +289,9 @@ static int serve(const struct options *o)
     while ((sig = sigtimedwait(&sigs, NULL, &second)) <= 0)
         if (o->db == NULL)
             supervise(&pg, o->data, &sup);
-    log_info("received %s; shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    log_info("received %s; shutting down", sig == SIGTERM  ? "SIGTERM"
+                                           : sig == SIGINT ? "SIGINT"
+                                                           : "SIGHUP");
     http_quiesce(http);
     engine_stop(&engine); /* answers everything already queued */
     http_stop(http, 2000);

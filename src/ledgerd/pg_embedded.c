@@ -17,7 +17,9 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <dirent.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -230,9 +232,89 @@ static bool can_connect(const char *conninfo)
     return PQping(conninfo) == PQPING_OK;
 }
 
+static bool stop_signal_pending(void)
+{
+    sigset_t pending;
+    return sigpending(&pending) == 0 &&
+           (sigismember(&pending, SIGTERM) || sigismember(&pending, SIGINT) ||
+            sigismember(&pending, SIGHUP));
+}
+
+static bool take_owner_lock(struct pg_embedded *pg)
+{
+    if (pg->owner)
+        return true;
+    int fd = open(pg->data_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        close(fd);
+        return false;
+    }
+    pg->lock_fd = fd;
+    pg->owner = true;
+    return true;
+}
+
+static void release_owner_lock(struct pg_embedded *pg)
+{
+    if (pg->owner)
+        close(pg->lock_fd);
+    pg->owner = false;
+}
+
+/* Stops a postgres that answers in the folder while no process owns it. */
+static int stop_orphan(struct pg_embedded *pg)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/postmaster.pid", pg->data_dir);
+    long pid = 0;
+    FILE *f = fopen(path, "r");
+    if (f) {
+        if (fscanf(f, "%ld", &pid) != 1)
+            pid = 0;
+        fclose(f);
+    }
+    if (pid <= 0) {
+        log_error("a PostgreSQL answers in %s, but its postmaster.pid names no process", path);
+        return -1;
+    }
+    log_warn("stopping the PostgreSQL (pid %ld) that a process now gone left running in %s,"
+             " to run it as this one's child",
+             pid, pg->data_dir);
+    kill((pid_t)pid, SIGINT);
+    for (int waited_ms = 0; waited_ms < 60000; waited_ms += 50) {
+        if (kill((pid_t)pid, 0) != 0 && errno == ESRCH)
+            return 0;
+        usleep(50 * 1000);
+    }
+    log_error("the PostgreSQL left running in %s did not stop within 60 s", pg->data_dir);
+    return -1;
+}
+
+/* A folder that is neither empty nor a cluster is not ours to chown and
+ * initdb into: --data /var/lib by mistake must change nothing. */
+static bool empty_folder(const char *path)
+{
+    DIR *d = opendir(path);
+    if (d == NULL)
+        return false;
+    struct dirent *e;
+    bool empty = true;
+    while (empty && (e = readdir(d)) != NULL)
+        empty = strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0;
+    closedir(d);
+    return empty;
+}
+
 int pg_embedded_start(struct pg_embedded *pg, const char *data_dir)
 {
+    /* A restart by the supervisor keeps the lock it holds. */
+    bool owner = pg->owner;
+    int lock_fd = pg->lock_fd;
     memset(pg, 0, sizeof *pg);
+    pg->owner = owner;
+    pg->lock_fd = lock_fd;
     if (mkdir(data_dir, 0700) != 0 && errno != EEXIST) {
         log_error("could not create data folder \"%s\": %s", data_dir, strerror(errno));
         return -1;
@@ -241,11 +323,40 @@ int pg_embedded_start(struct pg_embedded *pg, const char *data_dir)
         log_error("could not resolve data folder \"%s\": %s", data_dir, strerror(errno));
         return -1;
     }
+    char version_file[4200];
+    snprintf(version_file, sizeof version_file, "%s/PG_VERSION", pg->data_dir);
+    struct stat st;
+    if (stat(pg->data_dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        log_error("data folder \"%s\" is not a folder", pg->data_dir);
+        return -1;
+    }
+    if (access(version_file, F_OK) != 0 && !empty_folder(pg->data_dir)) {
+        log_error("data folder \"%s\" holds no PostgreSQL cluster and is not empty;"
+                  " not creating one there",
+                  pg->data_dir);
+        return -1;
+    }
     snprintf(pg->conninfo, sizeof pg->conninfo, "host=%s port=5432 dbname=postgres user=%s",
              pg->data_dir, PG_SUPERUSER);
-    if (can_connect(pg->conninfo)) {
-        log_info("using the PostgreSQL cluster already running in %s", pg->data_dir);
-        return 0;
+    /* Another process owns the cluster: use it once it answers, or own it
+     * if that process goes meanwhile. */
+    for (int waited_ms = 0; !take_owner_lock(pg); waited_ms += 50) {
+        if (can_connect(pg->conninfo)) {
+            log_info("using the PostgreSQL cluster that another process runs in %s", pg->data_dir);
+            return 0;
+        }
+        if (stop_signal_pending())
+            return 1;
+        if (waited_ms >= 60000) {
+            log_error("the process running PostgreSQL in %s did not get it to answer within 60 s",
+                      pg->data_dir);
+            return -1;
+        }
+        usleep(50 * 1000);
+    }
+    if (can_connect(pg->conninfo) && stop_orphan(pg) != 0) {
+        release_owner_lock(pg);
+        return -1;
     }
     if (find_bindir(pg->bindir, sizeof pg->bindir) != 0)
         return -1;
@@ -267,8 +378,7 @@ int pg_embedded_start(struct pg_embedded *pg, const char *data_dir)
     }
     chmod(pg->data_dir, 0700);
 
-    char version_file[4200], prog[4200], log_path[4200];
-    snprintf(version_file, sizeof version_file, "%s/PG_VERSION", pg->data_dir);
+    char prog[4200], log_path[4200];
     snprintf(log_path, sizeof log_path, "%s/postgres.log", pg->data_dir);
     if (access(version_file, F_OK) != 0) {
         log_info("creating PostgreSQL cluster in %s", pg->data_dir);
@@ -319,12 +429,10 @@ int pg_embedded_start(struct pg_embedded *pg, const char *data_dir)
             pg->pid = 0;
             return -1;
         }
-        sigset_t pending;
-        if (sigpending(&pending) == 0 &&
-            (sigismember(&pending, SIGTERM) || sigismember(&pending, SIGINT))) {
+        if (stop_signal_pending()) {
             log_info("stop requested while PostgreSQL was starting");
             pg_embedded_stop(pg);
-            return -1;
+            return 1;
         }
         if (ping != PQPING_REJECT)
             silent_ms += 50;
@@ -337,20 +445,23 @@ int pg_embedded_start(struct pg_embedded *pg, const char *data_dir)
 bool pg_embedded_alive(struct pg_embedded *pg)
 {
     if (pg->pid == 0)
-        return true;
+        return !take_owner_lock(pg); /* its owner lives, and looks after it */
     int status;
     return waitpid(pg->pid, &status, WNOHANG) == 0;
 }
 
 void pg_embedded_stop(struct pg_embedded *pg)
 {
-    if (pg->pid == 0)
+    if (pg->pid == 0) {
+        release_owner_lock(pg);
         return;
+    }
     kill(pg->pid, SIGINT); /* fast shutdown: abort sessions, checkpoint, exit */
     for (int waited_ms = 0; waited_ms < 30000; waited_ms += 20) {
         int status;
         if (waitpid(pg->pid, &status, WNOHANG) != 0) {
             pg->pid = 0;
+            release_owner_lock(pg);
             log_info("PostgreSQL stopped");
             return;
         }
@@ -360,4 +471,5 @@ void pg_embedded_stop(struct pg_embedded *pg)
     kill(pg->pid, SIGQUIT);
     waitpid(pg->pid, NULL, 0);
     pg->pid = 0;
+    release_owner_lock(pg);
 }

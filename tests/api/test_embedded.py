@@ -105,6 +105,83 @@ class Embedded(unittest.TestCase):
         finally:
             d.stop()
 
+    def postmaster_pid(self, data):
+        with open(os.path.join(data, "postmaster.pid")) as f:
+            return int(f.readline())
+
+    def wait_healthy(self, d, seconds=60):
+        deadline = time.time() + seconds
+        while time.time() < deadline:
+            try:
+                if d.client().get("/healthz")[0] == 200:
+                    return True
+            except OSError:
+                pass
+            time.sleep(0.1)
+        return False
+
+    def test_a_cluster_without_its_ledgerd_is_taken_over(self):
+        """A postgres left running by a ledgerd killed with -9 is not used
+        unsupervised: the next ledgerd stops it and runs its own, which it
+        restarts when killed; a ledgerd using another's cluster takes it
+        over when that one stops; the last one stops it."""
+        data = os.path.join(self.dir, "data")
+        a = harness.Ledgerd(data=data, log_level="info")
+        c = a.client()
+        c.account("world", min_balance=None)
+        c.account("a")
+        self.assertEqual(c.transfer("t1", "world", "a", 5)[0], 201)
+        c.close()
+        orphan = self.postmaster_pid(data)
+        a.kill9()
+        self.assertTrue(postgres_running(data))
+        b = harness.Ledgerd(data=data, log_level="info")
+        try:
+            self.assertIn("left running", b.read_log())
+            self.assertNotEqual(self.postmaster_pid(data), orphan)
+            self.assertEqual(b.client().balance("a"), 5)
+            # Now b's own child: killed, it is started again.
+            os.kill(self.postmaster_pid(data), signal.SIGKILL)
+            time.sleep(1)
+            self.assertTrue(self.wait_healthy(b), b.read_log())
+            self.assertIn("starting it again", b.read_log())
+            # d uses b's cluster; when b stops it, d runs it.
+            d = harness.Ledgerd(data=data, log_level="info")
+            try:
+                self.assertIn("another process runs", d.read_log())
+                self.assertEqual(b.terminate(signal.SIGTERM), 0, b.read_log())
+                self.assertTrue(self.wait_healthy(d), d.read_log())
+                cd = d.client()
+                self.assertEqual(cd.transfer("t2", "world", "a", 7)[0], 201, d.read_log())
+                self.assertEqual(cd.balance("a"), 12)
+                cd.close()
+                self.assertIn("is gone; running it from here", d.read_log())
+                # SIGHUP (a closed terminal) stops it as cleanly.
+                self.assertEqual(d.terminate(signal.SIGHUP), 0, d.read_log())
+                self.assertFalse(postgres_running(data))
+            finally:
+                d.stop()
+        finally:
+            b.stop()
+            os.unlink(a.log.name)
+
+    def test_a_folder_that_is_not_a_cluster_is_left_alone(self):
+        # As root, a mistaken --data must not be given to the postgres user.
+        junk = os.path.join(self.dir, "junk")
+        os.mkdir(junk, 0o755)
+        with open(os.path.join(junk, "file.txt"), "w") as f:
+            f.write("mine\n")
+        before = os.stat(junk)
+        p = subprocess.run([harness.LEDGERD, "--data", junk, "--listen",
+                            "127.0.0.1:%d" % harness.free_port()],
+                           capture_output=True, text=True, timeout=60)
+        self.assertEqual(p.returncode, 1, p.stderr)
+        self.assertIn("not empty", p.stderr)
+        after = os.stat(junk)
+        self.assertEqual((after.st_mode, after.st_uid, after.st_gid),
+                         (before.st_mode, before.st_uid, before.st_gid))
+        self.assertEqual(os.listdir(junk), ["file.txt"])
+
     def test_cluster_gone_is_not_replaced_by_an_empty_one(self):
         # The folder disappears under a running ledgerd (a volume
         # unmounted) and postgres dies: ledgerd must not initdb a new, empty
