@@ -389,6 +389,8 @@ static int perform(const char *url_base, const char *token, const struct request
         h = curl_slist_append(h, auth);
     }
     curl_easy_setopt(c, CURLOPT_URL, url);
+    /* Ids "." and ".." are ids, not path steps to fold away. */
+    curl_easy_setopt(c, CURLOPT_PATH_AS_IS, 1L);
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, print_body);
     curl_easy_setopt(c, CURLOPT_TIMEOUT, 120L);

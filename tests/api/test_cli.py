@@ -43,6 +43,19 @@ class CliTest(harness.LedgerdTestCase):
         rc, body, _ = self.ctl("account", "get", self.uid("nobody"))
         self.assertEqual((rc, body["error"]), (1, "account_not_found"))
 
+    def test_dot_ids_are_ids(self):
+        # "." and ".." are valid ids; as URL path steps they would be folded
+        # away, and "account balance ." answered about an account "balance".
+        for acc in (".", ".."):
+            rc, body, _ = self.ctl("account", "create", acc, "USD")
+            self.assertEqual((rc, body["id"]), (0, acc), body)
+            rc, body, _ = self.ctl("account", "get", acc)
+            self.assertEqual((rc, body["id"]), (0, acc), body)
+            rc, body, _ = self.ctl("account", "balance", acc)
+            self.assertEqual((rc, body["id"]), (0, acc), body)
+            rc, body, _ = self.ctl("transfer", "get", acc)
+            self.assertEqual((rc, body["error"]), (1, "transfer_not_found"), body)
+
     def test_transfers_replays_and_rejections(self):
         a, b = self.uid("a"), self.uid("b")
         self.c.account(a, min_balance=None)
