@@ -281,7 +281,8 @@ static int serve(const struct options *o)
         store_pool_destroy(&pool);
         goto stop_pg;
     }
-    log_info("listening on http://%s:%u", host, port);
+    bool v6 = strchr(host, ':') != NULL;
+    log_info("listening on http://%s%s%s:%u", v6 ? "[" : "", host, v6 ? "]" : "", port);
 
     int sig;
     struct supervisor sup = {0};

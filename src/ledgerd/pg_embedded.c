@@ -201,7 +201,9 @@ static long long memory_bytes(void)
  *    Measured on the 2-core VM of BENCHMARKS.md, same cluster, interleaved
  *    runs: p99 at 5,000 transfers/s offered 4.5-8.2 ms instead of
  *    10-37 ms, and 5-30 % more transfers/s. Equally durable; an owner on
- *    other storage can compare with pg_test_fsync and change it. */
+ *    other storage can compare with pg_test_fsync and change it.
+ *  - max_connections = 200: room for several ledgerd processes, each with
+ *    about ten connections, beside the owner's own tools. */
 static int write_settings(const char *data_dir)
 {
     long long buffers_mb = memory_bytes() / 4 >> 20;
@@ -218,7 +220,8 @@ static int write_settings(const char *data_dir)
             "\n# Set by ledgerd when it created this cluster (see ledgerd's README).\n"
             "shared_buffers = %lldMB\n"
             "wal_init_zero = off\n"
-            "wal_sync_method = open_datasync\n",
+            "wal_sync_method = open_datasync\n"
+            "max_connections = 200\n",
             buffers_mb);
     if (fclose(f) != 0) {
         log_error("could not write %s: %s", path, strerror(errno));
@@ -398,16 +401,7 @@ int pg_embedded_start(struct pg_embedded *pg, const char *data_dir)
     }
 
     snprintf(prog, sizeof prog, "%s/postgres", pg->bindir);
-    char *argv[] = {prog,
-                    "-D",
-                    pg->data_dir,
-                    "-k",
-                    pg->data_dir,
-                    "-c",
-                    "listen_addresses=",
-                    "-c",
-                    "max_connections=200",
-                    NULL};
+    char *argv[] = {prog, "-D", pg->data_dir, "-k", pg->data_dir, "-c", "listen_addresses=", NULL};
     pg->pid = spawn(argv, root, uid, gid, log_path);
     if (pg->pid < 0) {
         log_error("could not start postgres: %s", strerror(errno));

@@ -249,6 +249,7 @@ class Embedded(unittest.TestCase):
             self.assertIn("\nwal_init_zero = off\n", conf)
             self.assertIn("\nwal_sync_method = open_datasync\n", conf)
             self.assertRegex(conf, r"\nshared_buffers = \d+MB\n")
+            self.assertIn("\nmax_connections = 200\n", conf)
             conninfo = "host=%s dbname=postgres user=ledgerd" % data
 
             def show(name):
@@ -259,6 +260,7 @@ class Embedded(unittest.TestCase):
 
             self.assertEqual(show("wal_init_zero"), "off")
             self.assertEqual(show("wal_sync_method"), "open_datasync")
+            self.assertEqual(show("max_connections"), "200")
             # A quarter of memory, and never below PostgreSQL's own default.
             buffers = show("shared_buffers")
             self.assertRegex(buffers, r"^\d+[MG]B$")
