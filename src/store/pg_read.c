@@ -18,22 +18,11 @@ static char *dup_or_null(const PGresult *res, int row, int col)
     return PQgetisnull(res, row, col) ? NULL : strdup(PQgetvalue(res, row, col));
 }
 
-/* Runs sql as the named prepared statement, preparing it on this
- * connection the first time (SQLSTATE 26000: no such statement yet). */
-static PGresult *exec_read(PGconn *conn, const char *name, const char *sql, int n,
-                           const char *const *params)
-{
-    PGresult *res = PQexecPrepared(conn, name, n, params, NULL, NULL, 0);
-    const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
-    if (PQresultStatus(res) != PGRES_FATAL_ERROR || state == NULL || strcmp(state, "26000") != 0)
-        return res;
-    PQclear(res);
-    res = PQprepare(conn, name, sql, n, NULL);
-    if (PQresultStatus(res) != PGRES_COMMAND_OK)
-        return res;
-    PQclear(res);
-    return PQexecPrepared(conn, name, n, params, NULL, NULL, 0);
-}
+/* The read statements, prepared on each new connection of the pool and
+ * of the sweeper (store_prepare_reads), so that their first use does not
+ * make PostgreSQL log a missing statement. */
+enum read_stmt { READ_ACCOUNT, READ_BALANCE_AT, READ_ENTRIES, READ_TRANSFER, READ_DUE_PENDING };
+static PGresult *exec_read(PGconn *conn, enum read_stmt which, const char *const *params);
 
 void store_account_free(struct store_account *a)
 {
@@ -154,9 +143,7 @@ done:
 int store_get_account(PGconn *conn, const char *ext_id, struct store_account *out)
 {
     const char *params[] = {ext_id};
-    PGresult *res =
-        exec_read(conn, "ledger_get_account",
-                  "SELECT " ACCOUNT_COLUMNS " FROM ledger.accounts WHERE ext_id = $1", 1, params);
+    PGresult *res = exec_read(conn, READ_ACCOUNT, params);
     int r = -1;
     if (PQresultStatus(res) == PGRES_TUPLES_OK) {
         r = PQntuples(res) == 1;
@@ -213,14 +200,64 @@ int store_get_account(PGconn *conn, const char *ext_id, struct store_account *ou
     "  ORDER BY seq LIMIT $3::int) e ON true"                                  \
     " WHERE a.ext_id = $1 ORDER BY e.seq"
 
+#define SQL_GET_ACCOUNT "SELECT " ACCOUNT_COLUMNS " FROM ledger.accounts WHERE ext_id = $1"
+
+#define SQL_GET_TRANSFER                                                       \
+    "SELECT t.ext_id, fa.ext_id, ta.ext_id, t.metadata, " PG_TRANSFER_COLUMNS  \
+    " FROM ledger.transfers t JOIN ledger.accounts fa ON fa.id = t.from_account_id"\
+    " JOIN ledger.accounts ta ON ta.id = t.to_account_id" PG_TRANSFER_JOINS     \
+    " WHERE t.ext_id = $1"
+
+#define SQL_DUE_PENDING                                                        \
+    "SELECT t.ext_id FROM ledger.pending_transfers p"                          \
+    " JOIN ledger.transfers t ON t.id = p.transfer_id"                         \
+    " WHERE p.state = 'pending' AND p.deadline <= now()"                       \
+    " ORDER BY p.deadline LIMIT $1::int"
+
 /* clang-format on */
+
+static const struct {
+    const char *name, *sql;
+    int n_params;
+} reads[] = {
+    [READ_ACCOUNT] = {"ledger_get_account", SQL_GET_ACCOUNT, 1},
+    [READ_BALANCE_AT] = {"ledger_balance_at", SQL_BALANCE_AT, 2},
+    [READ_ENTRIES] = {"ledger_list_entries", SQL_LIST_ENTRIES, 3},
+    [READ_TRANSFER] = {"ledger_get_transfer", SQL_GET_TRANSFER, 1},
+    [READ_DUE_PENDING] = {"ledger_due_pending", SQL_DUE_PENDING, 1},
+};
+
+void store_prepare_reads(PGconn *conn)
+{
+    for (size_t i = 0; i < sizeof reads / sizeof reads[0]; i++)
+        PQclear(PQprepare(conn, reads[i].name, reads[i].sql, reads[i].n_params, NULL));
+}
+
+/* Runs a read statement, preparing it on this connection if it is not yet
+ * (SQLSTATE 26000): store_prepare_reads failed, or the connection was
+ * made elsewhere. */
+static PGresult *exec_read(PGconn *conn, enum read_stmt which, const char *const *params)
+{
+    const char *name = reads[which].name;
+    int n = reads[which].n_params;
+    PGresult *res = PQexecPrepared(conn, name, n, params, NULL, NULL, 0);
+    const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+    if (PQresultStatus(res) != PGRES_FATAL_ERROR || state == NULL || strcmp(state, "26000") != 0)
+        return res;
+    PQclear(res);
+    res = PQprepare(conn, name, reads[which].sql, n, NULL);
+    if (PQresultStatus(res) != PGRES_COMMAND_OK)
+        return res;
+    PQclear(res);
+    return PQexecPrepared(conn, name, n, params, NULL, NULL, 0);
+}
 
 int store_balance_at(PGconn *conn, const char *ext_id, int64_t at_us, struct store_balance_at *out)
 {
     char at[24];
     snprintf(at, sizeof at, "%lld", (long long)at_us);
     const char *params[] = {ext_id, at};
-    PGresult *res = exec_read(conn, "ledger_balance_at", SQL_BALANCE_AT, 2, params);
+    PGresult *res = exec_read(conn, READ_BALANCE_AT, params);
     int r = -1;
     if (PQresultStatus(res) == PGRES_TUPLES_OK) {
         r = PQntuples(res) == 1;
@@ -250,7 +287,7 @@ int store_list_entries(PGconn *conn, const char *ext_id, int64_t after_seq, int 
     snprintf(after, sizeof after, "%lld", (long long)after_seq);
     snprintf(lim, sizeof lim, "%d", limit + 1);
     const char *params[] = {ext_id, after, lim};
-    PGresult *res = exec_read(conn, "ledger_list_entries", SQL_LIST_ENTRIES, 3, params);
+    PGresult *res = exec_read(conn, READ_ENTRIES, params);
     int r = -1;
     *out = NULL;
     *n_out = 0;
@@ -288,13 +325,7 @@ done:
 int store_get_transfer(PGconn *conn, const char *ext_id, struct store_transfer *out)
 {
     const char *params[] = {ext_id};
-    PGresult *res =
-        exec_read(conn, "ledger_get_transfer",
-                  "SELECT t.ext_id, fa.ext_id, ta.ext_id, t.metadata, " PG_TRANSFER_COLUMNS
-                  " FROM ledger.transfers t JOIN ledger.accounts fa ON fa.id = t.from_account_id"
-                  " JOIN ledger.accounts ta ON ta.id = t.to_account_id" PG_TRANSFER_JOINS
-                  " WHERE t.ext_id = $1",
-                  1, params);
+    PGresult *res = exec_read(conn, READ_TRANSFER, params);
     int r = -1;
     if (PQresultStatus(res) == PGRES_TUPLES_OK) {
         r = PQntuples(res) == 1;
@@ -353,12 +384,7 @@ int store_due_pending(PGconn *conn, int limit, char (*ids)[ID_LEN_MAX + 1])
     char lim[16];
     snprintf(lim, sizeof lim, "%d", limit);
     const char *params[] = {lim};
-    PGresult *res = exec_read(conn, "ledger_due_pending",
-                              "SELECT t.ext_id FROM ledger.pending_transfers p"
-                              " JOIN ledger.transfers t ON t.id = p.transfer_id"
-                              " WHERE p.state = 'pending' AND p.deadline <= now()"
-                              " ORDER BY p.deadline LIMIT $1::int",
-                              1, params);
+    PGresult *res = exec_read(conn, READ_DUE_PENDING, params);
     int n = -1;
     if (PQresultStatus(res) == PGRES_TUPLES_OK) {
         n = PQntuples(res);

@@ -42,6 +42,9 @@ enum store_ensure_result { STORE_CONN_DOWN, STORE_CONN_SAME, STORE_CONN_NEW };
 /* Makes *conn usable, replacing it if it broke or the server is closing
  * it. STORE_CONN_NEW: a new session, which has no prepared statements. */
 enum store_ensure_result store_ensure(PGconn **conn, const char *conninfo);
+/* Prepares the read queries on a new connection that will run them
+ * (failures are left to their first use). */
+void store_prepare_reads(PGconn *conn);
 
 /* Names the running server: its postmaster's start time, which differs
  * after a restart, a restore or a failover, that is whenever the journal

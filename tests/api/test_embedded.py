@@ -268,6 +268,20 @@ class Embedded(unittest.TestCase):
             self.assertGreaterEqual(mb, 128)
             total_mb = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") >> 20
             self.assertLessEqual(mb, total_mb // 4 + 1)
+            # Every query ledgerd runs is prepared before its first use: a
+            # missing statement is not an ERROR in the DBA's log.
+            c = d.client()
+            c.account("world", min_balance=None)
+            c.account("a")
+            self.assertEqual(c.transfer("t", "world", "a", 3)[0], 201)
+            for path in ("/v1/accounts/a", "/v1/accounts/a/balance",
+                         "/v1/accounts/a/balance?at=2030-01-01T00:00:00Z",
+                         "/v1/accounts/a/entries", "/v1/transfers/t"):
+                self.assertEqual(c.get(path)[0], 200, path)
+            time.sleep(0.5)  # the expiry sweeper's first rounds
+            with open(os.path.join(data, "postgres.log"), errors="replace") as f:
+                pg_log = f.read()
+            self.assertNotIn("ERROR", pg_log)
             self.assertEqual(show("fsync"), "on")
             self.assertEqual(show("synchronous_commit"), "on")
             self.assertEqual(show("full_page_writes"), "on")
