@@ -1,12 +1,12 @@
 /*
  * main.c - ledgerd: flags, lifecycle and signals.
  *
- *   ledgerd [--db URL] [--listen HOST:PORT] [--data DIR] [--log-level L]
- *           [--token-file FILE]
+ *   ledgerd [--db URL | --data DIR] [--listen HOST:PORT] [--log-level L]
+ *           [--token-file FILE] [--committers N]
  *   ledgerd verify [--db URL | --data DIR]
  *
  * Start order: database (embedded or --db) -> migrations -> engine ->
- * HTTP. Stop order on SIGTERM/SIGINT is the reverse: stop accepting,
+ * HTTP. Stop order on SIGTERM/SIGINT/SIGHUP is the reverse: stop accepting,
  * let the committer finish what is queued, answer, stop PostgreSQL.
  */
 #include <errno.h>
@@ -58,7 +58,7 @@ struct options {
 
 static void usage(FILE *f)
 {
-    fputs("usage: ledgerd [--db URL] [--listen HOST:PORT] [--data DIR]\n"
+    fputs("usage: ledgerd [--db URL | --data DIR] [--listen HOST:PORT]\n"
           "               [--log-level error|warn|info|debug] [--token-file FILE]\n"
           "               [--committers N]\n"
           "       ledgerd verify [--db URL | --data DIR]\n",
@@ -78,6 +78,7 @@ static int parse_options(int argc, char **argv, struct options *o)
     o->listen = "127.0.0.1:8080";
     o->data = "./ledger-data";
     o->committers = COMMITTERS_DEFAULT;
+    bool data_given = false;
     int c;
     while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
         switch (c) {
@@ -89,6 +90,7 @@ static int parse_options(int argc, char **argv, struct options *o)
             break;
         case 'D':
             o->data = optarg;
+            data_given = true;
             break;
         case 't':
             o->token_file = optarg;
@@ -120,6 +122,12 @@ static int parse_options(int argc, char **argv, struct options *o)
             usage(stderr);
             return -1;
         }
+    }
+    if (o->db && data_given) {
+        /* One would be ignored: say so rather than serve or check another
+         * ledger than the one meant. */
+        fprintf(stderr, "ledgerd: give --db or --data, not both\n");
+        return -1;
     }
     if (optind < argc) {
         fprintf(stderr, "ledgerd: unexpected argument \"%s\"\n", argv[optind]);

@@ -222,6 +222,15 @@ class Embedded(unittest.TestCase):
         finally:
             d.stop()
 
+    def test_db_and_data_together_are_refused(self):
+        # One of them would be ignored: another ledger than the one meant.
+        for argv in ([harness.LEDGERD, "--db", harness.cluster().conninfo, "--data", self.dir],
+                     [harness.LEDGERD, "verify", "--db", harness.cluster().conninfo,
+                      "--data", self.dir]):
+            p = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+            self.assertEqual(p.returncode, 2, p.stdout + p.stderr)
+            self.assertIn("not both", p.stderr)
+
     def test_verify_where_there_is_no_ledger(self):
         # A folder without a cluster, missing or empty: an error, and no
         # cluster is created there.
