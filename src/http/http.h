@@ -28,6 +28,8 @@ struct http_server;
 struct http_server *http_start(const struct http_config *cfg, struct engine *engine,
                                struct store_pool *pool);
 /* Stops accepting new connections (in-flight requests continue). */
+/* The port it listens on (the one the system chose for port 0). */
+unsigned http_port(struct http_server *s);
 void http_quiesce(struct http_server *s);
 /* Waits up to timeout_ms for open connections to finish, then stops. */
 void http_stop(struct http_server *s, int timeout_ms);

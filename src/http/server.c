@@ -256,6 +256,12 @@ struct http_server *http_start(const struct http_config *cfg, struct engine *eng
     return s;
 }
 
+unsigned http_port(struct http_server *s)
+{
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
+    return info ? info->port : s->cfg.port;
+}
+
 void http_quiesce(struct http_server *s)
 {
     s->listen_fd = MHD_quiesce_daemon(s->daemon);

@@ -290,7 +290,7 @@ static int serve(const struct options *o)
         goto stop_pg;
     }
     bool v6 = strchr(host, ':') != NULL;
-    log_info("listening on http://%s%s%s:%u", v6 ? "[" : "", host, v6 ? "]" : "", port);
+    log_info("listening on http://%s%s%s:%u", v6 ? "[" : "", host, v6 ? "]" : "", http_port(http));
 
     int sig;
     struct supervisor sup = {0};
