@@ -16,6 +16,7 @@ if [ ! -f /etc/postgresql-common/createcluster.conf ]; then
 fi
 
 export DEBIAN_FRONTEND=noninteractive
+echo "install-deps: installing Debian packages (quietly; this may take a few minutes)"
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends \
     gcc make libc6-dev pkg-config \
