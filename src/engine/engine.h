@@ -123,6 +123,8 @@ struct engine {
 
 int engine_start(struct engine *e, const char *conninfo, int queued_ops_max, int batch_ops_max,
                  int n_committers);
+/* Transfers queued now (for /metrics). */
+int engine_queued_ops(struct engine *e);
 enum engine_submit_result { ENGINE_QUEUED, ENGINE_FULL, ENGINE_STOPPING };
 /* Queues r; r is untouched unless ENGINE_QUEUED. */
 enum engine_submit_result engine_submit(struct engine *e, struct engine_request *r);

@@ -100,7 +100,7 @@ static void render_histogram(FILE *f, const char *name, const char *help, const 
     fprintf(f, "%s_sum %.9g\n%s_count %llu\n", name, sum, name, (unsigned long long)cumulative);
 }
 
-char *metrics_render(size_t *len_out)
+char *metrics_render(size_t *len_out, int queued_transfers, int queued_max)
 {
     char *buf = NULL;
     size_t len = 0;
@@ -156,6 +156,13 @@ char *metrics_render(size_t *len_out)
             (unsigned long long)__atomic_load_n(&g_metrics.ahead_batches, __ATOMIC_RELAXED),
             (unsigned long long)__atomic_load_n(&g_metrics.ahead_rolled_back, __ATOMIC_RELAXED),
             (unsigned long long)__atomic_load_n(&g_metrics.ahead_refused, __ATOMIC_RELAXED));
+    fprintf(f,
+            "# HELP ledgerd_queued_transfers Transfers waiting for a committer; at"
+            " ledgerd_queued_transfers_max, requests are refused with 503.\n"
+            "# TYPE ledgerd_queued_transfers gauge\nledgerd_queued_transfers %d\n"
+            "# HELP ledgerd_queued_transfers_max The bound of the write queue.\n"
+            "# TYPE ledgerd_queued_transfers_max gauge\nledgerd_queued_transfers_max %d\n",
+            queued_transfers, queued_max);
     fclose(f);
     *len_out = len;
     return buf;

@@ -64,6 +64,8 @@ void metrics_cache_stale(void);
 void metrics_ahead_rolled_back(void);
 void metrics_ahead_refused(void);
 /* Renders the Prometheus text format into a malloc'd string. */
-char *metrics_render(size_t *len_out);
+/* queued_transfers, queued_max: the write queue's depth and its bound,
+ * rendered as gauges. */
+char *metrics_render(size_t *len_out, int queued_transfers, int queued_max);
 
 #endif

@@ -26,6 +26,14 @@ int engine_ids_sort_unique(const char **ids, int n)
     return k;
 }
 
+int engine_queued_ops(struct engine *e)
+{
+    pthread_mutex_lock(&e->lock);
+    int n = e->queued_ops;
+    pthread_mutex_unlock(&e->lock);
+    return n;
+}
+
 enum engine_submit_result engine_submit(struct engine *e, struct engine_request *r)
 {
     pthread_mutex_lock(&e->lock);

@@ -604,7 +604,8 @@ static enum MHD_Result healthz(struct http_request *r, const char *no_id)
 static enum MHD_Result metrics(struct http_request *r)
 {
     size_t len;
-    char *text = metrics_render(&len);
+    char *text =
+        metrics_render(&len, engine_queued_ops(r->srv->engine), r->srv->engine->queued_ops_max);
     if (text == NULL)
         return MHD_NO;
     return http_reply_text(r, 200, "text/plain; version=0.0.4", text, len);

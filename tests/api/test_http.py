@@ -308,6 +308,45 @@ class SlowReadTest(HttpTestCase):
             " AND query LIKE '%ledger.accounts%'")
         return int(out)
 
+    def queued(self):
+        text = self.c.get("/metrics")[1]
+        return int(re.search(r"(?m)^ledgerd_queued_transfers (\d+)$", text).group(1))
+
+    def test_metrics_show_the_write_queue(self):
+        """ledgerd_queued_transfers counts the transfers waiting behind the
+        batch in flight (held here by a lock on the accounts)."""
+        w = self.uid("w")
+        self.c.account(w, min_balance=None)
+        payees = [self.uid("p%d" % i) for i in range(6)]
+        for p in payees:
+            self.c.account(p)
+        self.assertEqual(self.queued(), 0)
+        self.assertRegex(self.c.get("/metrics")[1], r"(?m)^ledgerd_queued_transfers_max [1-9]\d*$")
+        results = []
+
+        def pay(i):
+            c = self.ledgerd.client(timeout=60)
+            results.append(c.transfer(self.uid("t%d" % i), w, payees[i], 1)[0])
+            c.close()
+
+        threads = []
+        with self.accounts_locked() as locker:
+            threads.append(threading.Thread(target=pay, args=(0,)))
+            threads[0].start()
+            self.wait_for_lock_waiters(1)  # that batch holds the committer
+            for i in range(1, 6):
+                threads.append(threading.Thread(target=pay, args=(i,)))
+                threads[-1].start()
+            deadline = time.time() + 10
+            while self.queued() < 5:
+                self.assertLess(time.time(), deadline, "the queue never showed 5 transfers")
+                time.sleep(0.05)
+            self.unlock(locker)
+        for t in threads:
+            t.join()
+        self.assertEqual(results, [201] * 6)
+        self.assertEqual(self.queued(), 0)
+
     def test_a_read_waiting_on_the_database_holds_up_no_other_connection(self):
         """Reads run on reader threads, not on the HTTP threads: while reads
         of accounts wait on a lock held in another session, every other
