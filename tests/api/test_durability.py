@@ -212,14 +212,13 @@ def load(servers, prefix, stop, answered, lock, n_threads=16, refused=None, rese
             k += 1
             try:
                 status, resp = cl.transfer(tid, "payer-%d" % i, "merchant", 1)
-            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
-                if resets is None:
-                    raise
-                with lock:
-                    resets.append(tid)
-                cl.close()
-                continue
-            except (OSError, ValueError):
+            except (OSError, ValueError) as e:
+                # Refused or cut off: nothing is known of the request. A cut
+                # (not a refusal) is recorded where resets are kept.
+                cut = (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError)
+                if resets is not None and isinstance(e, cut):
+                    with lock:
+                        resets.append(tid)
                 cl.close()
                 time.sleep(0.05)
                 continue
