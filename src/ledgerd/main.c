@@ -243,8 +243,12 @@ static int serve(const struct options *o)
     sigemptyset(&sigs);
     sigaddset(&sigs, SIGTERM);
     sigaddset(&sigs, SIGINT);
-    /* A closed terminal: stop as cleanly, and stop PostgreSQL too. */
-    sigaddset(&sigs, SIGHUP);
+    /* A closed terminal: stop as cleanly, and stop PostgreSQL too; unless
+     * started to ignore it (nohup): a blocked signal is queued even when
+     * ignored, and sigtimedwait would take it. */
+    struct sigaction hup;
+    if (sigaction(SIGHUP, NULL, &hup) == 0 && hup.sa_handler != SIG_IGN)
+        sigaddset(&sigs, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
 

@@ -20,6 +20,7 @@
 #include <dirent.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -134,8 +135,14 @@ static void grant_search_path(const char *data_dir, uid_t uid)
 }
 
 /* fork + drop privileges + exec; stdout/stderr to log_path if given. */
-static pid_t spawn(char *const argv[], bool drop, uid_t uid, gid_t gid, const char *log_path)
+/* die_with_parent: initdb, which must not go on filling a folder that
+ * its ledgerd, killed, no longer owns (the next owner would take a half-made
+ * cluster for a whole one). postgres outlives a killed ledgerd on purpose:
+ * the next owner stops it in order (stop_orphan). */
+static pid_t spawn(char *const argv[], bool drop, uid_t uid, gid_t gid, const char *log_path,
+                   bool die_with_parent)
 {
+    pid_t parent = getpid();
     pid_t pid = fork();
     if (pid != 0)
         return pid;
@@ -146,6 +153,9 @@ static pid_t spawn(char *const argv[], bool drop, uid_t uid, gid_t gid, const ch
         fprintf(stderr, "ledgerd: could not drop privileges: %s\n", strerror(errno));
         _exit(127);
     }
+    /* After setuid, which clears it; and the parent may have died already. */
+    if (die_with_parent && (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent))
+        _exit(127);
     if (log_path) {
         int fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND, 0600);
         if (fd >= 0) {
@@ -248,10 +258,12 @@ static bool take_owner_lock(struct pg_embedded *pg)
     if (pg->owner)
         return true;
     int fd = open(pg->data_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0)
-        return false;
-    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
-        close(fd);
+    if (fd < 0 || flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        /* Held by another process is the one expected failure. */
+        if (errno != EWOULDBLOCK)
+            log_warn("could not lock data folder %s: %s", pg->data_dir, strerror(errno));
+        if (fd >= 0)
+            close(fd);
         return false;
     }
     pg->lock_fd = fd;
@@ -266,10 +278,14 @@ static void release_owner_lock(struct pg_embedded *pg)
     pg->owner = false;
 }
 
-/* Stops a postgres that answers in the folder while no process owns it. */
+/* Stops a postgres that answers in the folder while no process owns it
+ * (0; 1 if a stop signal came meanwhile; -1):
+ * the one postmaster.pid names, once /proc shows it working in this folder
+ * (a pid from another namespace, or reused, is not signalled). It is gone
+ * when postmaster.pid is: a zombie nobody reaps still has its pid. */
 static int stop_orphan(struct pg_embedded *pg)
 {
-    char path[4200];
+    char path[4200], proc[64], cwd[4096];
     snprintf(path, sizeof path, "%s/postmaster.pid", pg->data_dir);
     long pid = 0;
     FILE *f = fopen(path, "r");
@@ -278,17 +294,28 @@ static int stop_orphan(struct pg_embedded *pg)
             pid = 0;
         fclose(f);
     }
-    if (pid <= 0) {
-        log_error("a PostgreSQL answers in %s, but its postmaster.pid names no process", path);
+    snprintf(proc, sizeof proc, "/proc/%ld/cwd", pid);
+    ssize_t n = pid > 0 ? readlink(proc, cwd, sizeof cwd - 1) : -1;
+    if (n >= 0)
+        cwd[n] = '\0';
+    if (n < 0 || strcmp(cwd, pg->data_dir) != 0) {
+        log_error("a PostgreSQL answers in %s, but postmaster.pid names no process of this"
+                  " system working there; stop it, then start ledgerd again",
+                  pg->data_dir);
         return -1;
     }
     log_warn("stopping the PostgreSQL (pid %ld) that a process now gone left running in %s,"
              " to run it as this one's child",
              pid, pg->data_dir);
-    kill((pid_t)pid, SIGINT);
+    if (kill((pid_t)pid, SIGINT) != 0) {
+        log_error("could not stop PostgreSQL (pid %ld): %s", pid, strerror(errno));
+        return -1;
+    }
     for (int waited_ms = 0; waited_ms < 60000; waited_ms += 50) {
-        if (kill((pid_t)pid, 0) != 0 && errno == ESRCH)
+        if (access(path, F_OK) != 0 && !can_connect(pg->conninfo))
             return 0;
+        if (stop_signal_pending())
+            return 1;
         usleep(50 * 1000);
     }
     log_error("the PostgreSQL left running in %s did not stop within 60 s", pg->data_dir);
@@ -333,12 +360,6 @@ int pg_embedded_start(struct pg_embedded *pg, const char *data_dir)
         log_error("data folder \"%s\" is not a folder", pg->data_dir);
         return -1;
     }
-    if (access(version_file, F_OK) != 0 && !empty_folder(pg->data_dir)) {
-        log_error("data folder \"%s\" holds no PostgreSQL cluster and is not empty;"
-                  " not creating one there",
-                  pg->data_dir);
-        return -1;
-    }
     snprintf(pg->conninfo, sizeof pg->conninfo, "host=%s port=5432 dbname=postgres user=%s",
              pg->data_dir, PG_SUPERUSER);
     /* Another process owns the cluster: use it once it answers, or own it
@@ -357,9 +378,19 @@ int pg_embedded_start(struct pg_embedded *pg, const char *data_dir)
         }
         usleep(50 * 1000);
     }
-    if (can_connect(pg->conninfo) && stop_orphan(pg) != 0) {
+    /* Only the owner creates a cluster, so only it judges the folder:
+     * another process may be running initdb in it right now. */
+    if (access(version_file, F_OK) != 0 && !empty_folder(pg->data_dir)) {
+        log_error("data folder \"%s\" holds no PostgreSQL cluster and is not empty;"
+                  " not creating one there",
+                  pg->data_dir);
         release_owner_lock(pg);
         return -1;
+    }
+    int orphan = can_connect(pg->conninfo) ? stop_orphan(pg) : 0;
+    if (orphan != 0) {
+        release_owner_lock(pg);
+        return orphan;
     }
     if (find_bindir(pg->bindir, sizeof pg->bindir) != 0)
         return -1;
@@ -388,7 +419,7 @@ int pg_embedded_start(struct pg_embedded *pg, const char *data_dir)
         snprintf(prog, sizeof prog, "%s/initdb", pg->bindir);
         char *argv[] = {prog,         "-D", pg->data_dir, "-A",         "trust", "-U",
                         PG_SUPERUSER, "-E", "UTF8",       "--locale=C", NULL};
-        pid_t pid = spawn(argv, root, uid, gid, "/dev/null");
+        pid_t pid = spawn(argv, root, uid, gid, "/dev/null", true);
         int status = 0;
         if (pid < 0 || waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) ||
             WEXITSTATUS(status) != 0) {
@@ -402,7 +433,7 @@ int pg_embedded_start(struct pg_embedded *pg, const char *data_dir)
 
     snprintf(prog, sizeof prog, "%s/postgres", pg->bindir);
     char *argv[] = {prog, "-D", pg->data_dir, "-k", pg->data_dir, "-c", "listen_addresses=", NULL};
-    pg->pid = spawn(argv, root, uid, gid, log_path);
+    pg->pid = spawn(argv, root, uid, gid, log_path, false);
     if (pg->pid < 0) {
         log_error("could not start postgres: %s", strerror(errno));
         pg->pid = 0;

@@ -165,6 +165,69 @@ class Embedded(unittest.TestCase):
             b.stop()
             os.unlink(a.log.name)
 
+    def test_a_postmaster_pid_naming_another_process_is_not_signalled(self):
+        """The orphan is stopped only if the pid its postmaster.pid names
+        works in the data folder: here it names this test's own process."""
+        data = os.path.join(self.dir, "data")
+        a = harness.Ledgerd(data=data)
+        pid_file = os.path.join(data, "postmaster.pid")
+        with open(pid_file) as f:
+            lines = f.read().split("\n")
+        orphan = int(lines[0])
+        a.kill9()
+        os.unlink(a.log.name)
+        try:
+            with open(pid_file, "w") as f:
+                f.write("\n".join([str(os.getpid())] + lines[1:]))
+            p = subprocess.run([harness.LEDGERD, "--data", data, "--listen",
+                                "127.0.0.1:%d" % harness.free_port()],
+                               capture_output=True, text=True, timeout=60)
+            self.assertEqual(p.returncode, 1, p.stderr)
+            self.assertIn("names no process", p.stderr)
+            with open(pid_file, "w") as f:
+                f.write("\n".join(lines))
+            os.kill(orphan, 0)  # untouched
+            b = harness.Ledgerd(data=data, log_level="info")
+            self.assertIn("left running", b.read_log())
+            self.assertEqual(b.terminate(), 0, b.read_log())
+            os.unlink(b.log.name)
+            self.assertFalse(postgres_running(data))
+        finally:
+            try:
+                os.kill(orphan, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+    def test_sighup_is_ignored_when_started_ignoring_it(self):
+        # nohup: the signal it means to discard must not stop ledgerd.
+        port = harness.free_port()
+        p = subprocess.Popen([harness.LEDGERD, "--db", harness.cluster().conninfo, "--listen",
+                              "127.0.0.1:%d" % port], stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL,
+                             preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN))
+        try:
+            c = harness.Client(port, timeout=5)
+            deadline = time.time() + 60
+            while True:
+                try:
+                    if c.get("/healthz")[0] == 200:
+                        break
+                except OSError:
+                    c.close()
+                self.assertLess(time.time(), deadline)
+                time.sleep(0.1)
+            p.send_signal(signal.SIGHUP)
+            time.sleep(1)
+            self.assertIsNone(p.poll())
+            self.assertEqual(c.get("/healthz")[0], 200)
+            c.close()
+            p.send_signal(signal.SIGTERM)
+            self.assertEqual(p.wait(30), 0)
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+
     def test_a_folder_that_is_not_a_cluster_is_left_alone(self):
         # As root, a mistaken --data must not be given to the postgres user.
         junk = os.path.join(self.dir, "junk")
