@@ -9,6 +9,7 @@
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -97,6 +98,41 @@ static bool token_ok(const struct http_config *cfg, const char *header)
     return match != 0;
 }
 
+/* Refused tokens are logged, but at most once every AUTH_LOG_S seconds
+ * (with how many since), so that a client guessing tokens cannot flood
+ * the log; never the token itself. */
+#define AUTH_LOG_S 10
+
+static void log_refused_token(struct MHD_Connection *conn)
+{
+    static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+    static double last;
+    static long refused;
+    char addr[INET6_ADDRSTRLEN] = "?";
+    const union MHD_ConnectionInfo *info =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    if (info && info->client_addr) {
+        const struct sockaddr *sa = info->client_addr;
+        if (sa->sa_family == AF_INET)
+            inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, addr, sizeof addr);
+        else if (sa->sa_family == AF_INET6)
+            inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, addr, sizeof addr);
+    }
+    double now = now_s();
+    pthread_mutex_lock(&lock);
+    long n = ++refused;
+    bool due = last == 0 || now - last >= AUTH_LOG_S;
+    if (due) {
+        last = now;
+        refused = 0;
+    }
+    pthread_mutex_unlock(&lock);
+    if (due)
+        log_warn("refused %ld request(s) without a valid bearer token since the last such line"
+                 " (the latest from %s)",
+                 n, addr);
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version, const char *upload,
                                   size_t *upload_size, void **con_cls)
@@ -117,8 +153,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
          * before a byte of the body is read. */
         if (srv->cfg.n_tokens > 0 && strcmp(url, "/healthz") != 0 && strcmp(url, "/metrics") != 0 &&
             !token_ok(&srv->cfg, MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-                                                             MHD_HTTP_HEADER_AUTHORIZATION)))
+                                                             MHD_HTTP_HEADER_AUTHORIZATION))) {
+            log_refused_token(conn);
             return http_reply_error(r, STATUS_UNAUTHORIZED, "missing or unknown bearer token");
+        }
         const char *cl =
             MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
         if (cl && strtoull(cl, NULL, 10) > BODY_BYTES_MAX) {

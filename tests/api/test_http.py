@@ -590,6 +590,14 @@ class TokenFileTest(unittest.TestCase):
         # Nothing was created by the refused requests.
         status, resp = self.client("tok-alpha-123").get("/v1/accounts/tk.x")
         self.assertEqual(status, 404, resp)
+        # Logged at most once every 10 s (not once for each of these 54
+        # refusals), with the client's address, never a token.
+        log = self.ledgerd.read_log()
+        self.assertIn("without a valid bearer token", log)
+        self.assertIn("127.0.0.1", log)
+        self.assertLess(log.count("without a valid bearer token"), 10, log)
+        for token in ("tok-gamma-789", "tok-alpha-12", "tok-alpha-123"):
+            self.assertNotIn(token, log)
 
     def test_every_spelling_of_a_path_needs_a_token(self):
         # Only /healthz and /metrics, spelt exactly, are open; anything the
