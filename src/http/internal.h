@@ -61,6 +61,7 @@ typedef enum MHD_Result (*read_fn)(struct http_request *r, const char *id);
 struct http_request {
     struct http_server *srv;
     struct MHD_Connection *conn;
+    const char *method, *url; /* MHD's, valid for the request's life */
     double started;
     enum metrics_route route;
     enum request_phase phase;

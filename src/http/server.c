@@ -58,7 +58,9 @@ enum MHD_Result http_reply_text(struct http_request *r, int http_status, const c
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
     enum MHD_Result ret = MHD_queue_response(r->conn, (unsigned)http_status, resp);
     MHD_destroy_response(resp);
-    metrics_request(r->route, http_status, now_s() - r->started);
+    double seconds = now_s() - r->started;
+    metrics_request(r->route, http_status, seconds);
+    log_debug("%s %s: %d in %.3f ms", r->method, r->url, http_status, seconds * 1e3);
     r->answered = true;
     return ret;
 }
@@ -145,6 +147,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             return MHD_NO;
         r->srv = srv;
         r->conn = conn;
+        r->method = method;
+        r->url = url;
         r->started = now_s();
         r->route = ROUTE_OTHER;
         *con_cls = r;

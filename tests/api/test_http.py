@@ -498,6 +498,29 @@ class RobustnessTest(HttpTestCase):
         c.close()
 
 
+class AccessLogTest(unittest.TestCase):
+    def test_debug_logs_each_answer(self):
+        d = harness.Ledgerd(db=harness.cluster().conninfo, log_level="debug")
+        try:
+            c = d.client()
+            self.assertEqual(c.get("/healthz")[0], 200)
+            self.assertEqual(c.post("/v1/transfers", raw="{")[0], 400)
+            self.assertEqual(c.get("/v1/accounts/nobody.al")[0], 404)
+            c.close()
+            log = d.read_log()
+            self.assertRegex(log, r"GET /healthz: 200 in [0-9.]+ ms")
+            self.assertRegex(log, r"POST /v1/transfers: 400 in [0-9.]+ ms")
+            self.assertRegex(log, r"GET /v1/accounts/nobody\.al: 404 in [0-9.]+ ms")
+        finally:
+            d.stop()
+        quiet = harness.Ledgerd(db=harness.cluster().conninfo, log_level="info")
+        try:
+            self.assertEqual(quiet.client().get("/healthz")[0], 200)
+            self.assertNotIn("/healthz: 200", quiet.read_log())
+        finally:
+            quiet.stop()
+
+
 class TokenFileFormatTest(unittest.TestCase):
     """A token file that could not be read as written is refused at start."""
 
