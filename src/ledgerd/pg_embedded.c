@@ -278,11 +278,12 @@ static void release_owner_lock(struct pg_embedded *pg)
     pg->owner = false;
 }
 
-/* Stops a postgres that answers in the folder while no process owns it
- * (0; 1 if a stop signal came meanwhile; -1):
- * the one postmaster.pid names, once /proc shows it working in this folder
- * (a pid from another namespace, or reused, is not signalled). It is gone
- * when postmaster.pid is: a zombie nobody reaps still has its pid. */
+/* Stops a postgres that answers in the folder while no process owns it:
+ * the one its postmaster.pid names, if /proc shows that process working
+ * in this folder (a pid from another namespace, or reused, is not
+ * signalled). It is gone when postmaster.pid is, since a zombie that
+ * nobody reaps keeps its pid. Returns 0; 1 if a stop signal came
+ * meanwhile; -1. */
 static int stop_orphan(struct pg_embedded *pg)
 {
     char path[4200], proc[64], cwd[4096];
