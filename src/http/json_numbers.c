@@ -323,8 +323,9 @@ static bool real_exact(const char *s, size_t n)
         same = false; /* the fewest digits of any double are at most 17 */
     } else {
         char text[JW_REAL_TEXT_MAX + 8], shortest[JW_REAL_TEXT_MAX], b_digits[JW_REAL_TEXT_MAX];
-        /* 16 or 17 digits: the literal fits in text once trailing zeros
-         * and padding are gone, as "0.DIGITSe<exp>". */
+        /* 16 or 17 digits, or fewer at the edges of the range: the
+         * literal's value fits in text as "0.DIGITSe<exp>", and reads as
+         * the double jansson read. */
         int len = snprintf(text, sizeof text, "%s0.%.*se%lld", a.negative ? "-" : "",
                            (int)a.n_digits, a.digits, a.exp);
         size_t m = jw_real_text(strtod(text, NULL), shortest);
