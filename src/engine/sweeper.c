@@ -39,11 +39,8 @@ static void sweep_done(struct engine_request *r)
 static int sweep_once(struct engine *e, PGconn **conn, int64_t *planned_ns,
                       char (*ids)[ID_LEN_MAX + 1], struct engine_op *ops)
 {
-    enum store_ensure_result got = store_ensure(conn, e->conninfo);
-    if (got == STORE_CONN_DOWN)
+    if (store_ensure_reads(conn, e->conninfo) == STORE_CONN_DOWN)
         return 0;
-    if (got == STORE_CONN_NEW)
-        store_prepare_reads(*conn);
     store_refresh_plans(*conn, planned_ns);
     int n = store_due_pending(*conn, SWEEP_LIMIT, ids);
     if (n <= 0)

@@ -110,6 +110,17 @@ static void log_refused_token(struct MHD_Connection *conn)
     static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
     static double last;
     static long refused;
+    double now = now_s();
+    pthread_mutex_lock(&lock);
+    long n = ++refused;
+    bool due = last == 0 || now - last >= AUTH_LOG_S;
+    if (due) {
+        last = now;
+        refused = 0;
+    }
+    pthread_mutex_unlock(&lock);
+    if (!due)
+        return;
     char addr[INET6_ADDRSTRLEN] = "?";
     const union MHD_ConnectionInfo *info =
         MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
@@ -120,19 +131,9 @@ static void log_refused_token(struct MHD_Connection *conn)
         else if (sa->sa_family == AF_INET6)
             inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, addr, sizeof addr);
     }
-    double now = now_s();
-    pthread_mutex_lock(&lock);
-    long n = ++refused;
-    bool due = last == 0 || now - last >= AUTH_LOG_S;
-    if (due) {
-        last = now;
-        refused = 0;
-    }
-    pthread_mutex_unlock(&lock);
-    if (due)
-        log_warn("refused %ld request(s) without a valid bearer token since the last such line"
-                 " (the latest from %s)",
-                 n, addr);
+    log_warn("refused %ld request(s) without a valid bearer token since the last such line"
+             " (the latest from %s)",
+             n, addr);
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,

@@ -302,9 +302,7 @@ static int serve(const struct options *o)
     while ((sig = sigtimedwait(&sigs, NULL, &second)) <= 0)
         if (o->db == NULL)
             supervise(&pg, o->data, &sup);
-    log_info("received %s; shutting down", sig == SIGTERM  ? "SIGTERM"
-                                           : sig == SIGINT ? "SIGINT"
-                                                           : "SIGHUP");
+    log_info("received SIG%s; shutting down", sigabbrev_np(sig));
     http_quiesce(http);
     engine_stop(&engine); /* answers everything already queued */
     http_stop(http, 2000);

@@ -8,6 +8,7 @@
  * user (the data folder's owner, else "postgres", else a "ledgerd" system
  * user created for it).
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <glob.h>
@@ -17,7 +18,6 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <dirent.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/prctl.h>
@@ -134,11 +134,11 @@ static void grant_search_path(const char *data_dir, uid_t uid)
     }
 }
 
-/* fork + drop privileges + exec; stdout/stderr to log_path if given. */
-/* die_with_parent: initdb, which must not go on filling a folder that
- * its ledgerd, killed, no longer owns (the next owner would take a half-made
- * cluster for a whole one). postgres outlives a killed ledgerd on purpose:
- * the next owner stops it in order (stop_orphan). */
+/* fork + drop privileges + exec; stdout/stderr to log_path if given.
+ * die_with_parent: for initdb, which must not go on filling a folder that
+ * its ledgerd, killed, no longer owns (the next owner would take a
+ * half-made cluster for a whole one). postgres outlives a killed ledgerd
+ * on purpose: the next owner stops it in order (stop_orphan). */
 static pid_t spawn(char *const argv[], bool drop, uid_t uid, gid_t gid, const char *log_path,
                    bool die_with_parent)
 {

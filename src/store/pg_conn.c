@@ -152,10 +152,7 @@ PGconn *store_pool_get(struct store_pool *p)
     if (conn != NULL && PQstatus(conn) == CONNECTION_OK &&
         PQtransactionStatus(conn) != PQTRANS_IDLE)
         PQclear(PQexec(conn, "ROLLBACK"));
-    enum store_ensure_result got = store_ensure(&conn, p->conninfo);
-    bool ok = got != STORE_CONN_DOWN;
-    if (got == STORE_CONN_NEW)
-        store_prepare_reads(conn);
+    bool ok = store_ensure_reads(&conn, p->conninfo) != STORE_CONN_DOWN;
     if (ok)
         store_refresh_plans(conn, &p->planned_ns[slot]);
     pthread_mutex_lock(&p->lock);

@@ -19,8 +19,7 @@ static char *dup_or_null(const PGresult *res, int row, int col)
 }
 
 /* The read statements, prepared on each new connection of the pool and
- * of the sweeper (store_prepare_reads), so that their first use does not
- * make PostgreSQL log a missing statement. */
+ * of the sweeper (store_ensure_reads). */
 enum read_stmt { READ_ACCOUNT, READ_BALANCE_AT, READ_ENTRIES, READ_TRANSFER, READ_DUE_PENDING };
 static PGresult *exec_read(PGconn *conn, enum read_stmt which, const char *const *params);
 
@@ -227,14 +226,16 @@ static const struct {
     [READ_DUE_PENDING] = {"ledger_due_pending", SQL_DUE_PENDING, 1},
 };
 
-void store_prepare_reads(PGconn *conn)
+enum store_ensure_result store_ensure_reads(PGconn **conn, const char *conninfo)
 {
-    for (size_t i = 0; i < sizeof reads / sizeof reads[0]; i++)
-        PQclear(PQprepare(conn, reads[i].name, reads[i].sql, reads[i].n_params, NULL));
+    enum store_ensure_result got = store_ensure(conn, conninfo);
+    for (size_t i = 0; got == STORE_CONN_NEW && i < sizeof reads / sizeof reads[0]; i++)
+        PQclear(PQprepare(*conn, reads[i].name, reads[i].sql, reads[i].n_params, NULL));
+    return got;
 }
 
 /* Runs a read statement, preparing it on this connection if it is not yet
- * (SQLSTATE 26000): store_prepare_reads failed, or the connection was
+ * (SQLSTATE 26000): preparing them failed, or the connection was
  * made elsewhere. */
 static PGresult *exec_read(PGconn *conn, enum read_stmt which, const char *const *params)
 {

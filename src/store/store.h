@@ -42,9 +42,10 @@ enum store_ensure_result { STORE_CONN_DOWN, STORE_CONN_SAME, STORE_CONN_NEW };
 /* Makes *conn usable, replacing it if it broke or the server is closing
  * it. STORE_CONN_NEW: a new session, which has no prepared statements. */
 enum store_ensure_result store_ensure(PGconn **conn, const char *conninfo);
-/* Prepares the read queries on a new connection that will run them
- * (failures are left to their first use). */
-void store_prepare_reads(PGconn *conn);
+/* store_ensure for a connection that runs the read queries: a new one
+ * gets them prepared (a failure is left to their first use), so that no
+ * first use makes PostgreSQL log a missing statement. */
+enum store_ensure_result store_ensure_reads(PGconn **conn, const char *conninfo);
 
 /* Names the running server: its postmaster's start time, which differs
  * after a restart, a restore or a failover, that is whenever the journal
