@@ -147,9 +147,13 @@ static enum status transfer_check(const struct core_batch *b, const struct core_
     }
 
     /* available = balance - pending_out is a figure of the account like
-     * the others (unbounded accounts too): it must fit the i128 range. */
-    i128 available = plan->from_balance;
-    if (amount_sub(&available, plan->from_pending_out))
+     * the others (unbounded accounts too): it must fit the i128 range. So
+     * must balance + pending_in, what the credited account holds once its
+     * pending credits are posted: posting a reservation can then never
+     * overflow. */
+    i128 available = plan->from_balance, incoming = plan->to_balance;
+    if (amount_sub(&available, plan->from_pending_out) ||
+        amount_add(&incoming, plan->to_pending_in))
         return STATUS_AMOUNT_OVERFLOW;
     if (!from->min_unbounded && available < from->min_balance)
         return STATUS_INSUFFICIENT_FUNDS;

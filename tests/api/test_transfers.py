@@ -502,6 +502,21 @@ class TransferErrorsTest(LedgerTestCase):
                          (str(-(I128_MAX - 1)), "2", str(I128_MIN)))
         self.refused(422, "amount_overflow", w, y, 1, accounts=(w, y), what="posted, same bound")
 
+    def test_amount_overflow_of_incoming(self):
+        # balance + pending_in, what an account holds once its pending
+        # credits are posted, must fit too: a reservation accepted can
+        # always be posted in full.
+        w, a = self.world("w", "OVD"), self.acct("a", "OVD")
+        self.ok(w, a, str(I128_MAX - 10))
+        self.refused(422, "amount_overflow", w, a, 11, accounts=(w, a), pending=True,
+                     what="pending credit past 2^127-1")
+        p = self.ok(w, a, 10, pending=True)
+        self.refused(422, "amount_overflow", w, a, 1, accounts=(w, a),
+                     what="posted credit past balance + pending_in")
+        status, posted = self.c.post("/v1/transfers/%s/post" % p["id"], {})
+        self.assertEqual((status, posted["status"], posted["to_balance"]),
+                         (200, "posted", str(I128_MAX)))
+
     def test_seq_mismatch(self):
         w, a, b = self.world(), self.acct("a"), self.acct("b")
         self.ok(w, a, 100)  # w seq 1, a seq 1

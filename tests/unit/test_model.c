@@ -320,8 +320,9 @@ static enum status model_transfer(struct mt *m, const struct core_op *op, bool *
                    __builtin_add_overflow(to_balance, op->amount, &to_balance);
     if (overflow)
         return STATUS_AMOUNT_OVERFLOW;
-    i128 available;
-    if (__builtin_sub_overflow(from_balance, from_out, &available))
+    i128 available, incoming;
+    if (__builtin_sub_overflow(from_balance, from_out, &available) ||
+        __builtin_add_overflow(to_balance, to_in, &incoming))
         return STATUS_AMOUNT_OVERFLOW;
     if (!defs[op->from].unbounded && available < defs[op->from].min)
         return STATUS_INSUFFICIENT_FUNDS;

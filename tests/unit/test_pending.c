@@ -632,6 +632,47 @@ static void test_reservations_until_exhausted(void **state)
     assert_int_equal(f->b.n_entries, 12);
 }
 
+/* A pending credit counts against balance + pending_in, what the credited
+ * account holds once its reservations are posted, and so does a posted
+ * credit: whatever is reserved can then always be posted in full. */
+static void test_credit_reservations_near_the_top_of_the_range(void **state)
+{
+    struct fx *f = *state;
+    int issuer = fx_account(f, "USD", true, 0, 0);
+    int high = fx_account(f, "USD", false, 0, AMOUNT_MAX - 10);
+    static const struct {
+        i128 amount;
+        bool pending;
+        enum status want;
+    } rows[] = {
+        {11, true, STATUS_AMOUNT_OVERFLOW}, {6, true, STATUS_OK},
+        {5, true, STATUS_AMOUNT_OVERFLOW}, /* 4 left */
+        {5, false, STATUS_AMOUNT_OVERFLOW}, {4, true, STATUS_OK},
+        {1, false, STATUS_AMOUNT_OVERFLOW},
+    };
+    const int n = (int)(sizeof rows / sizeof rows[0]);
+    for (int i = 0; i < n; i++) {
+        struct core_op *op = fx_op(f, i, issuer, high, rows[i].amount);
+        op->pending = rows[i].pending;
+        fx_request(f, i, 1, false);
+    }
+    fx_run(f);
+    for (int i = 0; i < n; i++)
+        if (f->ops[i].status != rows[i].want)
+            fail_msg("credit %d: %s", i, status_code(f->ops[i].status));
+    assert_i128_equal(f->accounts[high].balance, AMOUNT_MAX - 10);
+    assert_i128_equal(f->accounts[high].pending_in, 10);
+
+    next_run(f);
+    struct core_op *op = fx_settle(f, OP_POST, 1, issuer, high);
+    assert_int_equal(run_one(f, op), STATUS_OK);
+    next_run(f);
+    op = fx_settle(f, OP_POST, 4, issuer, high);
+    assert_int_equal(run_one(f, op), STATUS_OK);
+    assert_i128_equal(f->accounts[high].balance, AMOUNT_MAX);
+    assert_i128_equal(f->accounts[high].pending_in, 0);
+}
+
 /* ---- settlement entries ---- */
 
 static void test_post_partial_entries(void **state)
@@ -1456,6 +1497,7 @@ int run_pending_tests(void)
         FX_TEST(test_replay_of_a_settled_creation),
         FX_TEST(test_reservation_counts_against_available),
         FX_TEST(test_reservations_until_exhausted),
+        FX_TEST(test_credit_reservations_near_the_top_of_the_range),
         FX_TEST(test_post_partial_entries),
         FX_TEST(test_void_and_expire_entries),
         FX_TEST(test_expire_deadline),
