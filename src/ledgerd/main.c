@@ -11,11 +11,13 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <grp.h>
 #include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -222,6 +224,30 @@ static void supervise(struct pg_embedded *pg, const char *data_dir, struct super
     s->backoff_s = s->backoff_s * 2 > 30 ? 30 : s->backoff_s * 2;
 }
 
+/* Started as root on the embedded cluster, ledgerd needs root only to
+ * bind its port and to set up the cluster's folder and user. Then it
+ * becomes the user that runs PostgreSQL, the folder's owner, who can
+ * still supervise, restart and stop it; the HTTP threads parse what
+ * clients send and should not do that as root. With --db it stays who it
+ * is: there the OS user may be the database identity (peer
+ * authentication, ~/.pgpass) for every reconnect. */
+static int drop_root(const char *data_dir)
+{
+    if (geteuid() != 0)
+        return 0;
+    struct stat st;
+    if (stat(data_dir, &st) != 0 || st.st_uid == 0) {
+        log_error("cannot tell which user to run as: %s is owned by root", data_dir);
+        return -1;
+    }
+    if (setgroups(0, NULL) != 0 || setgid(st.st_gid) != 0 || setuid(st.st_uid) != 0) {
+        log_error("could not leave root for uid %u: %s", (unsigned)st.st_uid, strerror(errno));
+        return -1;
+    }
+    log_info("running as uid %u, the owner of %s", (unsigned)st.st_uid, data_dir);
+    return 0;
+}
+
 static int serve(const struct options *o)
 {
     /* Few malloc arenas: request threads allocate and free large batch
@@ -293,6 +319,8 @@ static int serve(const struct options *o)
         store_pool_destroy(&pool);
         goto stop_pg;
     }
+    if (o->db == NULL && drop_root(o->data) != 0)
+        goto stop;
     bool v6 = strchr(host, ':') != NULL;
     log_info("listening on http://%s%s%s:%u", v6 ? "[" : "", host, v6 ? "]" : "", http_port(http));
 
@@ -303,11 +331,12 @@ static int serve(const struct options *o)
         if (o->db == NULL)
             supervise(&pg, o->data, &sup);
     log_info("received SIG%s; shutting down", sigabbrev_np(sig));
+    rc = 0;
+stop:
     http_quiesce(http);
     engine_stop(&engine); /* answers everything already queued */
     http_stop(http, 2000);
     store_pool_destroy(&pool);
-    rc = 0;
 stop_pg:
     pg_embedded_stop(&pg);
     free(conninfo);

@@ -23,6 +23,15 @@ def postgres_running(data_dir):
         return False
 
 
+def process_uids(pid):
+    """The real, effective, saved and file-system uids of a process."""
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("Uid:"):
+                return [int(x) for x in line.split()[1:]]
+    raise AssertionError("no Uid line for pid %d" % pid)
+
+
 class Embedded(unittest.TestCase):
     def setUp(self):
         self.dir = tempfile.mkdtemp(prefix="ledgerd-embedded-")
@@ -64,6 +73,11 @@ class Embedded(unittest.TestCase):
         d = harness.Ledgerd(data=data)
         try:
             c = d.client()
+            # Started as root, ledgerd serves as the cluster's user, which
+            # must still be able to start postgres again below.
+            owner = os.stat(data).st_uid if os.geteuid() == 0 else os.geteuid()
+            self.assertNotEqual(owner, 0)
+            self.assertEqual(process_uids(d.proc.pid), [owner] * 4)
             c.account("world", min_balance=None)
             c.account("a")
             self.assertEqual(c.transfer("before", "world", "a", 5)[0], 201)
