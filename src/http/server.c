@@ -79,15 +79,27 @@ enum MHD_Result http_reply_error(struct http_request *r, enum status s, const ch
     return http_reply_json(r, status_http(s), codec_error_body(s, message));
 }
 
+static bool blank(char c)
+{
+    return c == ' ' || c == '\t';
+}
+
 /* Constant-time in the token's content: every byte of every configured
- * token is compared whatever matches. */
+ * token is compared whatever matches. The scheme is case-insensitive and
+ * may be followed by more than one space (RFC 6750), and whitespace
+ * around a header's value is not part of it (RFC 9110). */
 static bool token_ok(const struct http_config *cfg, const char *header)
 {
-    static const char prefix[] = "Bearer "; /* the scheme is case-insensitive */
-    if (header == NULL || strncasecmp(header, prefix, sizeof prefix - 1) != 0)
+    static const char scheme[] = "Bearer";
+    if (header == NULL || strncasecmp(header, scheme, sizeof scheme - 1) != 0 ||
+        !blank(header[sizeof scheme - 1]))
         return false;
-    const char *given = header + sizeof prefix - 1;
+    const char *given = header + sizeof scheme - 1;
+    while (blank(*given))
+        given++;
     size_t given_len = strlen(given);
+    while (given_len > 0 && blank(given[given_len - 1]))
+        given_len--;
     unsigned match = 0;
     for (int t = 0; t < cfg->n_tokens; t++) {
         const char *tok = cfg->tokens[t];

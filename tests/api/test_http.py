@@ -658,6 +658,22 @@ class TokenFileTest(unittest.TestCase):
                                      headers={"Authorization": scheme + " TOK-ALPHA-123"})
             self.assert_unauthorized(status, resp, scheme + " with the token upper-cased")
 
+    def test_whitespace_around_the_token(self):
+        # RFC 6750 allows more than one space after the scheme; RFC 9110
+        # makes whitespace around a header's value no part of it.
+        for value in ("Bearer  tok-alpha-123", "Bearer\ttok-alpha-123", "Bearer tok-alpha-123 ",
+                      "Bearer tok-alpha-123\t", "bearer \t tok-alpha-123 \t "):
+            c = self.client()
+            status, resp = c.request("GET", "/v1/accounts/tk.none",
+                                     headers={"Authorization": value})
+            self.assertEqual(status, 404, (value, resp))
+        for value in ("Bearertok-alpha-123", "Bearer tok-alpha -123", "Bearer tok-alpha-123 x",
+                      "Bearer \t "):
+            c = self.client()
+            status, resp = c.request("GET", "/v1/accounts/tk.none",
+                                     headers={"Authorization": value})
+            self.assert_unauthorized(status, resp, repr(value))
+
     def test_either_token_works(self):
         alpha, beta = self.client("tok-alpha-123"), self.client("tok-beta-456")
         status, resp = alpha.post("/v1/accounts", {"id": "tk.w", "currency": "USD",
