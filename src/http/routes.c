@@ -161,6 +161,10 @@ static bool only_known_args(struct http_request *r, const char *const *allowed, 
             snprintf(bad, badlen, "unknown query parameter \"%.64s\"", r->arg_key[i]);
             return false;
         }
+        if (r->arg_value[i] == NULL) { /* "?limit": which limit is not ours to guess */
+            snprintf(bad, badlen, "query parameter \"%.64s\" has no value", r->arg_key[i]);
+            return false;
+        }
     }
     return true;
 }
@@ -500,8 +504,9 @@ static enum MHD_Result transfers_batch(struct http_request *r)
         ret = http_reply_error(r, STATUS_BATCH_TOO_LARGE, "a batch holds at most 8190 transfers");
         goto out;
     }
-    if (n == 0) {
-        ret = http_reply_error(r, STATUS_INVALID_REQUEST, "\"transfers\" is empty");
+    if (n == 0) { /* "up to 8,190" includes none: nothing to apply, nothing to answer */
+        char *text = strdup("{\"results\":[]}");
+        ret = text ? http_reply_text(r, 200, "application/json", text, strlen(text)) : MHD_NO;
         goto out;
     }
     r->is_batch = true;

@@ -217,6 +217,19 @@ class EntriesTest(HistoryTestCase):
             self.assertIn("query parameter", resp["message"], path)
         self.assertEqual(self.c.balance(a), 3)
 
+    def test_a_query_parameter_without_a_value(self):
+        """"?limit" names a parameter and gives it no value: refused, not
+        read as absent (which would answer about another page or time)."""
+        w, a = self.acct("w", None), self.acct("a")
+        self.fill(w, a, 3, "x")
+        for path, query in (("entries", "?limit"), ("entries", "?after_seq"),
+                            ("entries", "?limit=1&after_seq"), ("balance", "?at")):
+            status, resp = self.c.get("/v1/accounts/%s/%s%s" % (a, path, query))
+            self.assert_error(status, resp, 400, "invalid_request", query)
+            self.assertIn("has no value", resp["message"], query)
+        status, resp = self.c.get("/v1/accounts/%s/entries?limit=1&after_seq=1" % a)
+        self.assertEqual((status, [e["seq"] for e in resp["entries"]]), (200, [2]))
+
     def test_unknown_account(self):
         missing = self.uid("missing")
         status, resp = self.c.get("/v1/accounts/%s/entries" % missing)

@@ -786,6 +786,14 @@ class BatchTest(LedgerTestCase):
         self.assertEqual(self.get_account(a)["seq"], 0)
         self.assertEqual(self.get_account(w)["seq"], 0)
 
+    def test_empty_batch(self):
+        # "Up to 8,190 transfers" includes none: nothing applied, no results.
+        for atomic in (True, False):
+            status, resp = self.c.post("/v1/transfers/batch", {"transfers": [], "atomic": atomic})
+            self.assertEqual((status, resp), (200, {"results": []}), atomic)
+        status, resp = self.c.post("/v1/transfers/batch", {"transfers": []})
+        self.assertEqual((status, resp), (200, {"results": []}))
+
     def test_batch_size_limit(self):
         w, a = self.world(), self.acct("a")
         items = [self.item(self.uid("n%d" % i), w, a, 1) for i in range(8191)]
