@@ -108,7 +108,8 @@ static enum MHD_Result take_arg(void *cls, enum MHD_ValueKind kind, const char *
 {
     (void)kind;
     struct http_request *r = cls;
-    /* As C strings they would end early: "limit=5%00x" read as 5. */
+    /* %00 stays encoded (server.c, unescape), but a raw NUL byte would
+     * end a C string early: "limit=5<NUL>x" read as 5. */
     if (strlen(key) != key_size || (value != NULL && strlen(value) != value_size)) {
         r->nul_in_args = true;
         return MHD_NO;

@@ -148,6 +148,40 @@ static void log_refused_token(struct MHD_Connection *conn)
              n, addr);
 }
 
+static int hex_digit(char c)
+{
+    return c >= '0' && c <= '9'   ? c - '0'
+           : c >= 'a' && c <= 'f' ? c - 'a' + 10
+           : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                  : -1;
+}
+
+/* Decodes %XX escapes in paths and query parameters as libmicrohttpd
+ * does, except %00 and %2F, which stay as they are: decoded before
+ * routing, "/v1/transfers%00/x/post" would route as "/v1/transfers" and
+ * "/v1/accounts/a%2Fbalance" as a balance, so one path would have several
+ * spellings, and a proxy rule that lets one route through would let
+ * others. Left encoded, they are characters no id or route has. */
+static size_t unescape(void *cls, struct MHD_Connection *conn, char *s)
+{
+    (void)cls;
+    (void)conn;
+    char *w = s;
+    const char *p = s;
+    while (*p) {
+        int hi, lo;
+        if (p[0] == '%' && (hi = hex_digit(p[1])) >= 0 && (lo = hex_digit(p[2])) >= 0 &&
+            hi * 16 + lo != 0 && hi * 16 + lo != '/') {
+            *w++ = (char)(hi * 16 + lo);
+            p += 3;
+        } else {
+            *w++ = *p++;
+        }
+    }
+    *w = '\0';
+    return (size_t)(w - s);
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version, const char *upload,
                                   size_t *upload_size, void **con_cls)
@@ -301,7 +335,8 @@ struct http_server *http_start(const struct http_config *cfg, struct engine *eng
         MHD_OPTION_THREAD_POOL_SIZE, (unsigned)cfg->threads, MHD_OPTION_NOTIFY_COMPLETED,
         on_completed, s, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60, MHD_OPTION_CONNECTION_LIMIT,
         (unsigned)4096, MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)1024,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)8192, MHD_OPTION_END);
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)8192, MHD_OPTION_UNESCAPE_CALLBACK, unescape,
+        NULL, MHD_OPTION_END);
     if (s->daemon == NULL) {
         log_error("could not listen on %s:%u", host, cfg->port);
         readers_stop(&s->readers);

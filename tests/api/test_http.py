@@ -209,6 +209,35 @@ class RoutingTest(HttpTestCase):
         status, body = self.c.get("/v1/accounts/" + self.uid("b"))
         self.assertEqual(status, 404, body)
 
+    def test_escaped_nul_and_slash_route_nowhere(self):
+        # Decoded before routing, %00 would end the path early and %2F add
+        # a segment: another endpoint than the one the path spells.
+        w, a = self.uid("w"), self.uid("a")
+        self.c.account(w, min_balance=None)
+        self.c.account(a)
+        t = {"id": self.uid("t"), "from": w, "to": a, "amount": 1}
+        p = self.uid("p")
+        self.assertEqual(self.c.transfer(p, w, a, 5, pending=True)[0], 201)
+        cases = [("POST", "/v1/transfers%00/" + p + "/post", t),
+                 ("POST", "/v1/transfers/batch%00/void", {"transfers": [t]}),
+                 ("POST", "/v1/transfers%2F" + p + "/void", {}),
+                 ("GET", "/v1/accounts/%s%%2Fbalance" % a, None),
+                 ("GET", "/v1/accounts/%s%%00/entries" % a, None),
+                 ("GET", "/v1/accounts/%s%%00" % a, None),
+                 ("GET", "/healthz%00", None)]
+        for method, path, body in cases:
+            status, resp = self.c.request(method, path, body=body)
+            self.assertIn(status, (400, 404), (path, resp))
+            self.assert_json_error(status, resp)
+        self.assertEqual(self.c.balance(a), 0)
+        status, resp = self.c.get("/v1/transfers/" + p)
+        self.assertEqual((status, resp["status"]), (200, "pending"))
+        self.assertEqual(self.c.get("/v1/transfers/" + t["id"])[0], 404)
+        # Other escapes are decoded: %3A is an id's ':'.
+        self.c.account(self.uid("x:y"))
+        status, resp = self.c.get("/v1/accounts/" + self.uid("x%3Ay"))
+        self.assertEqual((status, resp.get("id")), (200, self.uid("x:y")))
+
     def test_wrong_methods_are_405_naming_the_allowed_one(self):
         cases = [("DELETE", "/v1/accounts/x"), ("PUT", "/v1/accounts"), ("GET", "/v1/accounts"),
                  ("PATCH", "/v1/transfers/x"), ("PUT", "/v1/transfers"), ("GET", "/v1/transfers"),
