@@ -460,6 +460,40 @@ class RobustnessTest(HttpTestCase):
                 pass
         return out
 
+    def test_a_request_is_applied_only_if_it_can_be_answered(self):
+        """libmicrohttpd builds an answer's head in the memory its request's
+        head left: a large head used to be applied and then left without
+        an answer. Now a head is applied and answered, refused with a JSON
+        431 and not applied, or (in a band just under the size where
+        libmicrohttpd refuses it itself) dropped without being applied."""
+        w, a = self.uid("w"), self.uid("a")
+        self.c.account(w, min_balance=None)
+        self.c.account(a)
+        cases = [("pad", n) for n in range(6000, 8300, 12)] + [("headers", n)
+                                                               for n in range(40, 130)]
+        outcomes = {}
+        for kind, n in cases:
+            tid = self.uid("%s-%d" % (kind, n))
+            body = json.dumps({"id": tid, "from": w, "to": a, "amount": 1}).encode()
+            extra = (b"X-Pad: " + b"x" * n + b"\r\n" if kind == "pad"
+                     else b"".join(b"X-%d: y\r\n" % i for i in range(n)))
+            out = self.raw_exchange(b"POST /v1/transfers HTTP/1.1\r\nHost: x\r\n" + extra +
+                                    b"Content-Length: %d\r\n\r\n" % len(body) + body)
+            status = int(out.split(b" ", 2)[1]) if out.startswith(b"HTTP/1.1 ") else None
+            applied = self.c.get("/v1/transfers/" + tid)[0] == 200
+            what = "%s %d: %r" % (kind, n, out[:200])
+            if applied:
+                self.assertEqual(status, 201, what)
+            else:
+                self.assertIn(status, (None, 431), what)
+            outcomes.setdefault(kind, set()).add(status)
+            if status == 431 and out.rstrip().endswith(b"}"):
+                outcomes[kind].add("json")
+        # Each kind went through all of: applied, refused in JSON.
+        for kind in ("pad", "headers"):
+            self.assertTrue({201, 431, "json"} <= outcomes[kind], (kind, outcomes[kind]))
+        self.assertEqual(self.c.get("/healthz")[0], 200)
+
     def test_garbage_bytes(self):
         for data in (b"\x00\xff\xfe garbage\r\n\r\n", b"GARBAGE\r\n\r\n",
                      b"GET /healthz HTTP/9.9\r\n\r\n", b"\r\n\r\n\r\n",

@@ -24,6 +24,7 @@ static const struct status_row expected[] = {
     {STATUS_UNAUTHORIZED, 5, "unauthorized", 401},
     {STATUS_NOT_FOUND, 6, "not_found", 404},
     {STATUS_METHOD_NOT_ALLOWED, 7, "method_not_allowed", 405},
+    {STATUS_HEAD_TOO_LARGE, 8, "invalid_request", 431},
     {STATUS_ID_CONFLICT, 10, "id_conflict", 409},
     {STATUS_SAME_ACCOUNT, 11, "same_account", 422},
     {STATUS_ACCOUNT_NOT_FOUND, 12, "account_not_found", 404},
