@@ -37,6 +37,7 @@ struct http_server {
      * still hold it). */
     bool closing;
     MHD_socket listen_fd;
+    size_t body_bytes; /* held by all requests' bodies (server.c, body_charge) */
 };
 
 enum request_phase {
@@ -67,8 +68,11 @@ struct http_request {
     enum request_phase phase;
     char *body;
     size_t body_len, body_cap;
-    bool body_too_large;
-    bool answered;     /* a response was queued early (413) */
+    size_t body_charged; /* of srv->body_bytes */
+    /* A body refused while it arrives: dropped unread, then answered. */
+    enum status body_refused; /* STATUS_OK, or BODY_TOO_LARGE or UNAVAILABLE */
+    size_t body_dropped;
+    bool answered;     /* a response was queued early (413, 503) */
     const char *allow; /* the method a 405 names in its Allow header */
 
     /* The query arguments, the first value of each key, taken on the HTTP

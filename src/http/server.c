@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/assert.h"
 #include "internal.h"
 #include "util/log.h"
 
@@ -211,6 +212,81 @@ static bool head_too_large(struct MHD_Connection *conn, const char *method, cons
     return bytes > MEMORY_POOL_BYTES - HEAD_ROOM_BYTES;
 }
 
+/* Bodies being received or waiting for their answer, all connections
+ * together: without a bound, 4,096 connections could each hold 16 MiB. A
+ * body that does not fit gets 503 with Retry-After, before a byte of it
+ * is read when its Content-Length gives its size. */
+#define BODIES_BYTES_MAX (128u << 20)
+/* A refused chunked body is read and dropped so that its answer can be
+ * sent once it ends (libmicrohttpd cannot answer while a body arrives);
+ * past this much, the connection is closed instead. */
+#define BODY_DROP_MAX BODY_BYTES_MAX
+
+static bool body_charge(struct http_request *r, size_t bytes)
+{
+    size_t *total = &r->srv->body_bytes;
+    if (__atomic_add_fetch(total, bytes, __ATOMIC_RELAXED) > BODIES_BYTES_MAX) {
+        __atomic_sub_fetch(total, bytes, __ATOMIC_RELAXED);
+        return false;
+    }
+    r->body_charged += bytes;
+    return true;
+}
+
+/* Room for need bytes of body, charged; false if the budget has none. */
+static bool body_reserve(struct http_request *r, size_t need)
+{
+    if (need <= r->body_cap)
+        return true;
+    /* Exactly what a Content-Length announces; doubling as chunks come. */
+    size_t cap = r->body_cap ? r->body_cap : need > 1024 ? need : 1024;
+    while (cap < need)
+        cap *= 2;
+    if (cap > BODY_BYTES_MAX + 1)
+        cap = BODY_BYTES_MAX + 1;
+    if (!body_charge(r, cap - r->body_cap))
+        return false;
+    char *b = realloc(r->body, cap);
+    LEDGER_ASSERT(b != NULL);
+    r->body = b;
+    r->body_cap = cap;
+    return true;
+}
+
+static enum MHD_Result body_refuse(struct http_request *r, enum status s)
+{
+    return http_reply_error(r, s,
+                            s == STATUS_BODY_TOO_LARGE
+                                ? "request body is larger than 16 MiB"
+                                : "too many request bodies are arriving at once; nothing was "
+                                  "applied; retry");
+}
+
+/* Takes n bytes of a body as they arrive; a body refused on the way is
+ * dropped. MHD_NO closes the connection. */
+static enum MHD_Result body_take(struct http_request *r, const char *data, size_t n)
+{
+    if (r->body_refused == STATUS_OK) {
+        if (r->body_len + n > BODY_BYTES_MAX)
+            r->body_refused = STATUS_BODY_TOO_LARGE;
+        else if (!body_reserve(r, r->body_len + n + 1))
+            r->body_refused = STATUS_UNAVAILABLE;
+        if (r->body_refused != STATUS_OK) {
+            free(r->body);
+            r->body = NULL;
+            r->body_len = r->body_cap = 0;
+        }
+    }
+    if (r->body_refused != STATUS_OK) {
+        r->body_dropped += n;
+        return r->body_dropped > BODY_DROP_MAX ? MHD_NO : MHD_YES;
+    }
+    memcpy(r->body + r->body_len, data, n);
+    r->body_len += n;
+    r->body[r->body_len] = '\0';
+    return MHD_YES;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version, const char *upload,
                                   size_t *upload_size, void **con_cls)
@@ -240,13 +316,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             log_refused_token(conn);
             return http_reply_error(r, STATUS_UNAUTHORIZED, "missing or unknown bearer token");
         }
+        /* Refused before a byte of the body is read. */
         const char *cl =
             MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-        if (cl && strtoull(cl, NULL, 10) > BODY_BYTES_MAX) {
-            /* Refused before a byte of the body is read. */
-            r->body_too_large = true;
-            return http_reply_error(r, STATUS_BODY_TOO_LARGE, "request body is larger than 16 MiB");
-        }
+        unsigned long long length = cl ? strtoull(cl, NULL, 10) : 0;
+        if (length > BODY_BYTES_MAX)
+            return body_refuse(r, STATUS_BODY_TOO_LARGE);
+        if (length > 0 && !body_reserve(r, (size_t)length + 1))
+            return body_refuse(r, STATUS_UNAVAILABLE);
         return MHD_YES;
     }
     if (r->answered) {
@@ -262,42 +339,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         r->kept_text = NULL;
         return http_reply_text(r, r->kept_status, r->kept_type, text, r->kept_len);
     }
-    if (r->body_too_large) {
-        /* A body without Content-Length (chunked) that outgrew the limit:
-         * libmicrohttpd cannot queue a response while upload data is being
-         * delivered, so the rest is discarded unread and the 413 goes out
-         * once the request has ended. */
-        if (*upload_size > 0) {
-            *upload_size = 0;
-            return MHD_YES;
-        }
-        return http_reply_error(r, STATUS_BODY_TOO_LARGE, "request body is larger than 16 MiB");
-    }
     if (*upload_size > 0) {
         size_t n = *upload_size;
         *upload_size = 0;
-        if (r->body_len + n > BODY_BYTES_MAX) {
-            r->body_too_large = true;
-            free(r->body);
-            r->body = NULL;
-            r->body_len = r->body_cap = 0;
-            return MHD_YES;
-        }
-        if (r->body_len + n + 1 > r->body_cap) {
-            size_t cap = r->body_cap ? r->body_cap : 1024;
-            while (cap < r->body_len + n + 1)
-                cap *= 2;
-            char *b = realloc(r->body, cap);
-            if (b == NULL)
-                return MHD_NO;
-            r->body = b;
-            r->body_cap = cap;
-        }
-        memcpy(r->body + r->body_len, upload, n);
-        r->body_len += n;
-        r->body[r->body_len] = '\0';
-        return MHD_YES;
+        return body_take(r, upload, n);
     }
+    if (r->body_refused != STATUS_OK)
+        return body_refuse(r, r->body_refused);
     (void)version;
 
     return routes_dispatch(r, method, url);
@@ -314,6 +362,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         return;
     routes_request_free(r);
     free(r->body);
+    __atomic_sub_fetch(&r->srv->body_bytes, r->body_charged, __ATOMIC_RELAXED);
     free(r);
     *con_cls = NULL;
 }

@@ -130,6 +130,66 @@ class BodyLimitTest(HttpTestCase):
         self.assertEqual(status, 404, resp)
         self.assert_healthy()
 
+    def test_a_chunked_body_far_over_the_limit_is_cut_off(self):
+        # Read and dropped so that its 413 can go out when it ends, but not
+        # for ever: past another 16 MiB the connection is closed.
+        chunk = b" " * (1 << 20)
+        sent = 0
+        with self.connect() as s:
+            s.sendall(b"POST /v1/accounts HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                      b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n")
+            try:
+                while sent < 200 << 20:
+                    s.sendall(b"%x\r\n" % len(chunk) + chunk + b"\r\n")
+                    sent += len(chunk)
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+        self.assertLess(sent, 64 << 20)
+        self.assert_healthy()
+
+    def test_bodies_arriving_at_once_share_a_budget(self):
+        """Each body may take 16 MiB, but all of them together 128 MiB: one
+        that does not fit is refused with 503 before it is read, applying
+        nothing, and fits again once others are done."""
+        w, a = self.uid("w"), self.uid("a")
+        self.c.account(w, min_balance=None)
+        self.c.account(a)
+        length = BODY_MAX - 4096
+        held = []
+        try:
+            for _ in range(8):  # 8 x (16 MiB - 4 KiB) leave 32 KiB of 128 MiB
+                s = self.connect()
+                s.sendall(b"POST /v1/transfers HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                          b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n{"
+                          % length)
+                held.append(s)
+            time.sleep(0.3)
+            t = json.dumps({"id": self.uid("t"), "from": w, "to": a, "amount": 5}).encode()
+            padded = t[:-1] + b" " * (2 << 20) + b"}"
+            with self.connect() as s:
+                s.sendall(b"POST /v1/transfers HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                          b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n"
+                          % len(padded))
+                status, headers, body = read_response(s, timeout=10)
+            self.assertEqual(status, 503, body)
+            self.assert_json_error(status, json.loads(body), "unavailable")
+            self.assertEqual(headers.get("retry-after"), "1")
+            # A small body still fits in what is left.
+            status, resp = self.c.transfer(self.uid("small"), w, a, 1)
+            self.assertEqual(status, 201, resp)
+        finally:
+            for s in held:
+                s.close()
+        self.assertEqual(self.c.get("/v1/transfers/" + self.uid("t"))[0], 404)
+        deadline = time.time() + 10
+        while True:
+            status, resp = self.c.post("/v1/transfers", raw=padded)
+            if status != 503 or time.time() > deadline:
+                break
+            time.sleep(0.1)
+        self.assertEqual(status, 201, resp)
+        self.assertEqual(self.c.balance(a), 6)
+
     def test_small_chunked_body_is_accepted(self):
         id = self.uid("acct")
         body = json.dumps({"id": id, "currency": "USD"}).encode()
