@@ -19,7 +19,6 @@
  */
 #include <errno.h>
 #include <limits.h>
-#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +29,7 @@
 #include "core/assert.h"
 #include "engine.h"
 #include "util/log.h"
+#include "util/mem.h"
 #include "metrics.h"
 #include "queue.h"
 #include "store/store.h"
@@ -134,20 +134,11 @@ static void batch_carve(struct batch *b, struct batch_mem *m)
     b->seq_before = mem_take(m, 2 * n, sizeof *b->seq_before);
 }
 
-/* One trim at a time: glibc's malloc_trim sets its allocator up on first
- * use without a lock when the process never called glibc's malloc, as
- * under AddressSanitizer, whose allocator stands in for it. Two committers
- * going idle together then walked an arena half set up (a SEGV in mtrim,
- * seen in CI). */
-static pthread_mutex_t trim_lock = PTHREAD_MUTEX_INITIALIZER;
-
 static void batch_mem_release(struct batch_mem *m)
 {
     free(m->block);
     memset(m, 0, sizeof *m);
-    pthread_mutex_lock(&trim_lock);
-    malloc_trim(0);
-    pthread_mutex_unlock(&trim_lock);
+    mem_trim();
 }
 
 static void batch_init(struct batch *b, struct engine_request *list, struct batch_mem *m)

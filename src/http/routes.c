@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "json_budget.h"
 #include "json_numbers.h"
 #include "core/apply.h"
 #include "internal.h"
@@ -64,16 +65,27 @@ static json_t *parse_body(struct http_request *r, struct codec_error *err)
         snprintf(err->message, sizeof err->message, "request body is empty");
         return NULL;
     }
-    json_t *root = json_loadb(r->body, r->body_len, JSON_REJECT_DUPLICATES, &jerr);
+    enum json_budget_result over;
+    json_t *root = json_budget_loadb(r->body, r->body_len, JSON_REJECT_DUPLICATES, &jerr, &over);
     bool requoted = false;
     if (root == NULL && json_error_code(&jerr) == json_error_numeric_overflow) {
         size_t len;
         char *quoted = json_numbers_quote_amounts(r->body, r->body_len, &len);
         if (quoted) {
-            root = json_loadb(quoted, len, JSON_REJECT_DUPLICATES, &jerr);
+            root = json_budget_loadb(quoted, len, JSON_REJECT_DUPLICATES, &jerr, &over);
             requoted = true;
             free(quoted);
         }
+    }
+    if (root == NULL && over != JSON_BUDGET_OK) {
+        err->status = over == JSON_BUDGET_BUSY ? STATUS_UNAVAILABLE : STATUS_INVALID_REQUEST;
+        snprintf(err->message, sizeof err->message, "%s",
+                 over == JSON_BUDGET_BUSY
+                     ? "other requests' JSON holds the memory this one needs; nothing was "
+                       "applied; retry"
+                     : "the body holds too many JSON values to read (they would take more than "
+                       "384 MiB)");
+        return NULL;
     }
     if (root == NULL) {
         err->status = STATUS_INVALID_REQUEST;
@@ -217,7 +229,7 @@ static enum MHD_Result accounts_create(struct http_request *r, const char *no_id
     struct codec_error err;
     json_t *root = parse_body(r, &err);
     if (root == NULL)
-        return http_reply_error(r, STATUS_INVALID_REQUEST, err.message);
+        return http_reply_error(r, err.status, err.message);
     struct store_account in, out;
     memset(&out, 0, sizeof out);
     bool ok = codec_parse_account(root, &in, &err);

@@ -20,6 +20,7 @@
 
 #include "core/assert.h"
 #include "internal.h"
+#include "json_budget.h"
 #include "util/log.h"
 
 static double now_s(void)
@@ -370,6 +371,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 struct http_server *http_start(const struct http_config *cfg, struct engine *engine,
                                struct store_pool *pool)
 {
+    json_budget_init();
     struct http_server *s = calloc(1, sizeof *s);
     if (s == NULL)
         return NULL;

@@ -554,6 +554,36 @@ class RobustnessTest(HttpTestCase):
             self.assertTrue({201, 431, "json"} <= outcomes[kind], (kind, outcomes[kind]))
         self.assertEqual(self.c.get("/healthz")[0], 200)
 
+    def rss_mb(self):
+        with open("/proc/%d/status" % self.ledgerd.proc.pid) as f:
+            return int(f.read().split("VmRSS:")[1].split()[0]) // 1024
+
+    def test_json_that_takes_too_much_memory_to_read(self):
+        """16 MiB of empty objects took jansson about 1.1 GB to read before
+        the batch was found too long. Reading is now bounded (384 MiB per
+        body): refused with 400, and the memory is given back."""
+        flood = b'{"transfers":[' + b"{}," * ((BODY_MAX - 20) // 3) + b"{}]}"
+        self.assertLessEqual(len(flood), BODY_MAX)
+        status, resp = self.c.post("/v1/transfers/batch", raw=flood)
+        self.assert_json_error(status, resp, "invalid_request")
+        self.assertEqual(status, 400)
+        self.assertIn("too many JSON values", resp["message"])
+        if "ASAN_OPTIONS" not in os.environ:  # ASan holds freed memory in quarantine
+            self.assertLess(self.rss_mb(), 150)
+        # Within the bound: the largest batch, each item with 1.7 KB of
+        # one-digit metadata members (about 20 times its text in jansson's values),
+        # is read and judged (here: no such accounts).
+        meta = {"k%d" % i: i % 10 for i in range(220)}
+        items = [{"id": "%s.%d" % (self.uid(), i), "from": "nobody", "to": "no-one",
+                  "amount": 1, "metadata": meta} for i in range(8190)]
+        body = json.dumps({"transfers": items}, separators=(",", ":")).encode()
+        self.assertGreater(len(body), 12 << 20)
+        self.assertLessEqual(len(body), BODY_MAX)
+        status, resp = self.c.post("/v1/transfers/batch", raw=body)
+        self.assertEqual(status, 200, str(resp)[:300])
+        self.assertEqual({r["error"] for r in resp["results"]}, {"account_not_found"})
+        self.assert_healthy()
+
     def test_garbage_bytes(self):
         for data in (b"\x00\xff\xfe garbage\r\n\r\n", b"GARBAGE\r\n\r\n",
                      b"GET /healthz HTTP/9.9\r\n\r\n", b"\r\n\r\n\r\n",
