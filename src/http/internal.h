@@ -15,6 +15,8 @@
 struct http_request;
 
 #define READERS_MAX 32
+/* Reads waiting for a reader; more get 503 (readers.c). */
+#define READS_QUEUED_MAX 512
 
 /* The reader threads and the requests waiting for them (readers.c). */
 struct readers {
@@ -23,6 +25,7 @@ struct readers {
     pthread_mutex_t lock;
     pthread_cond_t wake;
     struct http_request *head, *tail;
+    int queued;
     bool stopping;
 };
 
@@ -116,9 +119,9 @@ void routes_request_free(struct http_request *r);
 
 /* Starts n reader threads. */
 int readers_start(struct readers *q, int n);
-/* Queues a suspended request whose read and read_id are set; false once
- * stopping. */
-bool readers_submit(struct readers *q, struct http_request *r);
+enum readers_submit_result { READ_QUEUED, READ_STOPPING, READ_QUEUE_FULL };
+/* Queues a suspended request whose read and read_id are set. */
+enum readers_submit_result readers_submit(struct readers *q, struct http_request *r);
 /* Answers what is still queued 503 unrun, lets the running reads finish,
  * and joins the readers. */
 void readers_stop(struct readers *q);

@@ -637,10 +637,14 @@ static enum MHD_Result defer_read(struct http_request *r, read_fn fn, const char
     snprintf(r->read_id, sizeof r->read_id, "%.*s", ID_LEN_MAX, id ? id : "");
     r->phase = PHASE_READ_QUEUED;
     MHD_suspend_connection(r->conn);
-    if (!readers_submit(&r->srv->readers, r)) {
+    enum readers_submit_result queued = readers_submit(&r->srv->readers, r);
+    if (queued != READ_QUEUED) {
         r->phase = PHASE_READING;
         MHD_resume_connection(r->conn);
-        return http_reply_error(r, STATUS_UNAVAILABLE, SHUTTING_DOWN_MESSAGE);
+        return http_reply_error(r, STATUS_UNAVAILABLE,
+                                queued == READ_STOPPING
+                                    ? SHUTTING_DOWN_MESSAGE
+                                    : "too many reads are waiting; nothing was applied; retry");
     }
     return MHD_YES;
 }

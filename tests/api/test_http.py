@@ -401,6 +401,79 @@ class SlowReadTest(HttpTestCase):
         text = self.c.get("/metrics")[1]
         return int(re.search(r"(?m)^ledgerd_queued_transfers (\d+)$", text).group(1))
 
+    def raw_get(self, path):
+        s = self.connect()
+        s.sendall(b"GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n" % path.encode())
+        return s
+
+    def answered_now(self, socks, seconds):
+        """The sockets that got an answer within seconds: {sock: (status, body)}."""
+        import select
+        got, deadline = {}, time.time() + seconds
+        while time.time() < deadline and len(got) < len(socks):
+            ready, _, _ = select.select([s for s in socks if s not in got], [], [], 0.2)
+            for s in ready:
+                status, _, body = read_response(s)
+                got[s] = (status, body)
+        return got
+
+    def answered_total(self, route, status):
+        text = self.c.get("/metrics")[1]
+        m = re.search(r'(?m)^ledgerd_http_requests_total\{route="%s",status="%d"\} (\d+)$'
+                      % (re.escape(route), status), text)
+        return int(m.group(1)) if m else 0
+
+    def test_the_read_queue_is_bounded(self):
+        """Four reads wait in the database (one per reader), 512 wait for a
+        reader; any more are answered 503 at once, not queued."""
+        a = self.uid("a")
+        self.c.account(a)
+        path = "/v1/accounts/" + a
+        socks = []
+        try:
+            with self.accounts_locked() as locker:
+                socks += [self.raw_get(path) for _ in range(4)]
+                self.wait_for_lock_waiters(4)
+                socks += [self.raw_get(path) for _ in range(512 + 20)]
+                early = self.answered_now(socks, 5)
+                self.assertEqual(len(early), 20)
+                for status, body in early.values():
+                    self.assertEqual(status, 503)
+                    self.assertIn("too many reads are waiting", json.loads(body)["message"])
+                self.unlock(locker)
+            rest = [s for s in socks if s not in early]
+            late = self.answered_now(rest, 60)
+            self.assertEqual(len(late), 516)
+            self.assertEqual({status for status, _ in late.values()}, {200})
+        finally:
+            for s in socks:
+                s.close()
+
+    def test_reads_of_clients_gone_are_not_run(self):
+        """A read whose client reset its connection while it waited for a
+        reader is dropped, not run."""
+        import struct
+        a = self.uid("a")
+        self.c.account(a)
+        path = "/v1/accounts/" + a
+        before = self.answered_total("GET /v1/accounts/{id}", 200)
+        with self.accounts_locked() as locker:
+            held = [self.raw_get(path) for _ in range(4)]
+            self.wait_for_lock_waiters(4)
+            for _ in range(300):
+                s = self.raw_get(path)
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                s.close()
+            time.sleep(0.5)
+            self.unlock(locker)
+        got = self.answered_now(held, 30)
+        self.assertEqual({status for status, _ in got.values()}, {200})
+        self.assertEqual(len(got), 4)
+        for s in held:
+            s.close()
+        self.assertEqual(self.c.get(path)[0], 200)
+        self.assertEqual(self.answered_total("GET /v1/accounts/{id}", 200) - before, 5)
+
     def test_metrics_show_the_write_queue(self):
         """ledgerd_queued_transfers counts the transfers waiting behind the
         batch in flight (held here by a lock on the accounts)."""
