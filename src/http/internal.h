@@ -76,6 +76,7 @@ struct http_request {
     enum status body_refused; /* STATUS_OK, or BODY_TOO_LARGE or UNAVAILABLE */
     size_t body_dropped;
     bool answered;     /* a response was queued early (413, 503) */
+    bool close;        /* the connection cannot carry another request */
     const char *allow; /* the method a 405 names in its Allow header */
 
     /* The query arguments, the first value of each key, taken on the HTTP

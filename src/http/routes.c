@@ -700,7 +700,9 @@ enum MHD_Result routes_dispatch(struct http_request *r, const char *method, cons
 {
     char seg[4][ID_LEN_MAX + 2];
     int n = split_path(url, seg, 4);
-    bool get = strcmp(method, "GET") == 0, post = strcmp(method, "POST") == 0;
+    /* HEAD is GET without the body, which libmicrohttpd leaves out (RFC 9110, 9.3.2). */
+    bool get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
+    bool post = strcmp(method, "POST") == 0;
     MHD_get_connection_values_n(r->conn, MHD_GET_ARGUMENT_KIND, take_arg, r);
 
     if (n == 1 && strcmp(seg[0], "healthz") == 0) {

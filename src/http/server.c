@@ -56,7 +56,7 @@ enum MHD_Result http_reply_text(struct http_request *r, int http_status, const c
     /* A client keeps a keep-alive connection for its next request; told
      * to close it, it opens a new one, which the shut listener refuses,
      * instead of sending on one that MHD_stop_daemon will reset. */
-    if (__atomic_load_n(&r->srv->closing, __ATOMIC_RELAXED))
+    if (r->close || __atomic_load_n(&r->srv->closing, __ATOMIC_RELAXED))
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
     enum MHD_Result ret = MHD_queue_response(r->conn, (unsigned)http_status, resp);
     MHD_destroy_response(resp);
@@ -205,6 +205,35 @@ static enum MHD_Result add_head_value(void *cls, enum MHD_ValueKind kind, const 
     return MHD_YES;
 }
 
+struct lengths {
+    const char *first;
+    bool differ;
+};
+
+static enum MHD_Result compare_length(void *cls, enum MHD_ValueKind kind, const char *key,
+                                      const char *value)
+{
+    (void)kind;
+    struct lengths *l = cls;
+    if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) != 0)
+        return MHD_YES;
+    if (l->first == NULL)
+        l->first = value;
+    else if (strcmp(l->first, value) != 0)
+        l->differ = true;
+    return MHD_YES;
+}
+
+/* Two different Content-Lengths: libmicrohttpd goes by the first, a proxy
+ * in front may go by another, and then the rest of the body would be read
+ * as another request (RFC 9112, 6.3: an unrecoverable error). */
+static bool lengths_differ(struct MHD_Connection *conn)
+{
+    struct lengths l = {0};
+    MHD_get_connection_values(conn, MHD_HEADER_KIND, compare_length, &l);
+    return l.differ;
+}
+
 static bool head_too_large(struct MHD_Connection *conn, const char *method, const char *url)
 {
     size_t bytes = strlen(method) + strlen(url) + sizeof " HTTP/1.1\r\n\r\n";
@@ -316,6 +345,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                                                              MHD_HTTP_HEADER_AUTHORIZATION))) {
             log_refused_token(conn);
             return http_reply_error(r, STATUS_UNAUTHORIZED, "missing or unknown bearer token");
+        }
+        if (lengths_differ(conn)) {
+            r->close = true;
+            return http_reply_error(r, STATUS_INVALID_REQUEST,
+                                    "the request has different Content-Length headers");
         }
         /* Refused before a byte of the body is read. */
         const char *cl =

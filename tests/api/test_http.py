@@ -657,6 +657,64 @@ class RobustnessTest(HttpTestCase):
         self.assertEqual({r["error"] for r in resp["results"]}, {"account_not_found"})
         self.assert_healthy()
 
+    def test_different_content_lengths_are_refused(self):
+        """libmicrohttpd goes by the first Content-Length; a proxy may go by
+        the last, and the rest of the body would then be read as a request
+        of its own (RFC 9112, 6.3). Refused, and the connection closed."""
+        for what in ("short first", "long first"):
+            id = self.uid(what.replace(" ", "-"))
+            body = json.dumps({"id": id, "currency": "USD"}).encode()
+            lengths = (3, len(body)) if what == "short first" else (len(body), 3)
+            out = self.raw_exchange_all(
+                b"POST /v1/accounts HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n"
+                b"Content-Length: %d\r\n\r\n" % lengths + body +
+                b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            self.assertTrue(out.startswith(b"HTTP/1.1 400 "), (what, out))
+            self.assertEqual(out.count(b"HTTP/1.1 "), 1, (what, out))
+            self.assertIn(b'"invalid_request"', out)
+            self.assertEqual(self.c.get("/v1/accounts/" + id)[0], 404, what)
+        # The same length twice is one length.
+        id = self.uid("same")
+        body = json.dumps({"id": id, "currency": "USD"}).encode()
+        out = self.raw_exchange_all(b"POST /v1/accounts HTTP/1.1\r\nHost: x\r\nContent-Length: %d"
+                                    b"\r\nContent-Length: %d\r\nConnection: close\r\n\r\n"
+                                    % (len(body), len(body)) + body)
+        self.assertTrue(out.startswith(b"HTTP/1.1 201 "), out)
+
+    def raw_exchange_all(self, data, seconds=3):
+        """Sends raw bytes; returns everything that comes back until close or
+        seconds of silence."""
+        out = b""
+        with self.connect() as s:
+            s.sendall(data)
+            s.settimeout(seconds)
+            try:
+                while True:
+                    chunk = s.recv(65536)
+                    if not chunk:
+                        break
+                    out += chunk
+            except (socket.timeout, ConnectionResetError):
+                pass
+        return out
+
+    def test_head_is_get_without_a_body(self):
+        a = self.uid("a")
+        self.c.account(a)
+        for path in ("/healthz", "/metrics", "/v1/accounts/" + a, "/v1/accounts/%s/entries" % a,
+                     "/v1/accounts/%s/balance" % a):
+            out = self.raw_exchange_all(b"HEAD %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                                        b"\r\n" % path.encode())
+            head, _, body = out.partition(b"\r\n\r\n")
+            self.assertTrue(head.startswith(b"HTTP/1.1 200 "), (path, out))
+            self.assertEqual(body, b"", path)
+        out = self.raw_exchange_all(b"HEAD /v1/accounts/%s.none HTTP/1.1\r\nHost: x\r\n"
+                                    b"Connection: close\r\n\r\n" % a.encode())
+        self.assertTrue(out.startswith(b"HTTP/1.1 404 "), out)
+        out = self.raw_exchange_all(b"HEAD /v1/transfers HTTP/1.1\r\nHost: x\r\n"
+                                    b"Connection: close\r\n\r\n")
+        self.assertTrue(out.startswith(b"HTTP/1.1 405 "), out)
+
     def test_garbage_bytes(self):
         for data in (b"\x00\xff\xfe garbage\r\n\r\n", b"GARBAGE\r\n\r\n",
                      b"GET /healthz HTTP/9.9\r\n\r\n", b"\r\n\r\n\r\n",
