@@ -66,11 +66,13 @@ api: $(BUILD)/ledgerd $(BUILD)/ledgerctl
 # test_ahead.py and test_concurrency.py are in for the committer's two
 # links and the account cache, whose tests wait for what they need. Any
 # report fails the run, including leaks found when the tests stop ledgerd.
+# The report folder is writable by all: a ledgerd started as root on an
+# embedded cluster writes its reports as the cluster's user.
 ASAN_TESTS := test_accounts.py test_ahead.py test_concurrency.py test_cost.py test_fuzz.py \
               test_history.py test_http.py test_large_batch.py test_pending.py test_transfers.py
 
 api-asan: $(BUILD)/ledgerd-asan $(BUILD)/ledgerctl
-	rm -rf $(BUILD)/asan && mkdir -p $(BUILD)/asan
+	rm -rf $(BUILD)/asan && mkdir -p $(BUILD)/asan && chmod 1777 $(BUILD)/asan
 	@ASAN_OPTIONS=log_path=$(CURDIR)/$(BUILD)/asan/report \
 	UBSAN_OPTIONS=print_stacktrace=1:log_path=$(CURDIR)/$(BUILD)/asan/report \
 	    python3 tests/api/run.py --ledgerd $(BUILD)/ledgerd-asan $(ASAN_TESTS); status=$$?; \
