@@ -18,7 +18,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "core/assert.h"
 #include "internal.h"
 #include "json_budget.h"
 #include "util/log.h"
@@ -277,10 +276,23 @@ static bool body_reserve(struct http_request *r, size_t need)
     if (!body_charge(r, cap - r->body_cap))
         return false;
     char *b = realloc(r->body, cap);
-    LEDGER_ASSERT(b != NULL);
+    if (b == NULL) {
+        __atomic_sub_fetch(&r->srv->body_bytes, cap - r->body_cap, __ATOMIC_RELAXED);
+        r->body_charged -= cap - r->body_cap;
+        return false;
+    }
     r->body = b;
     r->body_cap = cap;
     return true;
+}
+
+static void body_free(struct http_request *r)
+{
+    free(r->body);
+    r->body = NULL;
+    r->body_len = r->body_cap = 0;
+    __atomic_sub_fetch(&r->srv->body_bytes, r->body_charged, __ATOMIC_RELAXED);
+    r->body_charged = 0;
 }
 
 static enum MHD_Result body_refuse(struct http_request *r, enum status s)
@@ -301,11 +313,8 @@ static enum MHD_Result body_take(struct http_request *r, const char *data, size_
             r->body_refused = STATUS_BODY_TOO_LARGE;
         else if (!body_reserve(r, r->body_len + n + 1))
             r->body_refused = STATUS_UNAVAILABLE;
-        if (r->body_refused != STATUS_OK) {
-            free(r->body);
-            r->body = NULL;
-            r->body_len = r->body_cap = 0;
-        }
+        if (r->body_refused != STATUS_OK)
+            body_free(r);
     }
     if (r->body_refused != STATUS_OK) {
         r->body_dropped += n;
@@ -396,8 +405,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     if (r == NULL)
         return;
     routes_request_free(r);
-    free(r->body);
-    __atomic_sub_fetch(&r->srv->body_bytes, r->body_charged, __ATOMIC_RELAXED);
+    body_free(r);
     free(r);
     *con_cls = NULL;
 }
