@@ -429,22 +429,19 @@ enum status core_check_amount(enum amount_parse_result parsed, i128 amount)
 
 bool core_entries_balanced(const struct core_batch *b)
 {
-    i128 amount_sum = 0, pending_sum = 0;
-    for (int i = 0; i < b->n_entries; i++) {
-        const struct core_entry *e = &b->entries[i];
-        /* Entries come in debit/credit pairs of one transfer. */
-        if (amount_add(&amount_sum, e->amount))
-            return false;
-        if (i % 2 == 0) {
-            if (amount_add(&pending_sum, e->pending_change))
-                return false;
-        } else if (amount_sub(&pending_sum, e->pending_change)) {
-            return false;
-        }
-        if (i % 2 == 1 && e->transfer != b->entries[i - 1].transfer)
+    if (b->n_entries % 2 != 0)
+        return false;
+    /* Entries come in debit/credit pairs of one transfer: the amounts of a
+     * pair cancel, and its pending changes are equal (pending_out of the
+     * debited account and pending_in of the credited one move together). */
+    for (int i = 0; i < b->n_entries; i += 2) {
+        const struct core_entry *debit = &b->entries[i], *credit = &b->entries[i + 1];
+        i128 sum = debit->amount;
+        if (debit->transfer != credit->transfer || amount_add(&sum, credit->amount) || sum != 0 ||
+            debit->pending_change != credit->pending_change)
             return false;
     }
-    return b->n_entries % 2 == 0 && amount_sum == 0 && pending_sum == 0;
+    return true;
 }
 
 bool core_account_spec_equal(const struct core_account_spec *a, const struct core_account_spec *b,

@@ -21,7 +21,8 @@ void core_apply_batch(struct core_batch *b);
 /* SPEC section 3: an amount is an integer > 0 and < 2^127. */
 enum status core_check_amount(enum amount_parse_result parsed, i128 amount);
 
-/* Pair assertion for the engine: every created entry set nets to zero. */
+/* Pair assertion for the engine: the entries come in pairs, one per
+ * transfer, whose amounts net to zero and whose pending changes match. */
 bool core_entries_balanced(const struct core_batch *b);
 
 /* What an account creation asks for, compared for idempotent creation. */

@@ -121,6 +121,20 @@ static void test_cost_currencies(void **state)
     b.n_cost_currencies = 0;
     assert_false(core_account_spec_equal(&a, &b, true));
     assert_false(core_account_spec_equal(&b, &a, true));
+    /* Sets of the same size that differ only in their first member. */
+    static const char *const eur[] = {"EUR"};
+    static const char *const gbp_eur[] = {"GBP", "EUR"};
+    a.cost_currencies = usd;
+    a.n_cost_currencies = 1;
+    b.cost_currencies = eur;
+    b.n_cost_currencies = 1;
+    assert_false(core_account_spec_equal(&a, &b, true));
+    assert_false(core_account_spec_equal(&b, &a, true));
+    a = base();
+    b.cost_currencies = gbp_eur;
+    b.n_cost_currencies = 2;
+    assert_false(core_account_spec_equal(&a, &b, true));
+    assert_false(core_account_spec_equal(&b, &a, true));
 }
 
 int run_account_spec_tests(void)

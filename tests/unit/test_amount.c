@@ -191,6 +191,8 @@ static void test_parse_exact_len(void **state)
                 "2",
                 3, AMOUNT_PARSE_SYNTAX, 0);
     check_parse("5", 0, AMOUNT_PARSE_SYNTAX, 0);
+    /* A '-' past len is not a sign: empty text is still no number. */
+    check_parse("-1", 0, AMOUNT_PARSE_SYNTAX, 0);
     check_parse(MAX_TEXT "0", strlen(MAX_TEXT), AMOUNT_PARSE_OK, AMOUNT_MAX);
 }
 

@@ -232,6 +232,35 @@ static void test_replay_of_pending(void **state)
     assert_unchanged(f, &s);
 }
 
+/* A missing account must compare unequal to every account id, 1
+ * included: internal ids are > 0 (types.h), so a stand-in that is itself
+ * a valid id would turn the id_conflict into a replay. */
+static void test_replay_with_missing_account_vs_id_1(void **state)
+{
+    struct fx *f = *state;
+    int one = fx_account(f, "USD", false, 0, 100);
+    int b = fx_account(f, "USD", false, 0, 100);
+    f->accounts[one].id = 1;
+    fx_existing(f, 0, one, b, 10, false);
+    fx_existing(f, 1, b, one, 10, false);
+
+    struct core_op *op = fx_op(f, 0, -1, b, 10);
+    assert_int_equal(run_one(f, op), STATUS_ID_CONFLICT);
+    next_run(f);
+    op = fx_op(f, 1, b, -1, 10);
+    assert_int_equal(run_one(f, op), STATUS_ID_CONFLICT);
+
+    /* The same transfers with the account named are replays. */
+    next_run(f);
+    op = fx_op(f, 0, one, b, 10);
+    assert_int_equal(run_one(f, op), STATUS_OK);
+    assert_true(op->replayed);
+    next_run(f);
+    op = fx_op(f, 1, b, one, 10);
+    assert_int_equal(run_one(f, op), STATUS_OK);
+    assert_true(op->replayed);
+}
+
 static void test_same_account(void **state)
 {
     struct fx *f = *state;
@@ -790,6 +819,7 @@ int run_apply_tests(void)
         FX_TEST(test_invalid_amount),
         FX_TEST(test_replay_and_id_conflict),
         FX_TEST(test_replay_of_pending),
+        FX_TEST(test_replay_with_missing_account_vs_id_1),
         FX_TEST(test_same_account),
         FX_TEST(test_account_not_found),
         FX_TEST(test_currency_mismatch),

@@ -424,6 +424,48 @@ static void test_entries_balanced_checker(void **state)
     assert_false(core_entries_balanced(&b));
 }
 
+/* Entries a, b, c, d as the pairs (a, b) and (c, d) of transfers 1 and 2. */
+static bool balanced(i128 a, i128 b, i128 c, i128 d, bool pending)
+{
+    struct core_entry e[4] = {{.transfer = 1}, {.transfer = 1}, {.transfer = 2}, {.transfer = 2}};
+    const i128 v[4] = {a, b, c, d};
+    for (int i = 0; i < 4; i++) {
+        if (pending)
+            e[i].pending_change = v[i];
+        else
+            e[i].amount = v[i];
+    }
+    struct core_batch batch = {.entries = e, .n_entries = 4};
+    return core_entries_balanced(&batch);
+}
+
+/* Double entry per transfer: a pair's amounts sum to 0 (debit negative,
+ * credit positive) and its pending changes are equal (pending_out of the
+ * debited account and pending_in of the credited one move together). A
+ * sum that would leave the i128 range is a failure, never a wrap. */
+static void test_entries_balanced_per_pair(void **state)
+{
+    /* Pair 1 sums to MAX + 1; pair 2 to -MAX. */
+    assert_false(balanced(AMOUNT_MAX, 1, -AMOUNT_MAX, 0, false));
+    /* Pending MAX against 0, then 1 against MAX. */
+    assert_false(balanced(AMOUNT_MAX, 0, 1, AMOUNT_MAX, true));
+    /* Pending -2 against MAX, then 2 against 0. */
+    assert_false(balanced(-2, AMOUNT_MAX, 2, 0, true));
+    /* Equal pending changes at the bottom of the range balance. */
+    assert_true(balanced(AMOUNT_MIN, AMOUNT_MIN, 0, 0, true));
+    assert_true(balanced(-AMOUNT_MAX, AMOUNT_MAX, AMOUNT_MAX, -AMOUNT_MAX, false));
+    assert_true(balanced(AMOUNT_MAX, AMOUNT_MAX, AMOUNT_MIN, AMOUNT_MIN, true));
+
+    /* Two unbalanced pairs do not make a balanced batch. */
+    assert_false(balanced(-5, 3, -3, 5, false));
+    assert_false(balanced(2, 3, 3, 2, true));
+
+    /* An unpaired entry is unbalanced even when it changes nothing. */
+    struct core_entry one = {.transfer = 1};
+    struct core_batch batch = {.entries = &one, .n_entries = 1};
+    assert_false(core_entries_balanced(&batch));
+}
+
 #define FX_TEST(fn) cmocka_unit_test_setup_teardown(fn, fx_setup, fx_teardown)
 
 int run_batch_tests(void)
@@ -441,6 +483,7 @@ int run_batch_tests(void)
         FX_TEST(test_seq_consecutive_across_requests),
         FX_TEST(test_empty_requests),
         cmocka_unit_test(test_entries_balanced_checker),
+        cmocka_unit_test(test_entries_balanced_per_pair),
     };
     return cmocka_run_group_tests_name("batch", tests, NULL, NULL);
 }

@@ -119,6 +119,9 @@ static void test_cost_parse_len(void **state)
     assert_i128_equal(v, E18 + E18 / 2);
     assert_true(cost_parse("12", 1, &v));
     assert_i128_equal(v, E18);
+    /* A '.' just past len is not looked at. */
+    assert_true(cost_parse("1.5", 1, &v));
+    assert_i128_equal(v, E18);
     assert_false(cost_parse("1.5", 2, &v)); /* "1." */
     assert_false(cost_parse("1\0", 2, &v));
     assert_false(cost_parse("7", 0, &v));

@@ -463,6 +463,12 @@ static void test_replay_of_a_settled_creation(void **state)
     assert_i128_equal(r->from_balance, created.from_balance);
     assert_i128_equal(r->to_balance, created.to_balance);
     assert_i128_equal(r->posted_amount, 0);
+    /* Nothing of the settlement leaks into the creation's answer. */
+    assert_int_equal(r->settle_from_seq, 0);
+    assert_int_equal(r->settle_to_seq, 0);
+    assert_i128_equal(r->settle_from_balance, 0);
+    assert_i128_equal(r->settle_to_balance, 0);
+    assert_int_equal(r->settled_us, 0);
     /* The journal's transfer itself stays posted. */
     assert_int_equal(f->transfers[0].state, TRANSFER_POSTED);
 
@@ -673,6 +679,34 @@ static void test_credit_reservations_near_the_top_of_the_range(void **state)
     assert_i128_equal(f->accounts[high].pending_in, 0);
 }
 
+/* Slot 0 is a valid account slot on either side of a settlement; only a
+ * negative slot means the engine found no account. */
+static void test_settle_with_credited_account_in_slot_0(void **state)
+{
+    struct fx *f = *state;
+    int to = fx_account(f, "USD", false, 0, 0);
+    int from = fx_account(f, "USD", false, 0, 100);
+    assert_int_equal(to, 0);
+    struct core_op *op = fx_reserve(f, 0, from, to, 10);
+    assert_int_equal(run_one(f, op), STATUS_OK);
+    next_run(f);
+    op = fx_reserve(f, 1, from, to, 20);
+    assert_int_equal(run_one(f, op), STATUS_OK);
+
+    next_run(f);
+    op = fx_settle(f, OP_POST, 0, from, to);
+    assert_int_equal(run_one(f, op), STATUS_OK);
+    assert_int_equal(f->transfers[0].state, TRANSFER_POSTED);
+    assert_i128_equal(f->accounts[to].balance, 10);
+    next_run(f);
+    op = fx_settle(f, OP_VOID, 1, from, to);
+    assert_int_equal(run_one(f, op), STATUS_OK);
+    assert_int_equal(f->transfers[1].state, TRANSFER_VOIDED);
+    assert_i128_equal(f->accounts[from].balance, 90);
+    assert_i128_equal(f->accounts[from].pending_out, 0);
+    assert_i128_equal(f->accounts[to].pending_in, 0);
+}
+
 /* ---- settlement entries ---- */
 
 static void test_post_partial_entries(void **state)
@@ -694,6 +728,9 @@ static void test_post_partial_entries(void **state)
                  .amount = 0, .pending_change = 300, .balance = 5, .pending_out = 0,
                  .pending_in = 300, .effective_us = NOW_US, .created_us = NOW_US);
     struct core_transfer reserved = f->transfers[0];
+    /* The committer writes pending states only for dirty slots: without
+     * the flag a new reservation would never reach the pending table. */
+    assert_true(reserved.pending_dirty);
 
     /* As the store would load it in a later batch. */
     f->transfers[0].created = false;
@@ -896,6 +933,41 @@ static void test_timeout_only_for_pending(void **state)
     assert_int_equal(run_one(f, op), STATUS_OK);
     assert_int_equal(f->transfers[0].timeout_s, 0);
     assert_int_equal(f->transfers[0].deadline_us, TIME_NONE);
+}
+
+/* core enforces the range itself, not only the HTTP codec: a negative
+ * timeout would put the deadline before the transfer, and above the limit
+ * now + timeout may leave int64 microseconds (types.h). */
+static void test_timeout_range(void **state)
+{
+    struct fx *f = *state;
+    int a = fx_account(f, "USD", false, 0, 1000);
+    int b = fx_account(f, "USD", false, 0, 0);
+    const int64_t bad[] = {-1, TIMEOUT_S_MAX + 1, INT64_MIN, INT64_MAX};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        next_run(f);
+        struct core_op *op = fx_reserve(f, 0, a, b, 10);
+        op->timeout_s = bad[i];
+        if (run_one(f, op) != STATUS_INVALID_REQUEST)
+            fail_msg("timeout_s %lld: %s", (long long)bad[i], status_code(op->status));
+        assert_false(f->transfers[0].exists);
+    }
+    /* ... also when the id exists (a request error, before the replay). */
+    fx_pending(f, 1, a, b, 10, TIME_NONE);
+    next_run(f);
+    struct core_op *op = fx_reserve(f, 1, a, b, 10);
+    op->timeout_s = -1;
+    assert_int_equal(run_one(f, op), STATUS_INVALID_REQUEST);
+    next_run(f);
+    op = fx_reserve(f, 1, a, b, 10);
+    op->timeout_s = TIMEOUT_S_MAX + 1;
+    assert_int_equal(run_one(f, op), STATUS_INVALID_REQUEST);
+    /* The limit itself is fine. */
+    next_run(f);
+    op = fx_reserve(f, 0, a, b, 10);
+    op->timeout_s = TIMEOUT_S_MAX;
+    assert_int_equal(run_one(f, op), STATUS_OK);
+    assert_int_equal(f->transfers[0].deadline_us, NOW_US + TIMEOUT_S_MAX * SEC);
 }
 
 /* ---- atomic requests and snapshots ---- */
@@ -1460,6 +1532,38 @@ static void test_avg_cost_void_and_expire_leave_mean(void **state)
     assert_i128_equal(f->accounts[w].pending_in, 0);
 }
 
+/* Settling a reservation changes the debited side only by a debit (post)
+ * or not at all (void, expire): the tracked mean of the debited account
+ * stays, and no unit cost is looked at for it. */
+static void test_avg_cost_settling_a_debit_reservation(void **state)
+{
+    struct fx *f = *state;
+    int w = fx_account(f, "TOK", false, 0, 100);
+    int s = fx_account(f, "TOK", false, 0, 0);
+    track(f, w, "USD", NULL);
+    f->accounts[w].avg_cost.value[0] = 7 * E18;
+    static const enum op_kind kinds[] = {OP_VOID, OP_POST, OP_EXPIRE};
+    for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
+        int t = (int)i;
+        next_run(f);
+        struct core_op *op = fx_reserve(f, t, w, s, 10);
+        op->timeout_s = kinds[i] == OP_EXPIRE ? 1 : 0;
+        assert_int_equal(run_one(f, op), STATUS_OK);
+        if (kinds[i] == OP_EXPIRE)
+            f->now_us += SEC;
+        next_run(f);
+        op = fx_settle(f, kinds[i], t, w, s);
+        if (run_one(f, op) != STATUS_OK)
+            fail_msg("%s: %s", kind_name(kinds[i]), status_code(op->status));
+        assert_int_equal(f->entries[0].account, w);
+        assert_cost(&f->entries[0].avg_cost, 1, {"USD"}, {7 * E18});
+        assert_cost(&f->accounts[w].avg_cost, 1, {"USD"}, {7 * E18});
+        assert_int_equal(f->entries[1].avg_cost.n, 0);
+    }
+    assert_i128_equal(f->accounts[w].balance, 90);
+    assert_i128_equal(f->accounts[w].pending_out, 0);
+}
+
 /* An atomic request that fails restores the means too. */
 static void test_avg_cost_atomic_rollback(void **state)
 {
@@ -1498,10 +1602,12 @@ int run_pending_tests(void)
         FX_TEST(test_reservation_counts_against_available),
         FX_TEST(test_reservations_until_exhausted),
         FX_TEST(test_credit_reservations_near_the_top_of_the_range),
+        FX_TEST(test_settle_with_credited_account_in_slot_0),
         FX_TEST(test_post_partial_entries),
         FX_TEST(test_void_and_expire_entries),
         FX_TEST(test_expire_deadline),
         FX_TEST(test_timeout_only_for_pending),
+        FX_TEST(test_timeout_range),
         FX_TEST(test_atomic_rollback_of_reservation_and_post),
         FX_TEST(test_snapshots_non_atomic),
         FX_TEST(test_snapshots_atomic),
@@ -1511,6 +1617,7 @@ int run_pending_tests(void)
         FX_TEST(test_avg_cost_negative_balance),
         FX_TEST(test_avg_cost_pending_credit_then_post),
         FX_TEST(test_avg_cost_void_and_expire_leave_mean),
+        FX_TEST(test_avg_cost_settling_a_debit_reservation),
         FX_TEST(test_avg_cost_atomic_rollback),
     };
     return cmocka_run_group_tests_name("pending", tests, NULL, NULL);

@@ -178,6 +178,19 @@ static void test_time_parse_table(void **state)
         {"2023-11-31T00:00:00Z", false, 0},
         {"2023-12-31T00:00:00Z", true, INT64_C(1703980800000000)},
         {"2023-12-32T00:00:00Z", false, 0},
+        /* Every month of 31 days ends there. */
+        {"2023-01-31T00:00:00Z", true, INT64_C(1675123200000000)},
+        {"2023-01-32T00:00:00Z", false, 0},
+        {"2023-03-31T00:00:00Z", true, INT64_C(1680220800000000)},
+        {"2023-03-32T00:00:00Z", false, 0},
+        {"2023-05-31T00:00:00Z", true, INT64_C(1685491200000000)},
+        {"2023-05-32T00:00:00Z", false, 0},
+        {"2023-07-31T00:00:00Z", true, INT64_C(1690761600000000)},
+        {"2023-07-32T00:00:00Z", false, 0},
+        {"2023-08-31T00:00:00Z", true, INT64_C(1693440000000000)},
+        {"2023-08-32T00:00:00Z", false, 0},
+        {"2023-10-31T00:00:00Z", true, INT64_C(1698710400000000)},
+        {"2023-10-32T00:00:00Z", false, 0},
         {"2023-13-01T00:00:00Z", false, 0},
         {"2023-00-10T00:00:00Z", false, 0},
         {"2023-01-00T00:00:00Z", false, 0},
@@ -192,6 +205,8 @@ static void test_time_parse_table(void **state)
         {"2016-12-31T23:59:60Z", true, INT64_C(1483228800000000)},
         {"2016-12-31T23:59:60.5Z", true, INT64_C(1483228800500000)},
         {"2015-06-30T23:59:60Z", true, INT64_C(1435708800000000)},
+        /* Far from 1970, where the day of the instant must be exact. */
+        {"2300-06-30T23:59:60Z", true, INT64_C(10429430400000000)},
         {"2017-01-01T00:59:60+01:00", true, INT64_C(1483228800000000)},
         {"2016-12-31T18:59:60-05:00", true, INT64_C(1483228800000000)},
         {"2020-01-01T00:00:60Z", false, 0},
@@ -211,6 +226,14 @@ static void test_time_parse_table(void **state)
         {"2024-01-01T00:00:00.5x", false, 0},
         {" 2024-01-01T00:00:00Z", false, 0},
         {"2024-01-01X00:00:00Z", false, 0},
+        /* One separator wrong at a time. */
+        {"2024x01-01T00:00:00Z", false, 0},
+        {"2024-01x01T00:00:00Z", false, 0},
+        {"2024-01-01x00:00:00Z", false, 0},
+        {"2024-01-01T00x00:00Z", false, 0},
+        {"2024-01-01T00:00x00Z", false, 0},
+        {"2024-01-01T00:00:00x000Z", false, 0},
+        {"2024-01-01T00:00:00+01x00", false, 0},
         {"2024/01/01T00:00:00Z", false, 0},
         {"2024-01-01T00-00-00Z", false, 0},
         {"2024-1-01T00:00:00Z", false, 0},
@@ -228,6 +251,19 @@ static void test_time_parse_table(void **state)
         {"0001-01-01T00:00:00Z", true, INT64_C(-62135596800000000)},
         {"1970-01-01T00:00:00+00:01", true, -MIN_US},
         {"9999-12-31T23:59:59.999999Z", true, INT64_C(253402300799999999)},
+        /* An offset that carries the instant out of years 1..9999. */
+        {"0001-01-01T00:00:00+00:01", false, 0},
+        {"0001-01-01T00:30:00+01:00", false, 0},
+        {"9999-12-31T23:59:59-00:01", false, 0},
+        {"9999-12-31T23:30:00-01:00", false, 0},
+        {"0001-01-01T00:01:00+00:01", true, INT64_C(-62135596800000000)},
+        {"0001-01-01T00:00:00-00:01", true, INT64_C(-62135596800000000) + MIN_US},
+        {"9999-12-31T23:58:59-00:01", true, INT64_C(253402300799000000)},
+        {"9999-12-31T23:59:59+00:01", true, INT64_C(253402300799000000) - MIN_US},
+        /* Pinned: the date as written is checked before the offset
+         * applies, so year 0000 is refused even where the offset brings
+         * the instant (here 0001-01-01T00:00:00Z) into range. */
+        {"0000-12-31T23:00:00-01:00", false, 0},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
         check_time_parse(cases[i].text, strlen(cases[i].text), cases[i].ok, cases[i].us);
@@ -245,7 +281,7 @@ static void test_time_parse_exact_len(void **state)
     check_time_parse("2024-01-01T00:00:00Z\0", 21, false, 0);
 }
 
-static void check_format(int64_t us, const char *want)
+static void check_format_text(int64_t us, const char *want)
 {
     char buf[TIME_TEXT_MAX + 8];
     memset(buf, 'X', sizeof buf);
@@ -254,6 +290,13 @@ static void check_format(int64_t us, const char *want)
     assert_int_equal(len, strlen(want));
     assert_int_equal(len + 1, TIME_TEXT_MAX);
     assert_int_equal(buf[TIME_TEXT_MAX], 'X');
+}
+
+static void check_format(int64_t us, const char *want)
+{
+    check_format_text(us, want);
+    char buf[TIME_TEXT_MAX];
+    size_t len = time_format_rfc3339(us, buf);
     int64_t back = 0;
     assert_true(time_parse_rfc3339(buf, len, &back));
     assert_int_equal(back, us);
@@ -271,6 +314,9 @@ static void test_time_format(void **state)
     check_format(INT64_C(1709251199999999), "2024-02-29T23:59:59.999999Z");
     check_format(INT64_C(1709251200000000), "2024-03-01T00:00:00.000000Z");
     check_format(INT64_C(951782400000000), "2000-02-29T00:00:00.000000Z");
+    /* A century year that is not a leap year. */
+    check_format(INT64_C(4107542399999999), "2100-02-28T23:59:59.999999Z");
+    check_format(INT64_C(4107542400000000), "2100-03-01T00:00:00.000000Z");
     check_format(JAN1_2024 - 1, "2023-12-31T23:59:59.999999Z");
     check_format(INT64_C(253402300799999999), "9999-12-31T23:59:59.999999Z");
     /* Before 1970: the fraction still counts forward within the second. */
@@ -286,6 +332,49 @@ static void test_time_format(void **state)
     check_format(INT64_C(-11670912000000000), "1600-03-01T00:00:00.000000Z");
     check_format(INT64_C(-11670912000000001), "1600-02-29T23:59:59.999999Z");
     check_format(INT64_C(-62135596800000000), "0001-01-01T00:00:00.000000Z");
+}
+
+/* No accepted time lies outside years 1..9999, but the formatter must
+ * still write its fixed 27 characters for any int64: the year is clamped
+ * to 0000..9999 (only the year, so the rest is the instant's own month,
+ * day and time), and year 0 of the proleptic calendar is written as is. */
+static void test_time_format_outside_years_1_9999(void **state)
+{
+    /* 10000-01-01T00:00:00Z. */
+    check_format_text(INT64_C(253402300800000000), "9999-01-01T00:00:00.000000Z");
+    check_format_text(INT64_C(253402300800000001), "9999-01-01T00:00:00.000001Z");
+    /* Year 0: its last second, its first, and either side of 0000-03-01,
+     * below which the era of the calendar arithmetic is negative. */
+    check_format_text(INT64_C(-62135596801000000), "0000-12-31T23:59:59.000000Z");
+    check_format_text(INT64_C(-62167219200000000), "0000-01-01T00:00:00.000000Z");
+    check_format_text(INT64_C(-62162035200000000), "0000-03-01T00:00:00.000000Z");
+    check_format_text(INT64_C(-62162035200000001), "0000-02-29T23:59:59.999999Z");
+    /* Either side of -0400-03-01, where era -1 begins: under the clamped
+     * year, month and day must still be the instant's own. */
+    check_format_text(INT64_C(-74784816000000000), "0000-03-01T00:00:00.000000Z");
+    check_format_text(INT64_C(-74784816000000001), "0000-02-29T23:59:59.999999Z");
+    /* Year -1 is clamped to 0000: it formats like a time of year 0. */
+    check_format_text(INT64_C(-62167219200000001), "0000-12-31T23:59:59.999999Z");
+
+    /* The extremes: digits where digits go. */
+    const int64_t extremes[] = {INT64_MIN, INT64_MIN + 1, INT64_MAX};
+    for (size_t i = 0; i < sizeof extremes / sizeof extremes[0]; i++) {
+        char buf[TIME_TEXT_MAX];
+        assert_int_equal(time_format_rfc3339(extremes[i], buf), 27);
+        static const char shape[] = "dddd-dd-ddTdd:dd:dd.ddddddZ";
+        for (int k = 0; k < 27; k++) {
+            bool ok = shape[k] == 'd' ? buf[k] >= '0' && buf[k] <= '9' : buf[k] == shape[k];
+            if (!ok)
+                fail_msg("time_format_rfc3339(%lld) = \"%s\": bad character at %d",
+                         (long long)extremes[i], buf, k);
+        }
+        assert_int_equal(buf[27], '\0');
+    }
+    char buf[TIME_TEXT_MAX];
+    time_format_rfc3339(INT64_MAX, buf);
+    assert_memory_equal(buf, "9999", 4);
+    time_format_rfc3339(INT64_MIN, buf);
+    assert_memory_equal(buf, "0000", 4);
 }
 
 static void test_time_parse_normalises_to_utc(void **state)
@@ -331,6 +420,7 @@ int run_validate_tests(void)
         cmocka_unit_test(test_time_parse_table),
         cmocka_unit_test(test_time_parse_exact_len),
         cmocka_unit_test(test_time_format),
+        cmocka_unit_test(test_time_format_outside_years_1_9999),
         cmocka_unit_test(test_time_parse_normalises_to_utc),
         cmocka_unit_test(test_time_round_trip),
     };

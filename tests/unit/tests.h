@@ -48,7 +48,8 @@ void check_i128_equal(i128 a, i128 b, const char *a_text, const char *b_text, co
 
 /* A hand-built batch: fixed arrays for the inputs, entries and undo
  * allocated with exactly the documented capacities (2 and 3 per op) so that
- * ASan catches any write past them. */
+ * ASan catches any write past them; fx_run hands core an exact copy of the
+ * ops for the same reason. */
 #define FX_ACCOUNTS  16
 #define FX_TRANSFERS 32
 #define FX_OPS       32
