@@ -360,6 +360,16 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             return http_reply_error(r, STATUS_INVALID_REQUEST,
                                     "the request has different Content-Length headers");
         }
+        /* libmicrohttpd reads chunked bodies only; with any other coding it
+         * waited for a body it could not frame until the connection timed
+         * out (RFC 9112, 6.1: answer 501). */
+        const char *coding =
+            MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING);
+        if (coding && strcasecmp(coding, "chunked") != 0) {
+            r->close = true;
+            return http_reply_error(r, STATUS_UNSUPPORTED_CODING,
+                                    "only the chunked transfer coding is supported");
+        }
         /* Refused before a byte of the body is read. */
         const char *cl =
             MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);

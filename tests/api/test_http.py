@@ -681,6 +681,24 @@ class RobustnessTest(HttpTestCase):
                                     % (len(body), len(body)) + body)
         self.assertTrue(out.startswith(b"HTTP/1.1 201 "), out)
 
+    def test_transfer_codings_other_than_chunked(self):
+        # libmicrohttpd frames chunked bodies only: with another coding it
+        # waited, unanswered, until its 60 s timeout. Now 501 at once.
+        id = self.uid("acct")
+        body = json.dumps({"id": id, "currency": "USD"}).encode()
+        for coding in (b"gzip", b"gzip, chunked", b"chunked, gzip", b"identity"):
+            started = time.time()
+            out = self.raw_exchange_all(b"POST /v1/accounts HTTP/1.1\r\nHost: x\r\n"
+                                        b"Transfer-Encoding: %s\r\n\r\n" % coding + body, 10)
+            self.assertLess(time.time() - started, 5, coding)
+            self.assertTrue(out.startswith(b"HTTP/1.1 501 "), (coding, out))
+            self.assertIn(b'"invalid_request"', out)
+        self.assertEqual(self.c.get("/v1/accounts/" + id)[0], 404)
+        chunked = b"%x\r\n" % len(body) + body + b"\r\n0\r\n\r\n"
+        out = self.raw_exchange_all(b"POST /v1/accounts HTTP/1.1\r\nHost: x\r\nTransfer-Encoding:"
+                                    b" Chunked\r\nConnection: close\r\n\r\n" + chunked)
+        self.assertTrue(out.startswith(b"HTTP/1.1 201 "), out)
+
     def raw_exchange_all(self, data, seconds=3):
         """Sends raw bytes; returns everything that comes back until close or
         seconds of silence."""

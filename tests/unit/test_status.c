@@ -25,6 +25,7 @@ static const struct status_row expected[] = {
     {STATUS_NOT_FOUND, 6, "not_found", 404},
     {STATUS_METHOD_NOT_ALLOWED, 7, "method_not_allowed", 405},
     {STATUS_HEAD_TOO_LARGE, 8, "invalid_request", 431},
+    {STATUS_UNSUPPORTED_CODING, 9, "invalid_request", 501},
     {STATUS_ID_CONFLICT, 10, "id_conflict", 409},
     {STATUS_SAME_ACCOUNT, 11, "same_account", 422},
     {STATUS_ACCOUNT_NOT_FOUND, 12, "account_not_found", 404},
@@ -115,7 +116,7 @@ static void test_messages(void **state)
 static void test_unknown_status(void **state)
 {
     /* Numbers never assigned fall back to "internal" / 500. */
-    const int unused[] = {9, 26, 27, 29, 32, 39, 42, 1000, -1};
+    const int unused[] = {26, 27, 28, 29, 32, 39, 42, 1000, -1};
     for (size_t i = 0; i < sizeof unused / sizeof unused[0]; i++) {
         assert_string_equal(status_code((enum status)unused[i]), "internal");
         assert_int_equal(status_http((enum status)unused[i]), 500);
