@@ -163,6 +163,9 @@ size_t time_format_rfc3339(int64_t us, char *buf)
     int64_t y;
     unsigned m, d;
     civil_from_days(days, &y, &m, &d);
+    /* Parsing takes years 1 to 9999 only and the clock stays in them; an
+     * instant from elsewhere (a row written by hand) outside them still
+     * prints as four digits, wrong but within the buffer. */
     if (y < 0 || y > 9999)
         y = y < 0 ? 0 : 9999;
     buf[0] = (char)('0' + y / 1000);
