@@ -15,6 +15,7 @@
 #include "json_writer.h"
 
 #include "json_numbers.h"
+#include "util/chars.h"
 
 /* Figures sit in objects at depth 1 to 4 (a batch item's unit_cost is the
  * deepest); past DEPTH_MAX nothing is one. */
@@ -30,14 +31,6 @@ struct frame {
     size_t key_len;
     bool want_key;
 };
-
-static int hex_value(char c)
-{
-    return c >= '0' && c <= '9'   ? c - '0'
-           : c >= 'a' && c <= 'f' ? c - 'a' + 10
-           : c >= 'A' && c <= 'F' ? c - 'A' + 10
-                                  : -1;
-}
 
 /* Whether the frame's current key, as jansson will decode it, is name (an
  * ASCII name): "\u0061mount" is "amount" too. */
@@ -57,7 +50,7 @@ static bool key_is(const struct frame *f, const char *name)
             if (e == 'u') {
                 c = 0;
                 for (int i = 0; i < 4; i++) {
-                    int h = k < end ? hex_value(*k++) : -1;
+                    int h = k < end ? chars_hex_value(*k++) : -1;
                     if (h < 0)
                         return false;
                     c = c * 16 + (unsigned)h;

@@ -20,6 +20,7 @@
 
 #include "internal.h"
 #include "json_budget.h"
+#include "util/chars.h"
 #include "util/log.h"
 
 static double now_s(void)
@@ -80,11 +81,6 @@ enum MHD_Result http_reply_error(struct http_request *r, enum status s, const ch
     return http_reply_json(r, status_http(s), codec_error_body(s, message));
 }
 
-static bool blank(char c)
-{
-    return c == ' ' || c == '\t';
-}
-
 /* Constant-time in the token's content: every byte of every configured
  * token is compared whatever matches. The scheme is case-insensitive and
  * may be followed by more than one space (RFC 6750), and whitespace
@@ -93,13 +89,13 @@ static bool token_ok(const struct http_config *cfg, const char *header)
 {
     static const char scheme[] = "Bearer";
     if (header == NULL || strncasecmp(header, scheme, sizeof scheme - 1) != 0 ||
-        !blank(header[sizeof scheme - 1]))
+        !chars_blank(header[sizeof scheme - 1]))
         return false;
     const char *given = header + sizeof scheme - 1;
-    while (blank(*given))
+    while (chars_blank(*given))
         given++;
     size_t given_len = strlen(given);
-    while (given_len > 0 && blank(given[given_len - 1]))
+    while (given_len > 0 && chars_blank(given[given_len - 1]))
         given_len--;
     unsigned match = 0;
     for (int t = 0; t < cfg->n_tokens; t++) {
@@ -149,14 +145,6 @@ static void log_refused_token(struct MHD_Connection *conn)
              n, addr);
 }
 
-static int hex_digit(char c)
-{
-    return c >= '0' && c <= '9'   ? c - '0'
-           : c >= 'a' && c <= 'f' ? c - 'a' + 10
-           : c >= 'A' && c <= 'F' ? c - 'A' + 10
-                                  : -1;
-}
-
 /* Decodes %XX escapes in paths and query parameters as libmicrohttpd
  * does, except %00 and %2F, which stay as they are: decoded before
  * routing, "/v1/transfers%00/x/post" would route as "/v1/transfers" and
@@ -171,7 +159,7 @@ static size_t unescape(void *cls, struct MHD_Connection *conn, char *s)
     const char *p = s;
     while (*p) {
         int hi, lo;
-        if (p[0] == '%' && (hi = hex_digit(p[1])) >= 0 && (lo = hex_digit(p[2])) >= 0 &&
+        if (p[0] == '%' && (hi = chars_hex_value(p[1])) >= 0 && (lo = chars_hex_value(p[2])) >= 0 &&
             hi * 16 + lo != 0 && hi * 16 + lo != '/') {
             *w++ = (char)(hi * 16 + lo);
             p += 3;

@@ -9,10 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static bool blank(char c)
-{
-    return c == ' ' || c == '\t';
-}
+#include "chars.h"
 
 void token_file_free(char **tokens, int n)
 {
@@ -38,9 +35,9 @@ int token_file_read(const char *path, char ***tokens, char *err, size_t errlen)
         char *s = line, *e = line + got;
         if (++line_no == 1 && got >= 3 && memcmp(s, "\xEF\xBB\xBF", 3) == 0)
             s += 3;
-        while (s < e && blank(*s))
+        while (s < e && chars_blank(*s))
             s++;
-        while (e > s && (e[-1] == '\n' || e[-1] == '\r' || blank(e[-1])))
+        while (e > s && (e[-1] == '\n' || e[-1] == '\r' || chars_blank(e[-1])))
             e--;
         if (s == e || *s == '#')
             continue;
