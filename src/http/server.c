@@ -182,51 +182,47 @@ static size_t unescape(void *cls, struct MHD_Connection *conn, char *s)
 #define HEAD_ROOM_BYTES     1024
 #define HEAD_VALUE_OVERHEAD 64
 
-static enum MHD_Result add_head_value(void *cls, enum MHD_ValueKind kind, const char *key,
-                                      size_t key_size, const char *value, size_t value_size)
-{
-    (void)kind;
-    (void)key;
-    (void)value;
-    *(size_t *)cls += key_size + value_size + 4 + HEAD_VALUE_OVERHEAD; /* ": ", CRLF */
-    return MHD_YES;
-}
-
-struct lengths {
-    const char *first;
-    bool differ;
+/* What the first callback needs of a request's head, taken in one pass
+ * over its headers, cookies and query parameters. */
+struct head {
+    size_t bytes; /* as libmicrohttpd's pool holds them, estimated */
+    const char *authorization, *content_length, *transfer_encoding;
+    /* Two different Content-Lengths: libmicrohttpd goes by the first, a
+     * proxy in front may go by another, and then the rest of the body
+     * would be read as another request (RFC 9112, 6.3: unrecoverable). */
+    bool lengths_differ;
 };
 
-static enum MHD_Result compare_length(void *cls, enum MHD_ValueKind kind, const char *key,
-                                      const char *value)
+static enum MHD_Result head_value(void *cls, enum MHD_ValueKind kind, const char *key,
+                                  size_t key_size, const char *value, size_t value_size)
 {
-    (void)kind;
-    struct lengths *l = cls;
-    if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) != 0)
+    struct head *h = cls;
+    h->bytes += key_size + value_size + 4 + HEAD_VALUE_OVERHEAD; /* ": ", CRLF */
+    if (kind != MHD_HEADER_KIND)
         return MHD_YES;
-    if (l->first == NULL)
-        l->first = value;
-    else if (strcmp(l->first, value) != 0)
-        l->differ = true;
+    /* The first of each, as MHD_lookup_connection_value would give it. */
+    if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0) {
+        if (h->content_length == NULL)
+            h->content_length = value;
+        else if (strcmp(h->content_length, value) != 0)
+            h->lengths_differ = true;
+    } else if (strcasecmp(key, MHD_HTTP_HEADER_AUTHORIZATION) == 0) {
+        if (h->authorization == NULL)
+            h->authorization = value;
+    } else if (strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0) {
+        if (h->transfer_encoding == NULL)
+            h->transfer_encoding = value;
+    }
     return MHD_YES;
 }
 
-/* Two different Content-Lengths: libmicrohttpd goes by the first, a proxy
- * in front may go by another, and then the rest of the body would be read
- * as another request (RFC 9112, 6.3: an unrecoverable error). */
-static bool lengths_differ(struct MHD_Connection *conn)
+static void head_scan(struct MHD_Connection *conn, const char *method, const char *url,
+                      struct head *h)
 {
-    struct lengths l = {0};
-    MHD_get_connection_values(conn, MHD_HEADER_KIND, compare_length, &l);
-    return l.differ;
-}
-
-static bool head_too_large(struct MHD_Connection *conn, const char *method, const char *url)
-{
-    size_t bytes = strlen(method) + strlen(url) + sizeof " HTTP/1.1\r\n\r\n";
+    memset(h, 0, sizeof *h);
+    h->bytes = strlen(method) + strlen(url) + sizeof " HTTP/1.1\r\n\r\n";
     MHD_get_connection_values_n(conn, MHD_HEADER_KIND | MHD_COOKIE_KIND | MHD_GET_ARGUMENT_KIND,
-                                add_head_value, &bytes);
-    return bytes > MEMORY_POOL_BYTES - HEAD_ROOM_BYTES;
+                                head_value, h);
 }
 
 /* Bodies being received or waiting for their answer, all connections
@@ -331,19 +327,20 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         r->started = now_s();
         r->route = ROUTE_OTHER;
         *con_cls = r;
-        if (head_too_large(conn, method, url))
+        struct head h;
+        head_scan(conn, method, url, &h);
+        if (h.bytes > MEMORY_POOL_BYTES - HEAD_ROOM_BYTES)
             return http_reply_error(r, STATUS_HEAD_TOO_LARGE,
                                     "the request line and headers take more than about 7 KB");
         /* Every path but the two open ones needs a token, whatever
          * spelling of a path the router would accept; and it is asked for
          * before a byte of the body is read. */
         if (srv->cfg.n_tokens > 0 && strcmp(url, "/healthz") != 0 && strcmp(url, "/metrics") != 0 &&
-            !token_ok(&srv->cfg, MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-                                                             MHD_HTTP_HEADER_AUTHORIZATION))) {
+            !token_ok(&srv->cfg, h.authorization)) {
             log_refused_token(conn);
             return http_reply_error(r, STATUS_UNAUTHORIZED, "missing or unknown bearer token");
         }
-        if (lengths_differ(conn)) {
+        if (h.lengths_differ) {
             r->close = true;
             return http_reply_error(r, STATUS_INVALID_REQUEST,
                                     "the request has different Content-Length headers");
@@ -351,17 +348,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         /* libmicrohttpd reads chunked bodies only; with any other coding it
          * waited for a body it could not frame until the connection timed
          * out (RFC 9112, 6.1: answer 501). */
-        const char *coding =
-            MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING);
-        if (coding && strcasecmp(coding, "chunked") != 0) {
+        if (h.transfer_encoding && strcasecmp(h.transfer_encoding, "chunked") != 0) {
             r->close = true;
             return http_reply_error(r, STATUS_UNSUPPORTED_CODING,
                                     "only the chunked transfer coding is supported");
         }
         /* Refused before a byte of the body is read. */
-        const char *cl =
-            MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-        unsigned long long length = cl ? strtoull(cl, NULL, 10) : 0;
+        unsigned long long length = h.content_length ? strtoull(h.content_length, NULL, 10) : 0;
         if (length > BODY_BYTES_MAX)
             return body_refuse(r, STATUS_BODY_TOO_LARGE);
         if (length > 0 && !body_reserve(r, (size_t)length + 1))
