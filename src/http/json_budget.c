@@ -39,7 +39,8 @@ static void *budget_malloc(size_t n)
         parse.over = JSON_BUDGET_BUSY;
         return NULL;
     }
-    parse.used += size;
+    if (parse.on)
+        parse.used += size;
     return p;
 }
 
