@@ -159,11 +159,13 @@ static void sort_cost(struct core_cost *c)
 }
 
 /* {"USD": "123.45", "BRL": 612}: decimal strings or integers, >= 0, at
- * most 18 fraction digits. */
+ * most 18 fraction digits. An empty map is well formed: it lacks every
+ * cost currency, which core judges (missing_unit_cost), like a map that
+ * lacks some. */
 static bool parse_unit_cost(json_t *v, struct core_cost *c, struct codec_error *err)
 {
-    if (!json_is_object(v) || json_object_size(v) == 0 || json_object_size(v) > COST_CURRENCIES_MAX)
-        return fail(err, "\"%s\" must be an object of 1 to 8 currency: decimal string pairs",
+    if (!json_is_object(v) || json_object_size(v) > COST_CURRENCIES_MAX)
+        return fail(err, "\"%s\" must be an object of at most 8 currency: decimal string pairs",
                     "unit_cost");
     const char *key;
     json_t *val;

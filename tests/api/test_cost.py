@@ -482,6 +482,9 @@ class CostTest(harness.LedgerdTestCase):
                      unit_cost={"USD": "1"})
         self.refused(422, "missing_unit_cost", "brl_only", iss, tok, 5, unchanged=both,
                      unit_cost={"BRL": "1"})
+        # An empty map lacks every cost currency, as a partial one lacks some.
+        self.refused(422, "missing_unit_cost", "empty", iss, tok, 5, unchanged=both,
+                     unit_cost={})
         self.refused(422, "missing_unit_cost", "pending", iss, tok, 5, unchanged=both,
                      pending=True)
         self.refused(422, "missing_unit_cost", "pending_half", iss, tok, 5, unchanged=both,
@@ -511,6 +514,7 @@ class CostTest(harness.LedgerdTestCase):
             # holder, and a sale from the tracked account to the issuer.
             ("to_plain", iss, holder, {"unit_cost": {"USD": "1"}}),
             ("to_plain_empty", iss, holder, {"unit_cost": {"USD": "1", "BRL": "1"}}),
+            ("to_plain_no_costs", iss, holder, {"unit_cost": {}}),
             ("sale", tok, iss, {"unit_cost": {"USD": "1", "BRL": "1"}}),
             ("pending_to_plain", iss, holder, {"pending": True, "unit_cost": {"USD": "1"}}),
         ]
