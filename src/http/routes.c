@@ -94,6 +94,10 @@ static json_t *parse_body(struct http_request *r, struct codec_error *err)
             snprintf(err->message, sizeof err->message,
                      "malformed JSON: a number too large to read (only amounts and unit costs "
                      "may be integers beyond 64 bits; send other figures as strings)");
+        else if (json_error_code(&jerr) == json_error_null_character)
+            /* Valid JSON, but PostgreSQL's text and jsonb cannot hold it. */
+            snprintf(err->message, sizeof err->message,
+                     "a string holds \\u0000, which the ledger cannot store");
         else if (requoted)
             snprintf(err->message, sizeof err->message, "malformed JSON: %s", jerr.text);
         else

@@ -413,6 +413,15 @@ class TransferErrorsTest(LedgerTestCase):
             status, resp = self.c.post("/v1/transfers", raw=raw)
             self.assert_error(status, resp, 400, "invalid_request", what)
         self.assert_no_transfer("x")
+        # Valid JSON that PostgreSQL cannot store: the message says so.
+        before = self.snapshot(w, a)
+        status, resp = self.c.post("/v1/transfers", {"id": "x", "from": w, "to": a, "amount": 1,
+                                                     "metadata": {"note": "a\u0000b"}})
+        self.assert_error(status, resp, 400, "invalid_request", "\\u0000 in metadata")
+        self.assertIn("\\u0000", resp["message"])
+        self.assertNotIn("malformed", resp["message"])
+        self.assertEqual(self.snapshot(w, a), before)
+        self.assert_no_transfer("x")
 
     def test_invalid_amount(self):
         w, a = self.world(), self.acct("a")
