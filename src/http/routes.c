@@ -646,9 +646,8 @@ static enum MHD_Result defer_read(struct http_request *r, read_fn fn, const char
         r->phase = PHASE_READING;
         MHD_resume_connection(r->conn);
         return http_reply_error(r, STATUS_UNAVAILABLE,
-                                queued == READ_STOPPING
-                                    ? SHUTTING_DOWN_MESSAGE
-                                    : "too many reads are waiting; nothing was applied; retry");
+                                queued == READ_STOPPING ? SHUTTING_DOWN_MESSAGE
+                                                        : "too many reads are waiting; retry");
     }
     return MHD_YES;
 }
